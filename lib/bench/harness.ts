@@ -1,0 +1,95 @@
+/**
+ * Benchmark rows: the median, min and max wall time of a function over several runs, each run
+ * ending with a read of its result (so asynchronous backends are timed to completion).
+ * Timings belong here and in `deno task bench`, never in pass/fail tests.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+
+/** One benchmark result, as written by `deno task bench --json FILE`. */
+export interface BenchRow {
+  readonly name: string;
+  readonly backend: string;
+  readonly medianMs: number;
+  readonly minMs: number;
+  readonly maxMs: number;
+  readonly runs: number;
+  /** Optional extra facts (e.g. GFLOP/s, ratio to a baseline row). */
+  readonly note?: string;
+}
+
+/** A named group of rows; `run` may skip rows the backend cannot do (returning fewer rows). */
+export interface BenchSuite {
+  readonly name: string;
+  run(opts: BenchOptions): Promise<BenchRow[]>;
+}
+
+export interface BenchOptions {
+  /** Timed runs per row (after warmup). */
+  readonly runs: number;
+  readonly warmup: number;
+  /** A filter on row names (substring); empty = all. */
+  readonly filter: string;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/**
+ * Times `fn` (which returns tensors to read back and dispose): `warmup` untimed runs, then `runs`
+ * timed ones. Tensors `fn` creates are disposed after each run.
+ */
+export const measure = async (
+  name: string,
+  fn: () => tf.TensorContainer,
+  { runs, warmup }: Pick<BenchOptions, "runs" | "warmup">,
+  note?: string,
+): Promise<BenchRow> => {
+  const once = async (): Promise<number> => {
+    const t0 = performance.now();
+    const out = tf.tidy(fn);
+    const ts: tf.Tensor[] = [];
+    const collect = (c: tf.TensorContainer): void => {
+      if (c instanceof tf.Tensor) ts.push(c);
+      else if (Array.isArray(c)) c.forEach(collect);
+      else if (c && typeof c === "object") Object.values(c).forEach(collect);
+    };
+    collect(out);
+    await Promise.all(ts.map((t) => t.data()));
+    const dt = performance.now() - t0;
+    ts.forEach((t) => t.dispose());
+    return dt;
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once());
+  return {
+    name,
+    backend: tf.getBackend(),
+    medianMs: median(times),
+    minMs: Math.min(...times),
+    maxMs: Math.max(...times),
+    runs,
+    ...(note ? { note } : {}),
+  };
+};
+
+/** A plain-text table of rows. */
+export const formatTable = (rows: readonly BenchRow[]): string => {
+  const head = ["name", "backend", "median ms", "min ms", "max ms", "runs", "note"];
+  const body = rows.map((r) => [
+    r.name,
+    r.backend,
+    r.medianMs.toFixed(2),
+    r.minMs.toFixed(2),
+    r.maxMs.toFixed(2),
+    String(r.runs),
+    r.note ?? "",
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
+};
