@@ -7,7 +7,7 @@
 import { tf } from "./_deps.ts";
 
 /** A tree of values of type L: a leaf, an array of trees, or a record of trees. */
-export type Tree<L> = L | readonly Tree<L>[] | { readonly [key: string]: Tree<L> };
+export type Tree<L> = L | Tree<L>[] | { readonly [key: string]: Tree<L> };
 /** A tree of tensors (parameters, gradients, tangents, optimizer slots). */
 export type Params = Tree<tf.Tensor>;
 
@@ -125,3 +125,7 @@ export const keepTree = <P extends Params>(a: P): P => {
   leaves(a).forEach((x) => tf.keep(x));
   return a;
 };
+
+/** `tf.tidy` for a function returning a parameter tree (keeps the tree's leaves). */
+export const tidyTree = <P extends Params>(fn: () => P): P =>
+  tf.tidy(() => fn() as unknown as tf.TensorContainer) as unknown as P;

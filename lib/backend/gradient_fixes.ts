@@ -1,23 +1,20 @@
 /**
- * Gradient overrides that make TF.js's first-order reverse mode correct and fast on every backend
- * (tfjs-facts.md §2b, §3):
+ * Gradient overrides that make TF.js's first-order reverse mode correct and fast on every backend,
+ * by routing the kernels' gradients through the DSL's own transpose rules (`ops/conv.ts`):
  * - Conv2D: the filter gradient by im2col + matMul (stock wasm has no Conv2DBackpropFilter kernel;
- *   stock cpu's takes ~50 s on a CIFAR layer); the input gradient by Conv2DBackpropInput.
+ *   stock cpu's takes ~50 s on a CIFAR layer, tfjs-facts.md §2b, §3).
  * - MaxPool: the cotangent goes to the first arg-max of each window (wasm's MaxPoolGrad sends it to
  *   the wrong element when every value in the window is negative).
+ * - AvgPool: with SAME padding, cpu's AvgPoolGrad divides by the full window where TF.js's own
+ *   forward averages only in-bounds elements, so stock gradients are wrong there (measured in
+ *   `tests/jvp_rules_test.ts`, the avgPool row, which compares against the tape).
  * Registered once per process; a kernel-level backend (the native BLAS one) may still override the
  * kernels underneath.
  * @module
  */
 import { tf } from "../_deps.ts";
-import {
-  conv2dFilterGrad,
-  conv2dInputGrad,
-  firstArgMaxMasks,
-  type Padding,
-  scatterPatches,
-  windowGeometry,
-} from "../../ops/_windows.ts";
+import { avgPool, conv2d, maxPool, type PoolAttrs } from "../../ops/conv.ts";
+import type { Padding } from "../../ops/_windows.ts";
 
 let installed = false;
 
@@ -26,22 +23,19 @@ const asPair = (v: number | readonly number[]): [number, number] =>
 
 const checkPadding = (pad: unknown, op: string): Padding => {
   if (pad === "same" || pad === "valid") return pad;
-  throw new Error(`${op} gradient: padding ${JSON.stringify(pad)} is not supported (use 'same' or 'valid')`);
+  throw new Error(
+    `${op} gradient: padding ${JSON.stringify(pad)} is not supported (use 'same' or 'valid')`,
+  );
 };
 
-/** Max-pool transpose: scatter dy through the first-arg-max masks of x's windows. */
-export const maxPoolTranspose = (
-  dy: tf.Tensor4D,
-  x: tf.Tensor4D,
-  filterSize: [number, number],
-  strides: [number, number],
-  padding: Padding,
-): tf.Tensor4D =>
-  tf.tidy(() => {
-    const g = windowGeometry(x.shape[1], x.shape[2], filterSize, strides, padding);
-    const masks = firstArgMaxMasks(x, g);
-    return scatterPatches(masks.map((m) => tf.mul(m, dy) as tf.Tensor4D), g);
-  });
+const poolAttrs = (attrs: unknown, op: string): PoolAttrs => {
+  const a = attrs as { filterSize: number | number[]; strides: number | number[]; pad: unknown };
+  return {
+    filterSize: asPair(a.filterSize),
+    strides: asPair(a.strides),
+    padding: checkPadding(a.pad, op),
+  };
+};
 
 /** Installs the overrides (idempotent). Warnings TF.js prints on override are silenced. */
 export const installGradientFixes = (): void => {
@@ -54,7 +48,7 @@ export const installGradientFixes = (): void => {
       kernelName: "Conv2D",
       inputsToSave: ["x", "filter"],
       gradFunc: (dy, saved, attrs) => {
-        const [x, w] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const [x, w] = saved;
         const a = attrs as unknown as {
           strides: number | number[];
           pad: unknown;
@@ -65,37 +59,31 @@ export const installGradientFixes = (): void => {
         if (a.dataFormat !== "NHWC" || dil[0] !== 1 || dil[1] !== 1) {
           throw new Error("Conv2D gradient: only NHWC without dilation is supported");
         }
-        const strides = asPair(a.strides);
-        const pad = checkPadding(a.pad, "Conv2D");
-        return {
-          x: () => conv2dInputGrad(dy as tf.Tensor4D, w, x.shape, strides, pad),
-          filter: () =>
-            conv2dFilterGrad(x, dy as tf.Tensor4D, w.shape, strides, pad),
-        };
+        const ca = { strides: asPair(a.strides), padding: checkPadding(a.pad, "Conv2D") };
+        const t = (i: number) => () =>
+          conv2d.transpose([x, w], dy as tf.Tensor, dy as tf.Tensor, [i === 0, i === 1], ca, undefined)[i]!;
+        return { x: t(0), filter: t(1) };
       },
     });
-    tf.registerGradient({
-      kernelName: "MaxPool",
-      inputsToSave: ["x"],
-      gradFunc: (dy, saved, attrs) => {
-        const [x] = saved as [tf.Tensor4D];
-        const a = attrs as unknown as {
-          filterSize: number | number[];
-          strides: number | number[];
-          pad: unknown;
-        };
-        return {
-          x: () =>
-            maxPoolTranspose(
-              dy as tf.Tensor4D,
-              x,
-              asPair(a.filterSize),
-              asPair(a.strides),
-              checkPadding(a.pad, "MaxPool"),
-            ),
-        };
-      },
-    });
+    for (const op of [maxPool, avgPool] as const) {
+      const kernelName = op === maxPool ? "MaxPool" : "AvgPool";
+      tf.registerGradient({
+        kernelName,
+        inputsToSave: ["x"],
+        gradFunc: (dy, saved, attrs) => {
+          const [x] = saved;
+          const a = poolAttrs(attrs, kernelName);
+          return {
+            x: () => {
+              // deno-lint-ignore no-explicit-any
+              const o = op as any;
+              const res = o.residuals([x], dy, a);
+              return o.transpose([x], dy, dy, [true], a, res)[0];
+            },
+          };
+        },
+      });
+    }
   } finally {
     console.warn = warn;
   }

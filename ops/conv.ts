@@ -1,0 +1,98 @@
+/**
+ * Convolution and pooling (NHWC). conv2d is bilinear in (x, w); its transposes are
+ * Conv2DBackpropInput and an im2col filter gradient (`ops/_windows.ts`). Max-pool's tangent follows
+ * the first arg-max of each window (spec §3, §9 item 14); avg-pool is linear.
+ * @module
+ */
+import { tf } from "../lib/_deps.ts";
+import type { OpDef, Tangent } from "./types.ts";
+import { addT } from "./_tangent.ts";
+import {
+  conv2dFilterGrad,
+  conv2dInputGrad,
+  extractPatches,
+  firstArgMaxMasks,
+  type Padding,
+  scatterPatches,
+  type WindowGeometry,
+  windowGeometry,
+} from "./_windows.ts";
+
+export interface Conv2dAttrs {
+  readonly strides: readonly [number, number];
+  readonly padding: Padding;
+}
+
+const T4 = (t: tf.Tensor) => t as tf.Tensor4D;
+
+/** y = x ⊛ w (NHWC input, [kh, kw, cin, cout] filter). */
+export const conv2d: OpDef<Conv2dAttrs> = {
+  name: "conv2d",
+  primal: ([x, w], a) => tf.conv2d(T4(x), T4(w), [...a.strides], a.padding),
+  jvp: ([x, w], _y, [dx, dw], a) =>
+    addT(
+      dx && tf.conv2d(T4(dx), T4(w), [...a.strides], a.padding),
+      dw && tf.conv2d(T4(x), T4(dw), [...a.strides], a.padding),
+    ),
+  transpose: ([x, w], _y, ct, needs, a) => [
+    needs[0] ? conv2dInputGrad(T4(ct), T4(w), T4(x).shape, a.strides, a.padding) : null,
+    needs[1] ? conv2dFilterGrad(T4(x), T4(ct), T4(w).shape, a.strides, a.padding) : null,
+  ],
+};
+
+export interface PoolAttrs {
+  readonly filterSize: readonly [number, number];
+  readonly strides: readonly [number, number];
+  readonly padding: Padding;
+}
+
+const geometry = (x: tf.Tensor, a: PoolAttrs): WindowGeometry =>
+  windowGeometry(x.shape[1]!, x.shape[2]!, a.filterSize, a.strides, a.padding);
+
+interface MaxPoolRes {
+  readonly g: WindowGeometry;
+  readonly masks: tf.Tensor4D[];
+}
+
+/** Max-pool; tangents and cotangents route through the first arg-max of each window. */
+export const maxPool: OpDef<PoolAttrs, MaxPoolRes> = {
+  name: "maxPool",
+  primal: ([x], a) => tf.maxPool(T4(x), [...a.filterSize], [...a.strides], a.padding),
+  residuals: ([x], _y, a) => {
+    const g = geometry(x, a);
+    return { g, masks: firstArgMaxMasks(T4(x), g) };
+  },
+  jvp: (_xs, _y, [dx], _a, { g, masks }): Tangent => {
+    if (dx === null) return null;
+    const parts = extractPatches(T4(dx), g).map((p, k) => tf.mul(p, masks[k]));
+    return tf.addN(parts);
+  },
+  transpose: (_xs, _y, ct, needs, _a, { g, masks }) => [
+    needs[0] ? scatterPatches(masks.map((m) => tf.mul(m, ct) as tf.Tensor4D), g) : null,
+  ],
+};
+
+interface AvgPoolRes {
+  readonly g: WindowGeometry;
+  /** 1 / (number of in-bounds elements) per output position, [1, Ho, Wo, 1] (TF excludes padding). */
+  readonly invCount: tf.Tensor4D;
+}
+
+/** Average pool (linear); SAME windows average only their in-bounds elements, as TF does. */
+export const avgPool: OpDef<PoolAttrs, AvgPoolRes> = {
+  name: "avgPool",
+  primal: ([x], a) => tf.avgPool(T4(x), [...a.filterSize], [...a.strides], a.padding),
+  residuals: ([x], _y, a) => {
+    const g = geometry(x, a);
+    const ones = tf.ones([1, g.inH, g.inW, 1]) as tf.Tensor4D;
+    const count = tf.addN(extractPatches(ones, g));
+    return { g, invCount: tf.reciprocal(count) as tf.Tensor4D };
+  },
+  jvp: (_xs, _y, [dx], a): Tangent =>
+    dx && tf.avgPool(T4(dx), [...a.filterSize], [...a.strides], a.padding),
+  transpose: (_xs, _y, ct, needs, _a, { g, invCount }) => {
+    if (!needs[0]) return [null];
+    const scaled = tf.mul(ct, invCount) as tf.Tensor4D;
+    return [scatterPatches(Array.from({ length: g.kh * g.kw }, () => scaled), g)];
+  },
+};

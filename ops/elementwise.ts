@@ -1,0 +1,81 @@
+/**
+ * Elementwise primitives. Binary ops broadcast (their transposes sum over broadcast axes); unary ops
+ * share one rule shape: ẏ = f′(x) ⊙ ẋ with f′ computed once per linearization (JAX's defjvp2 reuses
+ * the output the same way: sigmoid y(1−y), tanh 1−y², relu 1[y>0]).
+ * @module
+ */
+import { tf } from "../lib/_deps.ts";
+import type { OpDef, Tangent } from "./types.ts";
+import { addT, unbroadcast } from "./_tangent.ts";
+
+type None = Record<never, never>;
+
+export const add: OpDef<None> = {
+  name: "add",
+  primal: ([a, b]) => tf.add(a, b),
+  jvp: (_xs, y, [da, db]) => {
+    const s = addT(da, db);
+    return s === null || tf.util.arraysEqual(s.shape, y.shape) ? s : tf.broadcastTo(s, y.shape);
+  },
+  transpose: ([a, b], _y, ct, needs) => [
+    needs[0] ? unbroadcast(ct, a.shape) : null,
+    needs[1] ? unbroadcast(ct, b.shape) : null,
+  ],
+};
+
+export const sub: OpDef<None> = {
+  name: "sub",
+  primal: ([a, b]) => tf.sub(a, b),
+  jvp: (_xs, y, [da, db]) => {
+    const s = db === null ? da : da === null ? tf.neg(db) : tf.sub(da, db);
+    return s === null || tf.util.arraysEqual(s.shape, y.shape) ? s : tf.broadcastTo(s, y.shape);
+  },
+  transpose: ([a, b], _y, ct, needs) => [
+    needs[0] ? unbroadcast(ct, a.shape) : null,
+    needs[1] ? unbroadcast(tf.neg(ct), b.shape) : null,
+  ],
+};
+
+/** Bilinear: ẏ = ȧ⊙b + a⊙ḃ. */
+export const mul: OpDef<None> = {
+  name: "mul",
+  primal: ([a, b]) => tf.mul(a, b),
+  jvp: ([a, b], y, [da, db]) => {
+    const s = addT(da && tf.mul(da, b), db && tf.mul(a, db));
+    return s === null || tf.util.arraysEqual(s.shape, y.shape) ? s : tf.broadcastTo(s, y.shape);
+  },
+  transpose: ([a, b], _y, ct, needs) => [
+    needs[0] ? unbroadcast(tf.mul(ct, b), a.shape) : null,
+    needs[1] ? unbroadcast(tf.mul(ct, a), b.shape) : null,
+  ],
+};
+
+/** A unary elementwise op defined by its primal and its derivative f′(x, y). */
+const unary = (
+  name: string,
+  f: (x: tf.Tensor) => tf.Tensor,
+  df: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor,
+): OpDef<None, tf.Tensor> => ({
+  name,
+  primal: ([x]) => f(x),
+  residuals: ([x], y) => df(x, y),
+  jvp: (_xs, _y, [dx], _a, d): Tangent => dx && tf.mul(dx, d),
+  transpose: (_xs, _y, ct, needs, _a, d) => [needs[0] ? tf.mul(ct, d) : null],
+});
+
+/** ReLU; the tangent passes where y > 0 (TF's ReluGrad on the output, spec §3). */
+export const relu = unary("relu", tf.relu, (_x, y) => tf.cast(tf.greater(y, 0), "float32"));
+/** σ(x); σ′ = y(1−y). */
+export const sigmoid = unary("sigmoid", tf.sigmoid, (_x, y) => tf.mul(y, tf.sub(1, y)));
+/** tanh(x); tanh′ = 1 − y². */
+export const tanh = unary("tanh", tf.tanh, (_x, y) => tf.sub(1, tf.square(y)));
+/** softplus(x) = log(1 + eˣ); softplus′ = σ(x). */
+export const softplus = unary("softplus", tf.softplus, (x) => tf.sigmoid(x));
+/** x^(−½); derivative −½ y³ (spec §3, Rsqrt). */
+export const rsqrt = unary("rsqrt", tf.rsqrt, (_x, y) => tf.mul(-0.5, tf.pow(y, 3)));
+/** eˣ; derivative y. */
+export const exp = unary("exp", tf.exp, (_x, y) => y);
+/** log x; derivative 1/x. */
+export const log = unary("log", tf.log, (x) => tf.reciprocal(x));
+/** x²; derivative 2x. */
+export const square = unary("square", tf.square, (x) => tf.mul(2, x));

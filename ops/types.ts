@@ -1,0 +1,35 @@
+/**
+ * The DSL's core types. Every primitive op is one `OpDef`: its primal rule, its R-forward (JVP) rule
+ * and the transpose of that JVP (the VJP), side by side. Interpreters (`ops/interpret.ts`) evaluate a
+ * model written once against `Nn` either plainly (TF.js's tape then gives first-order gradients) or
+ * while recording a linearization (J·v and Jᵀ·u replayed from saved primals, spec §1.2, §3).
+ * @module
+ */
+import type { tf } from "../lib/_deps.ts";
+
+/** A tangent or cotangent: a tensor, or `null` for a symbolic zero (data inputs cost nothing). */
+export type Tangent = tf.Tensor | null;
+
+/**
+ * One primitive op. `jvp` must be linear in `dxs`; `transpose` must be its exact adjoint:
+ * Σᵢ⟨ctᵢ_out, dxᵢ⟩ = ⟨ct, jvp(dxs)⟩ (tested for every op in `tests/jvp_rules_test.ts`).
+ * `residuals` computes, once per linearization, what both rules reuse (masks, derivatives).
+ */
+export interface OpDef<A, R = unknown> {
+  readonly name: string;
+  primal(xs: readonly tf.Tensor[], attrs: A): tf.Tensor;
+  residuals?(xs: readonly tf.Tensor[], y: tf.Tensor, attrs: A): R;
+  jvp(xs: readonly tf.Tensor[], y: tf.Tensor, dxs: readonly Tangent[], attrs: A, res: R): Tangent;
+  transpose(
+    xs: readonly tf.Tensor[],
+    y: tf.Tensor,
+    ct: tf.Tensor,
+    needs: readonly boolean[],
+    attrs: A,
+    res: R,
+  ): readonly Tangent[];
+}
+
+/** Applies a primitive (the one hook an interpreter provides). */
+// deno-lint-ignore no-explicit-any
+export type Apply = <A, R>(op: OpDef<A, R>, xs: readonly tf.Tensor[], attrs: A) => tf.Tensor;

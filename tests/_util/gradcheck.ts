@@ -1,0 +1,74 @@
+/**
+ * Derivative checks for functions written against the DSL, JAX-style (public_test_util.py):
+ * - `checkJvp`: the linearization's J·v against a central finite difference of the plain forward;
+ * - `checkAdjoint`: ⟨u, J·v⟩ = ⟨Jᵀ·u, v⟩ for random u, v;
+ * - `checkVjpAgainstTape`: Jᵀ·u against TF.js's own reverse mode through the plain interpreter.
+ * @module
+ */
+import { tf } from "../../lib/_deps.ts";
+import { leaves, mapTree, type Params, vdot } from "../../lib/tree.ts";
+import { linearize, plain } from "../../ops/interpret.ts";
+import type { Nn } from "../../ops/nn.ts";
+import { normal, type Key, split } from "../../lib/prng.ts";
+import { centralDifference, relErr } from "./numeric.ts";
+
+/** A tree of random normal tensors shaped like `like`. */
+export const randomLike = <P extends Params>(key: Key, like: P, std = 1): P => {
+  const ks = split(key, leaves(like).length);
+  return mapTree(like, (x, i) => tf.tensor(normal(ks[i], x.size, 0, std), x.shape));
+};
+
+export type DslFn<P extends Params> = (nn: Nn, p: P) => tf.Tensor;
+
+/** Relative error ‖J·v − FD‖ / ‖FD‖ along a random direction. */
+export const jvpError = <P extends Params>(f: DslFn<P>, p: P, key: Key, eps?: number): number =>
+  tf.tidy(() => {
+    const v = randomLike(key, p);
+    const lin = linearize(f, p);
+    try {
+      const jv = lin.jvp(v).dataSync();
+      const fd = centralDifference((q) => f(plain, q as P), p, v, eps);
+      return relErr(jv, fd);
+    } finally {
+      lin.dispose();
+    }
+  });
+
+/** |⟨u, J·v⟩ − ⟨Jᵀ·u, v⟩| / (‖u‖‖J·v‖ + ‖Jᵀu‖‖v‖): zero up to float32 rounding for exact transposes. */
+export const adjointError = <P extends Params>(f: DslFn<P>, p: P, key: Key): number =>
+  tf.tidy(() => {
+    const [kv, ku] = split(key);
+    const v = randomLike(kv, p);
+    const lin = linearize(f, p);
+    try {
+      const jv = lin.jvp(v);
+      const u = tf.tensor(normal(ku, jv.size), jv.shape);
+      const jtu = lin.vjp(u);
+      const lhs = tf.sum(tf.mul(u, jv)).dataSync()[0];
+      const rhs = vdot(jtu, v).dataSync()[0];
+      const scale = tf.norm(u).dataSync()[0] * tf.norm(jv).dataSync()[0] +
+        Math.sqrt(vdot(jtu, jtu).dataSync()[0]) * Math.sqrt(vdot(v, v).dataSync()[0]);
+      return Math.abs(lhs - rhs) / Math.max(scale, 1e-30);
+    } finally {
+      lin.dispose();
+    }
+  });
+
+/** Relative error of Jᵀ·u against tf.grads of ⟨u, f(p)⟩ through the plain interpreter. */
+export const vjpTapeError = <P extends Params>(f: DslFn<P>, p: P, key: Key): number =>
+  tf.tidy(() => {
+    const lin = linearize(f, p);
+    try {
+      const u = tf.tensor(normal(key, lin.output.size), lin.output.shape);
+      const mine = leaves(lin.vjp(u)).flatMap((t) => [...t.dataSync()]);
+      const ps = leaves(p);
+      const grads = tf.grads((...xs: tf.Tensor[]) => {
+        const rebuilt = mapTree(p, (_x, i) => xs[i]);
+        return tf.sum(tf.mul(u, f(plain, rebuilt)));
+      })(ps);
+      const tape = grads.flatMap((t) => [...t.dataSync()]);
+      return relErr(mine, tape);
+    } finally {
+      lin.dispose();
+    }
+  });
