@@ -1,3 +1,5 @@
+// Inline npm: specifiers are this file's purpose (URL import needs them; see the module doc).
+// deno-lint-ignore-file no-import-prefix
 /**
  * The only library file with third-party specifiers: every npm package the library uses is pinned
  * here, so `mod.ts` imports cleanly from a URL (no import-map names in library code).

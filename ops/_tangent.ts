@@ -3,7 +3,10 @@ import { tf } from "../lib/_deps.ts";
 import type { Tangent } from "./types.ts";
 
 /** a + b where either may be a symbolic zero. */
-export const addT = (a: Tangent, b: Tangent): Tangent => (a === null ? b : b === null ? a : tf.add(a, b));
+export const addT = (
+  a: Tangent,
+  b: Tangent,
+): Tangent => (a === null ? b : b === null ? a : tf.add(a, b));
 
 /**
  * The transpose of broadcasting `shape` to ct's shape: sums ct over the broadcast axes and reshapes

@@ -23,7 +23,9 @@ export interface AxisGeometry {
 /** TF's rule: SAME gives ceil(n/s) outputs with the extra pad after; VALID gives floor((n-k)/s)+1. */
 export const axisGeometry = (n: number, k: number, s: number, padding: Padding): AxisGeometry => {
   if (padding === "valid") {
-    if (n < k) throw new RangeError(`window ${k} is larger than the input size ${n} (VALID padding)`);
+    if (n < k) {
+      throw new RangeError(`window ${k} is larger than the input size ${n} (VALID padding)`);
+    }
     return { out: Math.floor((n - k) / s) + 1, padBefore: 0, padAfter: 0 };
   }
   const out = Math.ceil(n / s);

@@ -18,7 +18,10 @@ import { addT } from "./_tangent.ts";
 export const plain: Nn = makeNn((op, xs, attrs) => op.primal(xs, attrs));
 
 /** What a model function may return: logits, or logits plus auxiliary tensors (e.g. BN statistics). */
-export type ModelOutput = tf.Tensor | { readonly output: tf.Tensor; readonly aux: tf.TensorContainer };
+export type ModelOutput = tf.Tensor | {
+  readonly output: tf.Tensor;
+  readonly aux: tf.TensorContainer;
+};
 
 /** A recorded linearization of f at fixed parameters (and fixed data captured by f). */
 export interface Linearization<P extends Params> {
@@ -32,8 +35,24 @@ export interface Linearization<P extends Params> {
   jvp(v: P): tf.Tensor;
   /** Jᵀ·u: the parameter cotangent of an output cotangent u. */
   vjp(u: tf.Tensor): P;
+  /**
+   * The recorded ops, in execution order: name, attributes, saved inputs, and for each input the
+   * parameter leaf it is (index into `leaves(params)`) or −1. For curvature blocks such as K-FAC's.
+   */
+  readonly ops: readonly RecordedOp[];
+  /** Jᵀ·u plus the cotangent that reached each recorded op's output (null where none did). */
+  vjpWithOpCotangents(u: tf.Tensor): { readonly grads: P; readonly cotangents: readonly Tangent[] };
   /** Frees every tensor the linearization saved. */
   dispose(): void;
+}
+
+/** A read-only view of one recorded op. */
+export interface RecordedOp {
+  readonly name: string;
+  readonly attrs: unknown;
+  readonly inputs: readonly tf.Tensor[];
+  readonly output: tf.Tensor;
+  readonly paramLeaf: readonly number[];
 }
 
 interface Node {
@@ -69,7 +88,9 @@ export const linearize = <P extends Params>(
   const nodes: Node[] = [];
   const slotOf = new Map<number, number>(); // tensor id → slot
   paramLeaves.forEach((p, i) => {
-    if (slotOf.has(p.id)) throw new Error(`linearize: parameter leaf ${i} appears twice in the tree`);
+    if (slotOf.has(p.id)) {
+      throw new Error(`linearize: parameter leaf ${i} appears twice in the tree`);
+    }
     slotOf.set(p.id, i);
   });
   let slots = paramLeaves.length;
@@ -108,6 +129,30 @@ export const linearize = <P extends Params>(
     if (disposed) throw new Error("linearization used after dispose()");
   };
 
+  /** Replays the transposes in reverse order from output cotangent u (caller provides the scope). */
+  const backward = (u: tf.Tensor): { grads: P; ct: Tangent[] } => {
+    alive();
+    if (!tf.util.arraysEqual(u.shape, output.shape)) {
+      throw new RangeError(
+        `vjp: cotangent shape [${u.shape}] differs from output [${output.shape}]`,
+      );
+    }
+    const ct: Tangent[] = new Array(slots).fill(null);
+    if (outSlot >= 0) ct[outSlot] = u;
+    for (let k = nodes.length - 1; k >= 0; k--) {
+      const n = nodes[k];
+      const c = ct[n.out];
+      if (c === null) continue;
+      const needs = n.ins.map((i) => i >= 0);
+      const parts = n.op.transpose(n.xs, n.y, c, needs, n.attrs, n.res);
+      n.ins.forEach((i, j) => {
+        if (i >= 0 && parts[j]) ct[i] = addT(ct[i], parts[j]);
+      });
+    }
+    const grads = unflatten(params, paramLeaves.map((p, i) => ct[i] ?? tf.zerosLike(p))) as P;
+    return { grads, ct };
+  };
+
   return {
     output,
     aux,
@@ -117,45 +162,50 @@ export const linearize = <P extends Params>(
         alive();
         const vs = leaves(v);
         if (vs.length !== paramLeaves.length) {
-          throw new RangeError(`jvp: tangent has ${vs.length} leaves, parameters ${paramLeaves.length}`);
+          throw new RangeError(
+            `jvp: tangent has ${vs.length} leaves, parameters ${paramLeaves.length}`,
+          );
         }
         const tan: Tangent[] = new Array(slots).fill(null);
         vs.forEach((t, i) => {
           if (!tf.util.arraysEqual(t.shape, paramLeaves[i].shape)) {
-            throw new RangeError(`jvp: tangent leaf ${i} has shape [${t.shape}], parameter [${paramLeaves[i].shape}]`);
+            throw new RangeError(
+              `jvp: tangent leaf ${i} has shape [${t.shape}], parameter [${paramLeaves[i].shape}]`,
+            );
           }
           tan[i] = t;
         });
         for (const n of nodes) {
           const dxs = n.ins.map((i) => (i < 0 ? null : tan[i]));
-          tan[n.out] = dxs.every((d) => d === null) ? null : n.op.jvp(n.xs, n.y, dxs, n.attrs, n.res);
+          tan[n.out] = dxs.every((d) => d === null)
+            ? null
+            : n.op.jvp(n.xs, n.y, dxs, n.attrs, n.res);
         }
         const r = outSlot < 0 ? null : tan[outSlot];
         return r ?? tf.zerosLike(output);
       }),
-    vjp: (u) =>
-      tidyTree(() => {
-        alive();
-        if (!tf.util.arraysEqual(u.shape, output.shape)) {
-          throw new RangeError(`vjp: cotangent shape [${u.shape}] differs from output [${output.shape}]`);
-        }
-        const ct: Tangent[] = new Array(slots).fill(null);
-        if (outSlot >= 0) ct[outSlot] = u;
-        for (let k = nodes.length - 1; k >= 0; k--) {
-          const n = nodes[k];
-          const c = ct[n.out];
-          if (c === null) continue;
-          const needs = n.ins.map((i) => i >= 0);
-          const parts = n.op.transpose(n.xs, n.y, c, needs, n.attrs, n.res);
-          n.ins.forEach((i, j) => {
-            if (i >= 0 && parts[j]) ct[i] = addT(ct[i], parts[j]);
-          });
-        }
-        return unflatten(
-          params,
-          paramLeaves.map((p, i) => ct[i] ?? tf.zerosLike(p)),
-        ) as P;
-      }),
+    vjp: (u) => tidyTree(() => backward(u).grads),
+    ops: nodes.map((n) => ({
+      name: n.op.name,
+      attrs: n.attrs,
+      inputs: n.xs,
+      output: n.y,
+      paramLeaf: n.ins.map((i) => (i < paramLeaves.length ? i : -1)),
+    })),
+    vjpWithOpCotangents: (u) => {
+      let reached: number[] = [];
+      const out = tf.tidy(() => {
+        const { grads, ct } = backward(u);
+        reached = nodes.flatMap((n, k) => (ct[n.out] === null ? [] : [k]));
+        return {
+          grads,
+          cts: reached.map((k) => ct[nodes[k].out]!),
+        } as unknown as tf.TensorContainer;
+      }) as unknown as { grads: P; cts: tf.Tensor[] };
+      const cotangents: Tangent[] = nodes.map(() => null);
+      reached.forEach((k, j) => (cotangents[k] = out.cts[j]));
+      return { grads: out.grads, cotangents };
+    },
     dispose: () => {
       if (disposed) return;
       disposed = true;

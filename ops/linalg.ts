@@ -11,7 +11,8 @@ export interface MatMulAttrs {
 /** y = op(a)·op(b) for 2-D a, b; op is the transpose where the flag is set. */
 export const matMul: OpDef<MatMulAttrs> = {
   name: "matMul",
-  primal: ([a, b], { transposeA: tA, transposeB: tB }) => tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, tA, tB),
+  primal: ([a, b], { transposeA: tA, transposeB: tB }) =>
+    tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D, tA, tB),
   jvp: ([a, b], _y, [da, db], { transposeA: tA, transposeB: tB }) =>
     addT(
       da && tf.matMul(da as tf.Tensor2D, b as tf.Tensor2D, tA, tB),

@@ -27,7 +27,10 @@ export const softmaxCrossEntropy: Loss = {
   value: (z, y) =>
     tf.tidy(() => {
       const lse = tf.logSumExp(z, -1, true);
-      const perExample = tf.sub(tf.mul(tf.squeeze(lse, [-1]), tf.sum(y, -1)), tf.sum(tf.mul(y, z), -1));
+      const perExample = tf.sub(
+        tf.mul(tf.squeeze(lse, [-1]), tf.sum(y, -1)),
+        tf.sum(tf.mul(y, z), -1),
+      );
       return tf.div(tf.sum(perExample), batch(z)) as tf.Scalar;
     }),
   gradient: (z, y) =>
@@ -56,7 +59,8 @@ export const sigmoidCrossEntropy: Loss = {
 /** L = ½ Σ (z − y)² / B (spec §4, "l2"); H_L·u = u / B. */
 export const squaredError: Loss = {
   name: "squaredError",
-  value: (z, y) => tf.tidy(() => tf.div(tf.mul(0.5, tf.sum(tf.squaredDifference(z, y))), batch(z)) as tf.Scalar),
+  value: (z, y) =>
+    tf.tidy(() => tf.div(tf.mul(0.5, tf.sum(tf.squaredDifference(z, y))), batch(z)) as tf.Scalar),
   gradient: (z, y) => tf.tidy(() => tf.div(tf.sub(z, y), batch(z))),
   hessianProduct: (z, _y, u) => tf.div(u, batch(z)),
 };

@@ -113,7 +113,8 @@ export const makeNn = (apply: Apply): Nn => {
     mean: (x, axes, keepDims = false) => apply(mean, [x], { axes, keepDims }),
     globalMeanPool: (x) => nn.mean(x, [1, 2]),
     pad: (x, paddings) => apply(pad, [x], { paddings }),
-    reshape: (x, shape) => apply(reshape, [x], { shape: tf.util.inferFromImplicitShape([...shape], x.size) }),
+    reshape: (x, shape) =>
+      apply(reshape, [x], { shape: tf.util.inferFromImplicitShape([...shape], x.size) }),
     flatten: (x) => nn.reshape(x, [x.shape[0], x.size / x.shape[0]]),
     relu: u(ew.relu),
     sigmoid: u(ew.sigmoid),

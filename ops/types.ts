@@ -31,5 +31,4 @@ export interface OpDef<A, R = unknown> {
 }
 
 /** Applies a primitive (the one hook an interpreter provides). */
-// deno-lint-ignore no-explicit-any
 export type Apply = <A, R>(op: OpDef<A, R>, xs: readonly tf.Tensor[], attrs: A) => tf.Tensor;

@@ -3,7 +3,13 @@
  * message and exit code 2 on a bad flag, --help, backend selection with its one-line report.
  * @module
  */
-import { type BackendChoice, BACKEND_NAMES, describeChoice, resolveBackendName, selectBackend } from "../lib/backend/select.ts";
+import {
+  BACKEND_NAMES,
+  type BackendChoice,
+  describeChoice,
+  resolveBackendName,
+  selectBackend,
+} from "../lib/backend/select.ts";
 import { type ConfigOf, FlagError, type FlagSpecs, parseFlags, usage } from "../lib/cli/flags.ts";
 import { flag, oneOf } from "../lib/cli/flags.ts";
 import "../lib/backend/native/register.ts";

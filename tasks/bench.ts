@@ -20,7 +20,11 @@ export const SPECS = {
 if (import.meta.main) {
   await runCli("bench", "Times gradients, G·v products, CG solves and steps.", SPECS, async (c) => {
     const rows: BenchRow[] = [];
-    const opts = { runs: c.runs, warmup: Math.floor(c.warmup), filter: c.filter === "*" ? "" : c.filter };
+    const opts = {
+      runs: c.runs,
+      warmup: Math.floor(c.warmup),
+      filter: c.filter === "*" ? "" : c.filter,
+    };
     for (const suite of SUITES as readonly BenchSuite[]) {
       const got = await suite.run(opts);
       rows.push(...got);

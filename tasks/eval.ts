@@ -12,8 +12,13 @@ export const SPECS = {
 };
 
 if (import.meta.main) {
-  await runCli("eval", "Trains a model with a chosen optimizer and writes logs and a report.", SPECS, () => {
-    console.log("not yet implemented: see issue 8");
-    return Promise.resolve();
-  });
+  await runCli(
+    "eval",
+    "Trains a model with a chosen optimizer and writes logs and a report.",
+    SPECS,
+    () => {
+      console.log("not yet implemented: see issue 8");
+      return Promise.resolve();
+    },
+  );
 }

@@ -27,7 +27,11 @@ interface Case {
 interface Row {
   readonly name: string;
   readonly arb: fc.Arbitrary<() => Case>;
-  /** Max relative error of J·v against FD. */
+  /**
+   * Max error of J·v against FD (`jvpError`): 5e-3 for polynomial and piecewise-linear ops, 1e-2
+   * for transcendental ones, whose float32 intermediates round more (JAX's float32 autodiff tests
+   * use 1e-2 to 2e-2). A wrong rule gives O(1) errors; the adjoint and tape checks are at 1e-4.
+   */
   readonly fdTol: number;
   /** Skip the tape comparison (TF.js's own gradient is not the reference for this op). */
   readonly noTape?: boolean;
@@ -58,7 +62,7 @@ const unary = (
   name: string,
   op: (nn: Nn, x: tf.Tensor) => tf.Tensor,
   gen: (s: number, shape: number[]) => tf.Tensor,
-  fdTol = 2e-3,
+  fdTol = 1e-2,
   eps?: number,
 ): Row => ({
   name,
@@ -73,8 +77,15 @@ const unary = (
 const ROWS: Row[] = [
   {
     name: "matMul (all transpose flags)",
-    fdTol: 1e-3,
-    arb: fc.record({ s: seed, m: dim(1, 4), k: dim(1, 4), n: dim(1, 4), tA: fc.boolean(), tB: fc.boolean() })
+    fdTol: 5e-3,
+    arb: fc.record({
+      s: seed,
+      m: dim(1, 4),
+      k: dim(1, 4),
+      n: dim(1, 4),
+      tA: fc.boolean(),
+      tB: fc.boolean(),
+    })
       .map(({ s, m, k, n, tA, tB }) => () => ({
         p: [randn(s, tA ? [k, m] : [m, k]), randn(s + 1, tB ? [n, k] : [k, n])],
         f: (nn, [a, b]) => nn.matMul(a, b, tA, tB),
@@ -82,18 +93,21 @@ const ROWS: Row[] = [
   },
   {
     name: "dense + biasAdd",
-    fdTol: 1e-3,
-    arb: fc.record({ s: seed, b: dim(1, 3), i: dim(1, 5), o: dim(1, 4) }).map(({ s, b, i, o }) => () => ({
-      p: [randn(s, [b, i]), randn(s + 1, [i, o]), randn(s + 2, [o])],
-      f: (nn, [x, w, c]) => nn.biasAdd(nn.dense(x, w), c),
-    })),
+    fdTol: 5e-3,
+    arb: fc.record({ s: seed, b: dim(1, 3), i: dim(1, 5), o: dim(1, 4) }).map(
+      ({ s, b, i, o }) => () => ({
+        p: [randn(s, [b, i]), randn(s + 1, [i, o]), randn(s + 2, [o])],
+        f: (nn, [x, w, c]) => nn.biasAdd(nn.dense(x, w), c),
+      }),
+    ),
   },
   {
     name: "add / sub / mul with broadcasting",
-    fdTol: 1e-3,
+    fdTol: 5e-3,
     arb: fc.record({ s: seed, a: dim(1, 3), b: dim(1, 4), which: fc.constantFrom(0, 1, 2) }).map((
       { s, a, b, which },
-    ) => () => ({
+    ) =>
+    () => ({
       p: [randn(s, [a, b]), randn(s + 1, [1, b]), randn(s + 2, [a, b])],
       f: (nn, [x, r, z]) => {
         const bin = [nn.add, nn.sub, nn.mul][which];
@@ -103,7 +117,7 @@ const ROWS: Row[] = [
   },
   {
     name: "conv2d (input and filter tangents, any stride, SAME/VALID)",
-    fdTol: 2e-3,
+    fdTol: 5e-3,
     arb: fc.record({
       s: seed,
       n: dim(1, 2),
@@ -121,7 +135,7 @@ const ROWS: Row[] = [
   },
   {
     name: "maxPool (2×2/2 and 3×3/2, SAME/VALID, tangent follows the arg-max)",
-    fdTol: 1e-3,
+    fdTol: 5e-3,
     arb: fc.record({
       s: seed,
       n: dim(1, 2),
@@ -138,7 +152,7 @@ const ROWS: Row[] = [
   },
   {
     name: "avgPool (SAME averages in-bounds elements only)",
-    fdTol: 1e-3,
+    fdTol: 5e-3,
     arb: fc.record({
       s: seed,
       n: dim(1, 2),
@@ -154,25 +168,30 @@ const ROWS: Row[] = [
   },
   {
     name: "mean / sum / globalMeanPool",
-    fdTol: 1e-3,
+    fdTol: 5e-3,
     arb: fc.record({ s: seed, n: dim(1, 3), h: dim(1, 4), c: dim(1, 3), keep: fc.boolean() }).map((
       { s, n, h, c, keep },
-    ) => () => ({
+    ) =>
+    () => ({
       p: [randn(s, [n, h, h, c])],
-      f: (nn, [x]) => nn.add(nn.globalMeanPool(x), nn.sum(nn.mean(x, [1], keep), keep ? [1, 2] : [1])),
+      f: (nn, [x]) =>
+        nn.add(nn.globalMeanPool(x), nn.sum(nn.mean(x, [1], keep), keep ? [1, 2] : [1])),
     })),
   },
   {
     name: "pad / reshape / flatten",
-    fdTol: 1e-3,
+    fdTol: 5e-3,
     arb: fc.record({ s: seed, n: dim(1, 3), h: dim(1, 4), a: dim(0, 2), b: dim(0, 2) }).map((
       { s, n, h, a, b },
-    ) => () => ({
+    ) =>
+    () => ({
       p: [randn(s, [n, h, h, 2])],
-      f: (nn, [x]) => nn.flatten(nn.reshape(nn.pad(x, [[0, 0], [a, b], [b, a], [0, 0]]), [n, -1, 2])),
+      f: (nn, [x]) =>
+        nn.flatten(nn.reshape(nn.pad(x, [[0, 0], [a, b], [b, a], [0, 0]]), [n, -1, 2])),
     })),
   },
-  unary("relu", (nn, x) => nn.relu(x), awayFromZero, 1e-3, 1e-3),
+  // |x| ≥ 0.2 and ε·‖v‖∞ ≤ 0.02·4 keep every FD probe on one side of the kink.
+  unary("relu", (nn, x) => nn.relu(x), awayFromZero, 5e-3, 2e-2),
   unary("sigmoid", (nn, x) => nn.sigmoid(x), (s, sh) => randn(s, sh, 2)),
   unary("tanh", (nn, x) => nn.tanh(x), (s, sh) => randn(s, sh, 1.5)),
   unary("softplus", (nn, x) => nn.softplus(x), (s, sh) => randn(s, sh, 2)),
@@ -180,14 +199,16 @@ const ROWS: Row[] = [
   unary("exp", (nn, x) => nn.exp(x), (s, sh) => randn(s, sh)),
   unary("log", (nn, x) => nn.log(x), (s, sh) => randu(s, sh, 0.5, 3)),
   unary("square", (nn, x) => nn.square(x), (s, sh) => randn(s, sh)),
-  unary("logSoftmax", (nn, x) => nn.logSoftmax(x), (s, sh) => randn(s, sh, 2)),
-  unary("softmax", (nn, x) => nn.softmax(x), (s, sh) => randn(s, sh, 2)),
+  unary("logSoftmax", (nn, x) => nn.logSoftmax(x), (s, sh) => randn(s, sh)),
+  unary("softmax", (nn, x) => nn.softmax(x), (s, sh) => randn(s, sh)),
   {
     name: "batchNormTrain (statistics depend on the input; NHWC and dense)",
-    fdTol: 3e-3,
-    arb: fc.record({ s: seed, n: dim(2, 3), h: dim(1, 3), c: dim(1, 3), dense: fc.boolean() }).map((
+    fdTol: 5e-3,
+    // ≥ 4 values per channel: with 2 the normalized output is ±1 whatever x is, and J ≈ 0.
+    arb: fc.record({ s: seed, n: dim(2, 3), h: dim(2, 3), c: dim(1, 3), dense: fc.boolean() }).map((
       { s, n, h, c, dense },
-    ) => () => ({
+    ) =>
+    () => ({
       p: [randn(s, dense ? [n * h, c] : [n, h, h, c]), randn(s + 1, [c]), randn(s + 2, [c])],
       f: (nn, [x, g, b]) => nn.batchNormTrain(x, g, b).y,
     })),
@@ -197,9 +218,11 @@ const ROWS: Row[] = [
     fdTol: 3e-3,
     arb: fc.record({ s: seed, n: dim(1, 2), h: dim(1, 3), c: dim(1, 6), r: dim(1, 3) }).map((
       { s, n, h, c, r },
-    ) => () => ({
+    ) =>
+    () => ({
       p: [randn(s, [n, h, h, c])],
-      f: (nn, [x]) => nn.localResponseNormalization(x, { depthRadius: r, bias: 1, alpha: 0.3, beta: 0.75 }),
+      f: (nn, [x]) =>
+        nn.localResponseNormalization(x, { depthRadius: r, bias: 1, alpha: 0.3, beta: 0.75 }),
     })),
   },
 ];
@@ -213,12 +236,16 @@ for (const row of ROWS) {
           try {
             const [k1, k2, k3] = split(keyFromSeed(k), 3);
             const fd = jvpError(c.f, c.p, k1, c.eps);
-            if (!(fd <= row.fdTol)) throw new Error(`J·v vs finite differences: rel. error ${fd}`);
+            if (!(fd <= row.fdTol)) {
+              throw new Error(`${row.name}: J·v vs finite differences: rel. error ${fd}`);
+            }
             const adj = adjointError(c.f, c.p, k2);
-            if (!(adj <= 1e-5)) throw new Error(`adjoint identity: rel. error ${adj}`);
+            if (!(adj <= 1e-4)) throw new Error(`${row.name}: adjoint identity: rel. error ${adj}`);
             if (!row.noTape) {
               const tape = vjpTapeError(c.f, c.p, k3);
-              if (!(tape <= 1e-4)) throw new Error(`Jᵀu vs TF.js reverse mode: rel. error ${tape}`);
+              if (!(tape <= 1e-4)) {
+                throw new Error(`${row.name}: Jᵀu vs TF.js reverse mode: rel. error ${tape}`);
+              }
             }
           } finally {
             tf.dispose(c.p);
@@ -228,4 +255,3 @@ for (const row of ROWS) {
       ), row.name);
   });
 }
-

@@ -61,7 +61,14 @@ export const installGradientFixes = (): void => {
         }
         const ca = { strides: asPair(a.strides), padding: checkPadding(a.pad, "Conv2D") };
         const t = (i: number) => () =>
-          conv2d.transpose([x, w], dy as tf.Tensor, dy as tf.Tensor, [i === 0, i === 1], ca, undefined)[i]!;
+          conv2d.transpose(
+            [x, w],
+            dy as tf.Tensor,
+            dy as tf.Tensor,
+            [i === 0, i === 1],
+            ca,
+            undefined,
+          )[i]!;
         return { x: t(0), filter: t(1) };
       },
     });

@@ -170,9 +170,17 @@ export const selectBackend = async (name: BackendName = "auto"): Promise<Backend
   }
   // auto
   let nativeTried = false;
-  for (const [bname, pkg] of [["tensorflow-gpu", "tfjs-node-gpu"], ["tensorflow", "tfjs-node"]] as const) {
+  for (
+    const [bname, pkg] of [["tensorflow-gpu", "tfjs-node-gpu"], [
+      "tensorflow",
+      "tfjs-node",
+    ]] as const
+  ) {
     if (nativeTried) {
-      skipped.push({ name: bname, reason: "another native package was already probed in this process" });
+      skipped.push({
+        name: bname,
+        reason: "another native package was already probed in this process",
+      });
       continue;
     }
     const absent = nativeBindingPresent(pkg);

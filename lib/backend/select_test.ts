@@ -8,8 +8,12 @@ Deno.test("backend: names resolve from the flag, else MLHF_BACKEND, else auto", 
     Deno.env.set("MLHF_BACKEND", "cpu");
     assert.equal(resolveBackendName(), "cpu");
     Deno.env.set("MLHF_BACKEND", "gpu");
-    assert.throws(() => resolveBackendName(), (e: unknown) =>
-      e instanceof BackendError && /MLHF_BACKEND: unknown backend 'gpu', expected one of auto \|/.test(e.message));
+    assert.throws(
+      () => resolveBackendName(),
+      (e: unknown) =>
+        e instanceof BackendError &&
+        /MLHF_BACKEND: unknown backend 'gpu', expected one of auto \|/.test(e.message),
+    );
     Deno.env.delete("MLHF_BACKEND");
     assert.equal(resolveBackendName(), "auto");
   } finally {
@@ -61,7 +65,10 @@ Deno.test("backend: an explicit native TF backend that cannot load says how to i
   const r = await inProcess(
     `try { await selectBackend("tensorflow-gpu"); } catch (e) { console.log(e.name + ": " + e.message); }`,
   );
-  assert.match(r.text, /BackendError: --backend tensorflow-gpu: @tensorflow\/tfjs-node-gpu cannot be used/);
+  assert.match(
+    r.text,
+    /BackendError: --backend tensorflow-gpu: @tensorflow\/tfjs-node-gpu cannot be used/,
+  );
   assert.match(r.text, /deno install --allow-scripts=npm:@tensorflow\/tfjs-node-gpu/);
 });
 

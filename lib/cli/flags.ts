@@ -106,8 +106,11 @@ export const StringFlag = fromString(
 );
 /** One of a fixed set of names. */
 export const oneOf = <L extends string>(values: readonly L[]): t.Type<L, unknown, unknown> =>
-  fromString(values.join(" | "), (s) => (values as readonly string[]).includes(s) ? s as L : undefined, (u): u is L =>
-    typeof u === "string" && (values as readonly string[]).includes(u));
+  fromString(
+    values.join(" | "),
+    (s) => (values as readonly string[]).includes(s) ? s as L : undefined,
+    (u): u is L => typeof u === "string" && (values as readonly string[]).includes(u),
+  );
 /** A boolean switch. */
 export const BooleanFlag = fromString(
   "boolean",
@@ -135,7 +138,9 @@ export const usage = (command: string, summary: string, specs: FlagSpecs): strin
     const def = s.boolean ? "" : ` (default: ${JSON.stringify(s.default)})`;
     return `  --${name}${s.boolean ? "" : " <value>"}\n      ${s.description}; ${s.expected}${def}`;
   });
-  return `Usage: deno task ${command} [flags]\n\n${summary}\n\nFlags:\n${lines.join("\n")}\n  --help\n      print this message`;
+  return `Usage: deno task ${command} [flags]\n\n${summary}\n\nFlags:\n${
+    lines.join("\n")
+  }\n  --help\n      print this message`;
 };
 
 /** Result of parsing: the typed config, or a request for help. */
@@ -157,7 +162,9 @@ export const parseFlags = <S extends FlagSpecs>(argv: readonly string[], specs: 
     values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
   } catch (e) {
     const msg = (e as Error).message.replace(/\. To specify.*$/s, "");
-    throw new FlagError(`${msg}. Known flags: ${Object.keys(specs).map((k) => `--${k}`).join(", ")}`);
+    throw new FlagError(
+      `${msg}. Known flags: ${Object.keys(specs).map((k) => `--${k}`).join(", ")}`,
+    );
   }
   if (values.help) return { kind: "help" };
   const config: Record<string, unknown> = {};
@@ -169,7 +176,9 @@ export const parseFlags = <S extends FlagSpecs>(argv: readonly string[], specs: 
     }
     const decoded = s.codec.decode(raw);
     if (E.isLeft(decoded)) {
-      throw new FlagError(`--${name}: invalid value ${JSON.stringify(raw)}: expected ${s.expected}`);
+      throw new FlagError(
+        `--${name}: invalid value ${JSON.stringify(raw)}: expected ${s.expected}`,
+      );
     }
     config[name] = decoded.right;
   }

@@ -1,5 +1,13 @@
 import { assert } from "../../tests/_util/deps.ts";
-import { flag, FlagError, oneOf, parseFlags, PositiveIntFlag, UnitIntervalFlag, usage } from "./flags.ts";
+import {
+  flag,
+  FlagError,
+  oneOf,
+  parseFlags,
+  PositiveIntFlag,
+  UnitIntervalFlag,
+  usage,
+} from "./flags.ts";
 import { BooleanFlag } from "./flags.ts";
 
 const SPECS = {
@@ -11,11 +19,23 @@ const SPECS = {
 
 Deno.test("flags: defaults, typed values, help", () => {
   const d = parseFlags([], SPECS);
-  assert.deepEqual(d, { kind: "config", config: { steps: 10, keepProb: 0.5, model: "mlp", resume: false } });
-  const p = parseFlags(["--steps", "7", "--keepProb=0.25", "--model", "convnet", "--resume"], SPECS);
-  assert.deepEqual(p, { kind: "config", config: { steps: 7, keepProb: 0.25, model: "convnet", resume: true } });
+  assert.deepEqual(d, {
+    kind: "config",
+    config: { steps: 10, keepProb: 0.5, model: "mlp", resume: false },
+  });
+  const p = parseFlags(
+    ["--steps", "7", "--keepProb=0.25", "--model", "convnet", "--resume"],
+    SPECS,
+  );
+  assert.deepEqual(p, {
+    kind: "config",
+    config: { steps: 7, keepProb: 0.25, model: "convnet", resume: true },
+  });
   assert.deepEqual(parseFlags(["--help"], SPECS), { kind: "help" });
-  assert.match(usage("eval", "Trains.", SPECS), /--keepProb <value>\n.*number in \[0, 1\].*default: 0.5/);
+  assert.match(
+    usage("eval", "Trains.", SPECS),
+    /--keepProb <value>\n.*number in \[0, 1\].*default: 0.5/,
+  );
 });
 
 Deno.test("flags: a bad value names the flag, the value and what was expected", () => {
@@ -37,11 +57,20 @@ Deno.test("flags: a bad value names the flag, the value and what was expected", 
 Deno.test("flags: a task exits 2 on a bad flag and prints usage on --help", async () => {
   const run = async (args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--frozen", new URL("../../tasks/train.ts", import.meta.url).pathname, ...args],
+      args: [
+        "run",
+        "-A",
+        "--frozen",
+        new URL("../../tasks/train.ts", import.meta.url).pathname,
+        ...args,
+      ],
       stdout: "piped",
       stderr: "piped",
     }).output();
-    return { code: out.code, text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr) };
+    return {
+      code: out.code,
+      text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
+    };
   };
   const help = await run(["--help"]);
   assert.equal(help.code, 0);

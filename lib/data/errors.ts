@@ -1,0 +1,80 @@
+/**
+ * The data layer's one error type: every failure names the file and, where it has one, the byte
+ * offset and the record index, so a bad shard or a truncated download can be found and replaced.
+ * @module
+ */
+
+/** Where in a file a problem was found. */
+export interface DataErrorLocation {
+  /** The file (or directory) concerned. */
+  readonly file?: string;
+  /** Byte offset in the file. */
+  readonly offset?: number;
+  /** Index of the record (TFRecord record, IDX/CIFAR item) in the file. */
+  readonly record?: number;
+}
+
+/** A problem with input data: missing, truncated, corrupt or out of range. */
+export class DataError extends Error {
+  override name = "DataError";
+  readonly file?: string;
+  readonly offset?: number;
+  readonly record?: number;
+
+  constructor(message: string, where: DataErrorLocation = {}, options?: ErrorOptions) {
+    super(`${describeLocation(where)}${message}`, options);
+    this.file = where.file;
+    this.offset = where.offset;
+    this.record = where.record;
+  }
+}
+
+/** "file: record 3 at byte 120: " style prefix for a location (empty when nothing is known). */
+export const describeLocation = ({ file, offset, record }: DataErrorLocation): string => {
+  const parts: string[] = [];
+  if (record !== undefined) parts.push(`record ${record}`);
+  if (offset !== undefined) parts.push(`${record !== undefined ? "at " : ""}byte ${offset}`);
+  const head = file !== undefined ? `${file}: ` : "";
+  return parts.length ? `${head}${parts.join(" ")}: ` : head;
+};
+
+/** How to obtain a data set that is missing, for error messages and the README. */
+export interface DatasetHelp {
+  /** Human name, e.g. "CIFAR-10 (binary version)". */
+  readonly name: string;
+  /** Where to get it and what to pass, one or two sentences. */
+  readonly howToGet: string;
+}
+
+/** The error for a data directory that is missing or lacks files: names each expected file. */
+export const missingDataError = (
+  dir: string,
+  expected: readonly string[],
+  missing: readonly string[],
+  help: DatasetHelp,
+): DataError => {
+  const list = expected.length > 8
+    ? `${expected.slice(0, 4).join(", ")}, …, ${expected.slice(-2).join(", ")}`
+    : expected.join(", ");
+  const which = !directoryExists(dir)
+    ? "the directory does not exist"
+    : missing.length === expected.length
+    ? "none of them is there"
+    : `missing: ${
+      missing.length > 6
+        ? `${missing.slice(0, 6).join(", ")} and ${missing.length - 6} more`
+        : missing.join(", ")
+    }`;
+  return new DataError(
+    `${help.name} not found in ${dir}: expected ${list} (${which}). ${help.howToGet}`,
+    {},
+  );
+};
+
+const directoryExists = (dir: string): boolean => {
+  try {
+    return Deno.statSync(dir).isDirectory;
+  } catch {
+    return false;
+  }
+};
