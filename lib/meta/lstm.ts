@@ -1,0 +1,85 @@
+/**
+ * The coordinatewise meta-network of MLHF (spec §2.4): two stacked LSTM cells with 4 units
+ * (TF 1.7's LSTMBlockCell: gates [i, ĉ, f, o] = [x, h]·W + b, c = σ(i)·tanh(ĉ) + c·σ(f + 1),
+ * h = tanh(c)·σ(o); no peepholes, no clip) and a 4 → 1 dense head. Every scalar parameter is one
+ * batch row, so an input of shape [N, 3] runs N independent sequences sharing the weights.
+ * `tf.basicLSTMCell` is exactly this cell with forget bias 1.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import { type Key, split, uniform } from "../prng.ts";
+
+/** Units per LSTM layer (`rnn_layers=(4,4)`). */
+export const LSTM_UNITS = 4;
+/** Input features per coordinate (three tanh-squashed values, spec §2.3). */
+export const LSTM_INPUTS = 3;
+
+/** Weights of one meta-network: 277 scalars (128 + 144 + 5). */
+export interface LstmNetWeights {
+  readonly layers: readonly { readonly kernel: tf.Tensor2D; readonly bias: tf.Tensor1D }[];
+  readonly head: { readonly kernel: tf.Tensor2D; readonly bias: tf.Tensor1D };
+}
+
+/** Per-coordinate recurrent state: c and h of each layer, each [N, 4]. */
+export interface LstmState {
+  readonly c: readonly tf.Tensor2D[];
+  readonly h: readonly tf.Tensor2D[];
+}
+
+/** Glorot-uniform [fanIn, fanOut] matrix (TF's default kernel initializer). */
+const glorotUniform = (key: Key, fanIn: number, fanOut: number): tf.Tensor2D => {
+  const limit = Math.sqrt(6 / (fanIn + fanOut));
+  return tf.tensor2d(uniform(key, fanIn * fanOut, -limit, limit), [fanIn, fanOut]);
+};
+
+/** Initial weights: glorot-uniform kernels, zero biases (TF 1.x defaults, spec §9 item 17). */
+export const initLstmNet = (key: Key, inputs = LSTM_INPUTS): LstmNetWeights => {
+  const [k1, k2, k3] = split(key, 3);
+  return {
+    layers: [
+      {
+        kernel: glorotUniform(k1, inputs + LSTM_UNITS, 4 * LSTM_UNITS),
+        bias: tf.zeros([4 * LSTM_UNITS]),
+      },
+      {
+        kernel: glorotUniform(k2, 2 * LSTM_UNITS, 4 * LSTM_UNITS),
+        bias: tf.zeros([4 * LSTM_UNITS]),
+      },
+    ],
+    head: { kernel: glorotUniform(k3, LSTM_UNITS, 1), bias: tf.zeros([1]) },
+  };
+};
+
+/** The zero state for n coordinates. */
+export const zeroLstmState = (n: number, layers = 2): LstmState => ({
+  c: Array.from({ length: layers }, () => tf.zeros([n, LSTM_UNITS]) as tf.Tensor2D),
+  h: Array.from({ length: layers }, () => tf.zeros([n, LSTM_UNITS]) as tf.Tensor2D),
+});
+
+/**
+ * One step of the network on inputs [N, 3]: returns the head's linear output [N] (before the
+ * softplus of the λ and P roles) and the next state. Differentiable in the weights and the state.
+ */
+export const lstmNetStep = (
+  w: LstmNetWeights,
+  state: LstmState,
+  input: tf.Tensor2D,
+): { readonly out: tf.Tensor1D; readonly state: LstmState } => {
+  let x: tf.Tensor2D = input;
+  const c: tf.Tensor2D[] = [], h: tf.Tensor2D[] = [];
+  w.layers.forEach((layer, l) => {
+    const [cl, hl] = tf.basicLSTMCell(1.0, layer.kernel, layer.bias, x, state.c[l], state.h[l]);
+    c.push(cl);
+    h.push(hl);
+    x = hl;
+  });
+  const out = tf.reshape(tf.add(tf.matMul(x, w.head.kernel), w.head.bias), [-1]) as tf.Tensor1D;
+  return { out, state: { c, h } };
+};
+
+/** The scalars of a network's weights, in a fixed order (for norms, L2 terms and files). */
+export const lstmNetTensors = (w: LstmNetWeights): tf.Tensor[] => [
+  ...w.layers.flatMap((l) => [l.kernel, l.bias]),
+  w.head.kernel,
+  w.head.bias,
+];

@@ -1,0 +1,225 @@
+/**
+ * One MLHF direction (spec §2.5, pseudocode §10.1), shared by evaluation and meta-training:
+ *   λ = softplus(RNN_λ(tanh g, tanh r_prev, tanh x_prev)) + λ₀      (or λ₀ when damping is fixed)
+ *   x₀ = x_prev | g | RNN_x(…)                                       (`xInit`)
+ *   A v = G v + λ ⊙ v ;  r₀ = g − A x₀
+ *   P = softplus(RNN_P(tanh g, tanh r₀, tanh x₀))                     (or P ≡ 1)
+ *   x, r = PCG(A, P, g, x₀, K)
+ * Every RNN advances its state exactly once. The networks are shared per parameter kind: the
+ * coordinates of all leaves of one kind run as one batch. Differentiable in the meta-weights;
+ * g, x_prev and r_prev enter through stop-gradient (spec §5.3).
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import { leaves, type Params, unflatten } from "../tree.ts";
+import { conjugateGradient, dampedOperator } from "../solvers/cg.ts";
+import { lstmNetStep, type LstmNetWeights, type LstmState, zeroLstmState } from "./lstm.ts";
+import { groupByKind, type ParamKind } from "./param_kinds.ts";
+import { stopGradient } from "./stop_gradient.ts";
+
+/** The meta-networks of one parameter kind: damping (RNN_λ), preconditioner (RNN_P), x₀ (RNN_x). */
+export interface KindNets {
+  readonly damping?: LstmNetWeights;
+  readonly precond?: LstmNetWeights;
+  readonly x0?: LstmNetWeights;
+}
+/** All meta-weights, by kind. */
+export type MetaWeights = Partial<Record<ParamKind, KindNets>>;
+
+export interface MlhfOptions {
+  /** K, the CG iterations per step (flag `CG_iter`, default 2). */
+  readonly cgIterations: number;
+  /** λ₀, the floor added to the learned damping (flag `damping`, 2e-5, spec §9 item 8). */
+  readonly lambda0: number;
+  readonly xInit: "previous" | "gradient" | "rnn";
+  readonly preconditioner: "rnn" | "none";
+  readonly damping: "rnn" | "fixed";
+}
+
+export const MLHF_DEFAULTS: MlhfOptions = {
+  cgIterations: 2,
+  lambda0: 2e-5,
+  xInit: "previous",
+  preconditioner: "rnn",
+  damping: "rnn",
+};
+
+/** Recurrent state per kind and role, plus the previous step's x and r (spec §1.7). */
+export interface MlhfState<P extends Params> {
+  readonly rnn: Partial<
+    Record<ParamKind, { damping?: LstmState; precond?: LstmState; x0?: LstmState }>
+  >;
+  readonly xPrev: P;
+  readonly rPrev: P;
+}
+
+type Role = "damping" | "precond" | "x0";
+
+const rolesFor = (o: MlhfOptions): Role[] => [
+  ...(o.damping === "rnn" ? ["damping" as const] : []),
+  ...(o.preconditioner === "rnn" ? ["precond" as const] : []),
+  ...(o.xInit === "rnn" ? ["x0" as const] : []),
+];
+
+/** Checks that every kind present has the networks the options need; names what is missing. */
+export const checkMetaWeights = (
+  meta: MetaWeights,
+  kinds: readonly ParamKind[],
+  o: MlhfOptions,
+): void => {
+  for (const kind of groupByKind(kinds).keys()) {
+    for (const role of rolesFor(o)) {
+      if (!meta[kind]?.[role]) {
+        throw new Error(
+          `MLHF: no ${role} meta-network for parameter kind '${kind}' (the meta-weights have: ${
+            Object.keys(meta).join(", ") || "none"
+          })`,
+        );
+      }
+    }
+  }
+};
+
+/** The zero state (first step, or after a reset): zero LSTM states, x_prev = r_prev = 0. */
+export const initMlhfState = <P extends Params>(
+  params: P,
+  kinds: readonly ParamKind[],
+  o: MlhfOptions,
+): MlhfState<P> => {
+  const ls = leaves(params);
+  if (ls.length !== kinds.length) {
+    throw new RangeError(`MLHF: ${kinds.length} kinds for ${ls.length} parameter leaves`);
+  }
+  const rnn: MlhfState<P>["rnn"] = {};
+  for (const [kind, idx] of groupByKind(kinds)) {
+    const n = idx.reduce((s, i) => s + ls[i].size, 0);
+    rnn[kind] = Object.fromEntries(rolesFor(o).map((r) => [r, zeroLstmState(n)]));
+  }
+  const zeros = unflatten(params, ls.map((x) => tf.zerosLike(x)));
+  return { rnn, xPrev: zeros, rPrev: unflatten(params, ls.map((x) => tf.zerosLike(x))) };
+};
+
+/** Concatenates the flattened leaves of one kind. */
+const gather = (ls: readonly tf.Tensor[], idx: readonly number[]): tf.Tensor1D =>
+  (idx.length === 1
+    ? tf.reshape(ls[idx[0]], [-1])
+    : tf.concat(idx.map((i) => tf.reshape(ls[i], [-1])), 0)) as tf.Tensor1D;
+
+/** Splits a per-kind vector back into the leaves' shapes, writing into `out`. */
+const scatter = (
+  v: tf.Tensor1D,
+  idx: readonly number[],
+  like: readonly tf.Tensor[],
+  out: tf.Tensor[],
+) => {
+  const parts = idx.length === 1 ? [v] : tf.split(v, idx.map((i) => like[i].size));
+  idx.forEach((i, j) => (out[i] = tf.reshape(parts[j], like[i].shape)));
+};
+
+/** Runs one role's network over all kinds: features → per-leaf outputs and next states. */
+const runRole = <P extends Params>(
+  role: Role,
+  meta: MetaWeights,
+  state: MlhfState<P>,
+  groups: Map<ParamKind, number[]>,
+  features: readonly (readonly tf.Tensor[])[],
+  like: readonly tf.Tensor[],
+  post: (out: tf.Tensor1D) => tf.Tensor1D,
+): { values: tf.Tensor[]; next: Map<ParamKind, LstmState> } => {
+  const values: tf.Tensor[] = new Array(like.length);
+  const next = new Map<ParamKind, LstmState>();
+  for (const [kind, idx] of groups) {
+    const input = tf.stack(features.map((f) => tf.tanh(gather(f, idx))), 1) as tf.Tensor2D;
+    const step = lstmNetStep(meta[kind]![role]!, state.rnn[kind]![role]!, input);
+    scatter(post(step.out), idx, like, values);
+    next.set(kind, step.state);
+  }
+  return { values, next };
+};
+
+export interface MlhfDirection<P extends Params> {
+  readonly x: P;
+  readonly r: P;
+  readonly x0: P;
+  readonly r0: P;
+  /** λ per coordinate (or the scalar λ₀ when damping is fixed). */
+  readonly lambda: P | number;
+  /** P per coordinate (undefined for P ≡ 1). */
+  readonly precond?: P;
+  readonly iterations: number;
+  /** The state for the next step (x_prev = x, r_prev = r, advanced LSTM states). */
+  readonly next: MlhfState<P>;
+}
+
+/**
+ * Computes one MLHF direction. `G` is v ↦ G·v at this step's (θ, B) — in meta-training the
+ * symmetric-gradient product (spec §5.4). The caller owns memory (wrap in a tidy).
+ */
+export const mlhfDirection = <P extends Params>(
+  meta: MetaWeights,
+  state: MlhfState<P>,
+  gradient: P,
+  G: (v: P) => P,
+  kinds: readonly ParamKind[],
+  o: MlhfOptions,
+): MlhfDirection<P> => {
+  const groups = groupByKind(kinds);
+  const g = unflatten(gradient, leaves(gradient).map((t) => stopGradient(t)));
+  const xPrev = unflatten(state.xPrev, leaves(state.xPrev).map((t) => stopGradient(t)));
+  const rPrev = unflatten(state.rPrev, leaves(state.rPrev).map((t) => stopGradient(t)));
+  const lg = leaves(g), lx = leaves(xPrev), lr = leaves(rPrev);
+  const rnn: { [K in ParamKind]?: { damping?: LstmState; precond?: LstmState; x0?: LstmState } } =
+    {};
+  const setState = (role: Role, next: Map<ParamKind, LstmState>) => {
+    for (const [kind, s] of next) rnn[kind] = { ...(rnn[kind] ?? state.rnn[kind]), [role]: s };
+  };
+  const softplusPlus = (c: number) => (out: tf.Tensor1D) =>
+    tf.add(tf.softplus(out), c) as tf.Tensor1D;
+
+  // 1. λ from (tanh g, tanh r_prev, tanh x_prev).
+  let lambda: P | number = o.lambda0;
+  if (o.damping === "rnn") {
+    const d = runRole("damping", meta, state, groups, [lg, lr, lx], lg, softplusPlus(o.lambda0));
+    lambda = unflatten(gradient, d.values);
+    setState("damping", d.next);
+  }
+  // 2. x₀.
+  let x0: P = xPrev;
+  if (o.xInit === "gradient") x0 = g;
+  else if (o.xInit === "rnn") {
+    const d = runRole("x0", meta, state, groups, [lg, lr, lx], lg, (out) => out);
+    x0 = unflatten(gradient, d.values);
+    setState("x0", d.next);
+  }
+  // 3–5. r₀ = g − A x₀, then P from (tanh g, tanh r₀, tanh x₀), then PCG.
+  const A = dampedOperator(G, lambda);
+  let precond: P | undefined;
+  const preconditioner = o.preconditioner === "rnn"
+    ? (r0: P): P => {
+      const d = runRole(
+        "precond",
+        meta,
+        state,
+        groups,
+        [lg, leaves(r0), leaves(x0)],
+        lg,
+        softplusPlus(0),
+      );
+      setState("precond", d.next);
+      precond = unflatten(gradient, d.values);
+      return precond;
+    }
+    : undefined;
+  const res = conjugateGradient(A, g, { x0, maxIterations: o.cgIterations, preconditioner });
+  const nextRnn = { ...state.rnn, ...rnn };
+  return {
+    x: res.x,
+    r: res.r,
+    x0,
+    r0: res.r0,
+    lambda,
+    precond,
+    iterations: res.iterations,
+    next: { rnn: nextRnn, xPrev: res.x, rPrev: res.r },
+  };
+};

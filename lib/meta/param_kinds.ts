@@ -1,0 +1,33 @@
+/**
+ * Parameter kinds: MLHF's meta-networks are shared by every parameter tensor of one kind
+ * (spec §2.1). A kind is explicit data attached to each parameter leaf by the model, never parsed
+ * from a name (spec §9 item 10).
+ * @module
+ */
+
+/** The six kinds of the original's `RNN_optimizers`. */
+export const PARAM_KINDS = [
+  "conv2d/kernel",
+  "conv2d/bias",
+  "dense/kernel",
+  "dense/bias",
+  "batch/gamma",
+  "batch/beta",
+] as const;
+export type ParamKind = typeof PARAM_KINDS[number];
+
+/** True when s names a known kind. */
+export const isParamKind = (s: string): s is ParamKind =>
+  (PARAM_KINDS as readonly string[]).includes(s);
+
+/** Leaf indices grouped by kind, in first-appearance order of the kinds. */
+export const groupByKind = (kinds: readonly ParamKind[]): Map<ParamKind, number[]> => {
+  const groups = new Map<ParamKind, number[]>();
+  kinds.forEach((k, i) => {
+    if (!isParamKind(k)) throw new Error(`leaf ${i}: unknown parameter kind '${k}'`);
+    const g = groups.get(k);
+    if (g) g.push(i);
+    else groups.set(k, [i]);
+  });
+  return groups;
+};

@@ -1,0 +1,83 @@
+/**
+ * One optimizer interface for every method (optax's GradientTransformation): a pure pair
+ * `init(params) → state` and `update(updates, state, ctx) → [updates, state]`. State is a value
+ * (tensors and numbers), never hidden in an object; `ctx` carries what second-order methods need.
+ * Updates are *added* to the parameters (`applyUpdates`), so a descent step returns −η·direction.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import { add, type Params } from "../tree.ts";
+import type { Batch, GaussNewton, ModelFn } from "../curvature/gauss_newton.ts";
+import type { Loss } from "../../ops/losses.ts";
+import type { Key } from "../prng.ts";
+
+/** What an update may use besides the gradient. First-order methods ignore all of it. */
+export interface UpdateContext<P extends Params = Params> {
+  /** The current parameters θ_t. */
+  readonly params: P;
+  /** The minibatch the gradient was computed on. */
+  readonly batch?: Batch;
+  /** L(θ_t; B_t). */
+  readonly loss?: tf.Scalar;
+  /**
+   * The curvature at (θ_t, B_t) (gradient, G·v): built once per step by the caller, who disposes
+   * it after the update. Second-order methods require it.
+   */
+  readonly curvature?: GaussNewton<P>;
+  /** The model and loss, for methods that evaluate the loss elsewhere (LM's ρ on the last batch). */
+  readonly model?: ModelFn<P>;
+  readonly lossFn?: Loss;
+  /** A PRNG key for this step (noise, sampled targets). */
+  readonly key?: Key;
+}
+
+/** A gradient transformation with state S. */
+export interface GradientTransformation<S, P extends Params = Params> {
+  init(params: P): S;
+  update(updates: P, state: S, ctx: UpdateContext<P>): [P, S];
+}
+
+/** θ + u. */
+export const applyUpdates = <P extends Params>(params: P, updates: P): P => add(params, updates);
+
+/** Chains transformations: each one's output updates feed the next; the state is the tuple. */
+export const chain = <P extends Params>(
+  // deno-lint-ignore no-explicit-any
+  ...ts: GradientTransformation<any, P>[]
+): GradientTransformation<unknown[], P> => ({
+  init: (params) => ts.map((t) => t.init(params)),
+  update: (updates, state, ctx) => {
+    if (!Array.isArray(state) || state.length !== ts.length) {
+      throw new Error(
+        `chain: state has ${
+          Array.isArray(state) ? state.length : "no"
+        } entries for ${ts.length} transformations; call init first`,
+      );
+    }
+    let u = updates;
+    const next = ts.map((t, i) => {
+      const [nu, ns] = t.update(u, state[i], ctx);
+      u = nu;
+      return ns;
+    });
+    return [u, next];
+  },
+});
+
+/** Every tensor inside a state value (for disposal and leak checks). */
+export const stateTensors = (s: unknown): tf.Tensor[] => {
+  const out: tf.Tensor[] = [];
+  const walk = (x: unknown): void => {
+    if (x instanceof tf.Tensor) out.push(x);
+    else if (Array.isArray(x)) x.forEach(walk);
+    else if (x && typeof x === "object") Object.values(x).forEach(walk);
+  };
+  walk(s);
+  return out;
+};
+
+/** Disposes every tensor of a state that is not also in `keep` (e.g. the new state). */
+export const disposeState = (s: unknown, keep: unknown = null): void => {
+  const kept = new Set(stateTensors(keep).map((t) => t.id));
+  for (const t of stateTensors(s)) if (!kept.has(t.id) && !t.isDisposed) t.dispose();
+};

@@ -1,0 +1,35 @@
+/**
+ * Non-finite guard: a step whose loss or gradient is NaN or ±∞ never reaches the parameters. The
+ * update is zero, the inner state is kept, and the skip is counted in the state.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import { leaves, type Params, zerosLike } from "../tree.ts";
+import type { GradientTransformation } from "./base.ts";
+
+export interface GuardState<S> {
+  readonly inner: S;
+  readonly skipped: number;
+}
+
+/** True when the loss (if given) and every gradient entry are finite. */
+export const allFinite = (grads: Params, loss?: tf.Scalar): boolean =>
+  tf.tidy(() => {
+    const parts = leaves(grads).map((g) => tf.all(tf.isFinite(g)));
+    if (loss) parts.push(tf.all(tf.isFinite(loss)));
+    return parts.every((p) => p.dataSync()[0] === 1);
+  });
+
+/** Wraps a transformation so non-finite steps are skipped and counted. */
+export const skipNonFinite = <S, P extends Params>(
+  inner: GradientTransformation<S, P>,
+): GradientTransformation<GuardState<S>, P> => ({
+  init: (p) => ({ inner: inner.init(p), skipped: 0 }),
+  update: (g, state, ctx) => {
+    if (!allFinite(g, ctx.loss ?? ctx.curvature?.loss)) {
+      return [zerosLike(g), { inner: state.inner, skipped: state.skipped + 1 }];
+    }
+    const [u, s] = inner.update(g, state.inner, ctx);
+    return [u, { inner: s, skipped: state.skipped }];
+  },
+});

@@ -1,0 +1,89 @@
+/**
+ * Hessian-Free baselines (spec §7): HF with fixed damping and HF with the Levenberg–Marquardt
+ * heuristic (spec §1.8). Each step solves (G + λI)x = g with K iterations of CG (P ≡ 1) warm
+ * started from the previous solution, then θ ← θ − η·x. Needs `ctx.curvature`; the LM variant
+ * also needs `ctx.model`, `ctx.lossFn` and `ctx.batch` to measure ρ on the previous batch.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import { type Params, scale, sub, vdot, zerosLike } from "../tree.ts";
+import { conjugateGradient, dampedOperator } from "../solvers/cg.ts";
+import {
+  levenbergMarquardtDamping,
+  predictedReduction,
+  reductionRatio,
+} from "../solvers/levenberg_marquardt.ts";
+import type { GradientTransformation, UpdateContext } from "./base.ts";
+import type { Batch } from "../curvature/gauss_newton.ts";
+import { plain } from "../../ops/interpret.ts";
+
+export interface HessianFreeOptions {
+  readonly learningRate: number;
+  /** λ (fixed), or the initial λ for LM. */
+  readonly damping: number;
+  readonly cgIterations: number;
+  /** `'previous'`: x₀ = last solution (the original's `x_use='x'`); `'zero'`; `'gradient'`. */
+  readonly xInit?: "previous" | "zero" | "gradient";
+  /** Levenberg–Marquardt adaptation of λ with this factor δ (spec §1.8); omitted = fixed λ. */
+  readonly lmDecay?: number;
+}
+
+export interface HessianFreeState<P extends Params> {
+  readonly xPrev: P;
+  readonly lambda: number;
+  /** LM bookkeeping from the previous step (absent before the first step). */
+  readonly prevBatch?: Batch;
+  readonly prevLoss?: number;
+  readonly prevQ?: number;
+}
+
+export const requireCurvature = <P extends Params>(ctx: UpdateContext<P>, who: string) => {
+  if (!ctx.curvature) {
+    throw new Error(`${who}: ctx.curvature is required (build it with gaussNewtonProduct)`);
+  }
+  return ctx.curvature;
+};
+
+/** HF with fixed damping, or with LM damping when `lmDecay` is set. Returns −η·x. */
+export const hessianFree = <P extends Params>(
+  o: HessianFreeOptions,
+): GradientTransformation<HessianFreeState<P>, P> => ({
+  init: (params) => ({ xPrev: zerosLike(params), lambda: o.damping }),
+  update: (g, state, ctx) => {
+    const curv = requireCurvature(ctx, "hessianFree");
+    let lambda = state.lambda;
+    if (o.lmDecay !== undefined) {
+      if (!ctx.model || !ctx.lossFn || !ctx.batch) {
+        throw new Error("hessianFree (LM): ctx.model, ctx.lossFn and ctx.batch are required");
+      }
+      let rho = 0.5;
+      if (state.prevBatch && state.prevLoss !== undefined && state.prevQ !== undefined) {
+        const model = ctx.model, lossFn = ctx.lossFn, prev = state.prevBatch;
+        const now = tf.tidy(() => {
+          const out = model(plain, ctx.params, prev.x);
+          const z = out instanceof tf.Tensor ? out : out.output;
+          return lossFn.value(z, prev.y).dataSync()[0];
+        });
+        rho = reductionRatio(now, state.prevLoss, state.prevQ);
+      }
+      lambda = levenbergMarquardtDamping(lambda, rho, o.lmDecay);
+    }
+    const x0 = o.xInit === "zero" ? zerosLike(g) : o.xInit === "gradient" ? g : state.xPrev;
+    const { x, r } = conjugateGradient(dampedOperator(curv.product, lambda), g, {
+      x0,
+      maxIterations: o.cgIterations,
+    });
+    const updates = scale(x, -o.learningRate);
+    if (o.lmDecay === undefined) return [updates, { xPrev: x, lambda }];
+    const gx = vdot(g, x).dataSync()[0];
+    const xAx = vdot(x, sub(g, r)).dataSync()[0];
+    const batch = ctx.batch!;
+    return [updates, {
+      xPrev: x,
+      lambda,
+      prevBatch: { x: batch.x.clone(), y: batch.y.clone() },
+      prevLoss: curv.loss.dataSync()[0],
+      prevQ: predictedReduction(o.learningRate, gx, xAx),
+    }];
+  },
+});

@@ -1,0 +1,80 @@
+/**
+ * One training step for any optimizer: linearize the model once at (θ, B) (loss, gradient and
+ * v ↦ G·v from the same saved activations), run the optimizer's update, apply it, and free
+ * everything but the new parameters and state. The previous parameters and state are disposed
+ * unless `keepPrevious` is set.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import { type Batch, gaussNewtonProduct, type ModelFn } from "../curvature/gauss_newton.ts";
+import type { Loss } from "../../ops/losses.ts";
+import { leaves, type Params } from "../tree.ts";
+import { applyUpdates, disposeState, type GradientTransformation } from "../optim/base.ts";
+import type { Key } from "../prng.ts";
+
+export interface StepResult<P extends Params, S> {
+  readonly params: P;
+  readonly state: S;
+  /** L(θ_t; B_t), before the update. */
+  readonly loss: number;
+  /** The model's auxiliary outputs (e.g. batch-norm statistics), owned by the caller. */
+  readonly aux: tf.TensorContainer;
+}
+
+export interface StepInputs<P extends Params, S> {
+  readonly model: ModelFn<P>;
+  readonly lossFn: Loss;
+  readonly optimizer: GradientTransformation<S, P>;
+  readonly params: P;
+  readonly state: S;
+  readonly batch: Batch;
+  readonly key?: Key;
+  /** Keep the previous params and state alive (default false: they are disposed). */
+  readonly keepPrevious?: boolean;
+}
+
+/** A deep copy of a tensor container (tensors cloned, everything else kept). */
+const cloneContainer = (c: tf.TensorContainer): tf.TensorContainer => {
+  if (c instanceof tf.Tensor) return tf.clone(c);
+  if (Array.isArray(c)) return c.map(cloneContainer);
+  if (c && typeof c === "object" && !ArrayBuffer.isView(c)) {
+    return Object.fromEntries(
+      Object.entries(c as Record<string, tf.TensorContainer>).map((
+        [k, v],
+      ) => [k, cloneContainer(v)]),
+    );
+  }
+  return c;
+};
+
+/** Runs one step; see the module doc. */
+export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<P, S> => {
+  const gn = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
+  try {
+    const loss = gn.loss.dataSync()[0];
+    const out = tf.tidy(() => {
+      const [u, s] = i.optimizer.update(gn.gradient, i.state, {
+        params: i.params,
+        batch: i.batch,
+        loss: gn.loss,
+        curvature: gn,
+        model: i.model,
+        lossFn: i.lossFn,
+        key: i.key,
+      });
+      return {
+        params: applyUpdates(i.params, u),
+        state: s,
+        aux: cloneContainer(gn.aux),
+      } as unknown as tf.TensorContainer;
+    }) as unknown as { params: P; state: S; aux: tf.TensorContainer };
+    if (!i.keepPrevious) {
+      disposeState(i.state, out.state);
+      const keep = new Set(leaves(out.params).map((t) => t.id));
+      leaves(i.params).forEach((t) => keep.has(t.id) || t.dispose());
+    }
+    return { params: out.params, state: out.state, loss, aux: out.aux };
+  } finally {
+    gn.dispose();
+  }
+};
