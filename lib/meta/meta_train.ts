@@ -1,0 +1,471 @@
+/**
+ * One meta-training iteration (spec §5.1–5.6, pseudocode §10.2): unroll T MLHF steps in training
+ * mode on T consecutive batches, then update the meta-weights with Adam.
+ *
+ * Per inner step i: ℓ_i, g_i and G_i at (θ_i, B_i) (G through the symmetric-gradient product,
+ * spec §5.4); λ_i, P_i, x_i, r_i from `mlhfDirection`; h_i = −⟨g_i, x_i⟩ / √⟨x_i, g_i − r_i⟩;
+ * x̃_i = x_i·min(1, 0.25‖sg θ_i‖/(η‖x_i‖)); θ_{i+1} = sg(θ_i) − η·(u ⊙ x̃_i), u ~ U[0.98, 1.02];
+ * ℓ′_i = L(θ_{i+1}; B_i). Then m_i = ½(ℓ′_i + ℓ_{i+1}) − sg(ℓ_i) (i < T−1), M = Σ softmax(sg m)ᵢ mᵢ,
+ * H = mean h_i, R = 2e-7·½‖φ‖². The damping networks get ∇(10·M + R), the preconditioner networks
+ * ∇(H + R); the cross terms are discarded (spec §9 item 7), so the window is differentiated twice,
+ * once per loss. LSTM states carry gradient through the window and are cut at its end; g, θ in the
+ * update, x_prev and r_prev are stop-gradient (spec §5.3). The meta-gradient's global norm is
+ * clipped to ‖φ‖ and Adam (TF defaults) takes the step. A non-finite meta-gradient skips the update.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import {
+  type Batch,
+  gaussNewtonProduct,
+  type ModelFn,
+  symmetricProduct,
+} from "../curvature/gauss_newton.ts";
+import type { Loss } from "../../ops/losses.ts";
+import { plain } from "../../ops/interpret.ts";
+import {
+  addScaled,
+  leaves,
+  mapTree,
+  norm,
+  type Params,
+  scale,
+  sub,
+  unflatten,
+  vdot,
+  zipTree,
+} from "../tree.ts";
+import { foldIn, type Key, stream, uniform } from "../prng.ts";
+import { type AdamState, scaleByAdam } from "../optim/transforms.ts";
+import {
+  initMlhfState,
+  type MetaWeights,
+  mlhfDirection,
+  type MlhfOptions,
+  type MlhfState,
+} from "./mlhf_step.ts";
+import { PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
+
+/** Meta-training settings (spec §5.8; defaults in `META_TRAIN_DEFAULTS`). */
+export interface MetaTrainOptions extends MlhfOptions {
+  /** T, the unrolled window (`meta_roll_back`). */
+  readonly metaRollBack: number;
+  /** Probability of continuing the trajectory after a window (`keep_prob`, spec §5.6). */
+  readonly keepProb: number;
+  readonly metaLr: number;
+  /** η, the inner learning rate (`--lr`, 1.0). */
+  readonly lr: number;
+  /** `as-written`: every reset restarts from the initial weights (the original's dead store);
+   * `intended`: progressively better states are stored, up to `replaySize` (spec §9 item 2). */
+  readonly replayMode: "as-written" | "intended";
+  readonly replaySize: number;
+  /** Weight of the meta-loss for the damping networks (10 in the original). */
+  readonly metaLossScale: number;
+  /** L2 coefficient on the meta-weights (2e-7). */
+  readonly l2: number;
+  /** Clip ‖ηx‖ to this fraction of ‖θ‖ (0.25). */
+  readonly clipFraction: number;
+  /** Multiplicative noise half-width (0.02: u ~ U[0.98, 1.02]). */
+  readonly noise: number;
+}
+
+export const META_TRAIN_DEFAULTS: MetaTrainOptions = {
+  cgIterations: 2,
+  lambda0: 2e-5,
+  xInit: "previous",
+  preconditioner: "rnn",
+  damping: "rnn",
+  metaRollBack: 10,
+  keepProb: 0.5,
+  metaLr: 1e-3,
+  lr: 1,
+  replayMode: "as-written",
+  replaySize: 200,
+  metaLossScale: 10,
+  l2: 2e-7,
+  clipFraction: 0.25,
+  noise: 0.02,
+};
+
+/** Everything a run carries between iterations (all of it is checkpointed). */
+export interface MetaTrainState<P extends Params> {
+  readonly iteration: number;
+  readonly theta: P;
+  readonly inner: MlhfState<P>;
+  readonly meta: MetaWeights;
+  readonly adam: AdamState<MetaWeights & Params>;
+  /** Stored optimizee states (starts with the initial weights). */
+  readonly replay: readonly P[];
+  /** Best base loss so far for the `intended` replay store (+∞ at start; the original's 0). */
+  readonly bestLoss: number;
+  readonly bestNorm: number;
+  /** Non-finite meta-gradients skipped so far. */
+  readonly skipped: number;
+}
+
+/** The per-window diagnostics of the original (spec §5.2) plus the update's bookkeeping. */
+export interface MetaDiagnostics {
+  readonly iteration: number;
+  readonly metaLoss: number;
+  readonly hessianLoss: number;
+  readonly l2Loss: number;
+  /** mean ‖r_i‖. */
+  readonly rLoss: number;
+  /** mean(ℓ_{i+1} − ℓ_i). */
+  readonly meanLossChange: number;
+  /** mean(ℓ′_i − ℓ_i). */
+  readonly meanPostUpdateChange: number;
+  /** ℓ_{T−1}. */
+  readonly baseLoss: number;
+  readonly gradNorm: number;
+  readonly metaNorm: number;
+  readonly clipped: boolean;
+  readonly skipped: boolean;
+  readonly reset: boolean;
+  readonly replaySize: number;
+}
+
+/** The context of a meta-training run: the optimizee and its kinds. */
+export interface MetaProblem<P extends Params> {
+  readonly model: ModelFn<P>;
+  readonly lossFn: Loss;
+  readonly kinds: readonly ParamKind[];
+}
+
+/** A copy with no autodiff history (the stop-gradient of a value that must be read). */
+export const detach = <T extends tf.Tensor>(t: T): T =>
+  tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
+const detachTree = <P extends Params>(p: P): P => mapTree(p, detach);
+/** The multiplicative noise u ~ U[1 − w, 1 + w] for each inner step and leaf, from a key. */
+export const windowNoise = <P extends Params>(key: Key, like: P, steps: number, w: number): P[] =>
+  Array.from(
+    { length: steps },
+    (_, i) =>
+      mapTree(
+        like,
+        (x, j) => tf.tensor(uniform(foldIn(foldIn(key, i), j), x.size, 1 - w, 1 + w), x.shape),
+      ),
+  );
+
+const lossOf = <P extends Params>(pr: MetaProblem<P>, theta: P, b: Batch): tf.Scalar => {
+  const out = pr.model(plain, theta, b.x);
+  return pr.lossFn.value(out instanceof tf.Tensor ? out : out.output, b.y);
+};
+
+/** The result of unrolling one window (tensors live in the caller's scope). */
+export interface Window<P extends Params> {
+  /** M, the softmax-weighted post-update loss (0 when T = 1). */
+  readonly metaLoss: tf.Scalar;
+  /** H = mean h_i. */
+  readonly hessianLoss: tf.Scalar;
+  readonly thetaEnd: P;
+  readonly innerEnd: MlhfState<P>;
+  /** Frees the window's curvature linearizations: call after any backward pass through it. */
+  readonly release: () => void;
+  readonly numbers: Omit<
+    MetaDiagnostics,
+    | "iteration"
+    | "metaLoss"
+    | "hessianLoss"
+    | "l2Loss"
+    | "gradNorm"
+    | "metaNorm"
+    | "clipped"
+    | "skipped"
+    | "reset"
+    | "replaySize"
+  >;
+}
+
+/**
+ * Unrolls T = batches.length training-mode MLHF steps from (θ, S) with meta-weights φ and the
+ * given noise; differentiable in φ. Curvature objects are created and disposed inside.
+ */
+export const unrollWindow = <P extends Params>(
+  pr: MetaProblem<P>,
+  o: MetaTrainOptions,
+  meta: MetaWeights,
+  theta0: P,
+  inner0: MlhfState<P>,
+  batches: readonly Batch[],
+  noise: readonly P[],
+): Window<P> => {
+  const T = batches.length;
+  let theta = theta0, inner = inner0;
+  const ell: number[] = [],
+    ellNext: tf.Scalar[] = [],
+    ellPrime: tf.Scalar[] = [],
+    h: tf.Scalar[] = [];
+  const rNorms: number[] = [];
+  // G_i's backward pass (ū ↦ G_i ū) runs during the caller's tf.grads, so the linearizations
+  // live until `release()`.
+  const curvatures: { dispose(): void }[] = [];
+  const release = () => curvatures.forEach((c) => c.dispose());
+  for (let i = 0; i < T; i++) {
+    const thetaSg = detachTree(theta); // sg(θ_i): G_i, g_i and the update start from its value
+    const gn = gaussNewtonProduct(pr.model, pr.lossFn, thetaSg, batches[i]);
+    curvatures.push(gn);
+    try {
+      ell.push(gn.loss.dataSync()[0]);
+      const G = symmetricProduct(gn, thetaSg);
+      const d = mlhfDirection(meta, inner, gn.gradient, G, pr.kinds, o);
+      const g = gn.gradient;
+      h.push(tf.neg(tf.div(vdot(g, d.x), tf.sqrt(vdot(d.x, sub(g, d.r))))) as tf.Scalar);
+      rNorms.push(norm(d.r).dataSync()[0]);
+      const thetaNorm = norm(thetaSg).dataSync()[0];
+      const factor = tf.minimum(1, tf.div(o.clipFraction * thetaNorm, tf.mul(o.lr, norm(d.x))));
+      const step = zipTree(d.x, noise[i], (x, u) => tf.mul(tf.mul(x, u), factor));
+      const next = addScaled(thetaSg, -o.lr, step);
+      ellPrime.push(lossOf(pr, next, batches[i]));
+      if (i + 1 < T) ellNext.push(lossOf(pr, next, batches[i + 1]));
+      theta = next;
+      inner = d.next;
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+  // m_i = ½(ℓ′_i + ℓ_{i+1}) − sg(ℓ_i) for i < T−1; M = Σ softmax(sg m)_i m_i.
+  let metaLoss = tf.scalar(0) as tf.Scalar;
+  if (T > 1) {
+    const m = tf.stack(
+      ellNext.map((ln, i) => tf.sub(tf.mul(0.5, tf.add(ellPrime[i], ln)), ell[i])),
+    );
+    const w = tf.softmax(tf.tensor1d(m.dataSync()));
+    metaLoss = tf.sum(tf.mul(w, m)) as tf.Scalar;
+  }
+  const hessianLoss = tf.mean(tf.stack(h)) as tf.Scalar;
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+  const ellNextVals = ellNext.map((t) => t.dataSync()[0]);
+  return {
+    metaLoss,
+    hessianLoss,
+    thetaEnd: theta,
+    innerEnd: inner,
+    release,
+    numbers: {
+      rLoss: mean(rNorms),
+      meanLossChange: mean(ellNextVals.map((v, i) => v - ell[i])),
+      meanPostUpdateChange: mean(ellPrime.map((t, i) => t.dataSync()[0] - ell[i])),
+      baseLoss: ell[T - 1],
+    },
+  };
+};
+
+/** The damping networks (trained on 10·M) or the preconditioner and x₀ networks (trained on H). */
+type Group = "damping" | "precond";
+const ROLES: Record<Group, readonly ("damping" | "precond" | "x0")[]> = {
+  damping: ["damping"],
+  precond: ["precond", "x0"],
+};
+const groupOf = (meta: MetaWeights, g: Group): MetaWeights =>
+  Object.fromEntries(
+    Object.entries(meta).flatMap(([k, nets]) => {
+      const picked = ROLES[g].flatMap((r) => (nets?.[r] ? [[r, nets[r]]] : []));
+      return picked.length ? [[k, Object.fromEntries(picked)]] : [];
+    }),
+  ) as MetaWeights;
+const merge = (a: MetaWeights, b: MetaWeights): MetaWeights => {
+  const out: Record<string, object> = {};
+  for (const m of [a, b]) {
+    for (const [k, v] of Object.entries(m)) out[k] = { ...(out[k] ?? {}), ...v };
+  }
+  return out as MetaWeights;
+};
+/** The meta-weights in a fixed order: kinds as in PARAM_KINDS, roles damping, precond, x0. */
+const canonical = (m: MetaWeights): MetaWeights =>
+  Object.fromEntries(
+    PARAM_KINDS.flatMap((k) => (m[k] ? [[k, m[k]] as const] : [])).map(([k, n]) => [
+      k,
+      Object.fromEntries(
+        (["damping", "precond", "x0"] as const).flatMap((r) => (n?.[r] ? [[r, n[r]]] : [])),
+      ),
+    ]),
+  ) as MetaWeights;
+
+/**
+ * ∂(scale·L)/∂φ_group for L = M (damping) or H (preconditioner), everything else held fixed.
+ * Returns the gradient tree (shaped like the group) and the window (from this pass).
+ */
+export const windowGradient = <P extends Params>(
+  pr: MetaProblem<P>,
+  o: MetaTrainOptions,
+  meta: MetaWeights,
+  group: Group,
+  theta: P,
+  inner: MlhfState<P>,
+  batches: readonly Batch[],
+  noise: readonly P[],
+): { grads: MetaWeights; window: Window<P> } => {
+  const mine = groupOf(meta, group);
+  const other = groupOf(meta, group === "damping" ? "precond" : "damping");
+  const xs = leaves(mine as Params);
+  let win!: Window<P>;
+  const f = (...vs: tf.Tensor[]) => {
+    const w = merge(unflatten(mine as Params, vs) as MetaWeights, other);
+    win = unrollWindow(pr, o, w, theta, inner, batches, noise);
+    tf.keep(win.metaLoss);
+    tf.keep(win.hessianLoss);
+    leaves(win.thetaEnd).forEach((t) => tf.keep(t));
+    const st = win.innerEnd;
+    leaves(st.xPrev).forEach((t) => tf.keep(t));
+    leaves(st.rPrev).forEach((t) => tf.keep(t));
+    for (const roles of Object.values(st.rnn)) {
+      for (const s of Object.values(roles ?? {})) [...s!.c, ...s!.h].forEach((t) => tf.keep(t));
+    }
+    return group === "damping" ? tf.mul(o.metaLossScale, win.metaLoss) : win.hessianLoss;
+  };
+  let gs: tf.Tensor[];
+  try {
+    gs = tf.grads(f)(xs);
+  } finally {
+    win?.release();
+  }
+  return { grads: unflatten(mine as Params, gs) as MetaWeights, window: win };
+};
+
+/** Initial meta-training state: θ from the model's init, zero inner state, Adam moments zero. */
+export const initMetaTrainState = <P extends Params>(
+  pr: MetaProblem<P>,
+  o: MetaTrainOptions,
+  theta: P,
+  meta: MetaWeights,
+): MetaTrainState<P> => {
+  const adam = scaleByAdam<MetaWeights & Params>().init(canonical(meta) as MetaWeights & Params);
+  return {
+    iteration: 0,
+    theta,
+    inner: initMlhfState(theta, pr.kinds, o),
+    meta: canonical(meta),
+    adam,
+    replay: [mapTree(theta, (t) => t.clone())],
+    bestLoss: o.replayMode === "intended" ? Infinity : 0,
+    bestNorm: Infinity,
+    skipped: 0,
+  };
+};
+
+/**
+ * One meta-iteration on T batches. Returns the next state (the previous one's tensors that are
+ * not carried over are disposed) and the diagnostics. `key` fixes the noise and the reset draw.
+ */
+export const metaIteration = <P extends Params>(
+  pr: MetaProblem<P>,
+  o: MetaTrainOptions,
+  s: MetaTrainState<P>,
+  batches: readonly Batch[],
+  key: Key,
+): { state: MetaTrainState<P>; diagnostics: MetaDiagnostics } => {
+  const noise = windowNoise(foldIn(key, 1), s.theta, batches.length, o.noise);
+  const hasPrecond = o.preconditioner === "rnn";
+  try {
+    const a = windowGradient(pr, o, s.meta, "damping", s.theta, s.inner, batches, noise);
+    const b = hasPrecond
+      ? windowGradient(pr, o, s.meta, "precond", s.theta, s.inner, batches, noise)
+      : null;
+    const win = a.window;
+    const mLoss = win.metaLoss.dataSync()[0];
+    const hLoss = (b ? b.window : win).hessianLoss.dataSync()[0];
+    const out = tf.tidy(() => {
+      const phi = s.meta as MetaWeights & Params;
+      const raw = canonical(merge(a.grads, b ? b.grads : {})) as MetaWeights & Params;
+      const grads = addScaled(raw, o.l2, phi); // ∇R = 2e-7·φ for both groups
+      const gNorm = norm(grads).dataSync()[0];
+      const pNorm = norm(phi).dataSync()[0];
+      const finite = Number.isFinite(gNorm) && Number.isFinite(mLoss) && Number.isFinite(hLoss);
+      const clipped = finite && gNorm > pNorm;
+      let meta = phi, adam = s.adam;
+      if (finite) {
+        const g = clipped ? scale(grads, pNorm / gNorm) : grads;
+        const [dir, adam2] = scaleByAdam<MetaWeights & Params>().update(g, s.adam, { params: phi });
+        meta = addScaled(phi, -o.metaLr, dir);
+        adam = adam2;
+      }
+      const l2Loss = 0.5 * o.l2 * pNorm * pNorm;
+      return {
+        meta,
+        adam,
+        numbers: { gNorm, pNorm, finite, clipped, l2Loss },
+      } as unknown as tf.TensorContainer;
+    }) as unknown as {
+      meta: MetaWeights & Params;
+      adam: AdamState<MetaWeights & Params>;
+      numbers: { gNorm: number; pNorm: number; finite: boolean; clipped: boolean; l2Loss: number };
+    };
+    // Continue the trajectory from θ_T, S_T (cut), or reset with probability 1 − keepProb.
+    let theta = win.thetaEnd, inner = win.innerEnd, replay = s.replay;
+    let bestLoss = s.bestLoss, bestNorm = s.bestNorm;
+    const draw = stream(foldIn(key, 2));
+    const reset = draw() >= o.keepProb;
+    const toDispose: tf.Tensor[] = [];
+    if (reset) {
+      const thetaNorm = tf.tidy(() => norm(theta).dataSync()[0]);
+      // The store condition (spec §5.6 (a)); dead as written since bestLoss starts at 0.
+      if (win.numbers.baseLoss <= bestLoss && thetaNorm < 1.2 * bestNorm) {
+        replay = [...replay, mapTree(theta, (t) => t.clone())];
+        if (replay.length > o.replaySize) {
+          toDispose.push(...leaves(replay[0]));
+          replay = replay.slice(1);
+        }
+        bestLoss = win.numbers.baseLoss;
+        bestNorm = thetaNorm;
+      }
+      const pick = replay[Math.floor(draw() * replay.length)];
+      toDispose.push(...leaves(theta));
+      toDispose.push(...stateLeaves(inner));
+      theta = mapTree(pick, (t) => t.clone());
+      inner = initMlhfState(theta, pr.kinds, o);
+    }
+    // Dispose what is not carried over.
+    tf.dispose(toDispose);
+    tf.dispose(leaves(a.grads as Params));
+    if (b) tf.dispose(leaves(b.grads as Params));
+    tf.dispose([a.window.metaLoss, a.window.hessianLoss]);
+    if (b) {
+      tf.dispose([b.window.metaLoss, b.window.hessianLoss]);
+      tf.dispose([...leaves(b.window.thetaEnd), ...stateLeaves(b.window.innerEnd)]);
+    }
+    tf.dispose([...leaves(s.theta), ...stateLeaves(s.inner)]);
+    if (out.numbers.finite) {
+      tf.dispose(leaves(s.meta as Params));
+      tf.dispose([...leaves(s.adam.mu), ...leaves(s.adam.nu)]);
+    }
+    const diagnostics: MetaDiagnostics = {
+      iteration: s.iteration,
+      metaLoss: mLoss,
+      hessianLoss: hLoss,
+      l2Loss: out.numbers.l2Loss,
+      ...win.numbers,
+      gradNorm: out.numbers.gNorm,
+      metaNorm: out.numbers.pNorm,
+      clipped: out.numbers.clipped,
+      skipped: !out.numbers.finite,
+      reset,
+      replaySize: replay.length,
+    };
+    return {
+      state: {
+        iteration: s.iteration + 1,
+        theta,
+        inner,
+        meta: out.meta,
+        adam: out.adam,
+        replay,
+        bestLoss,
+        bestNorm,
+        skipped: s.skipped + (out.numbers.finite ? 0 : 1),
+      },
+      diagnostics,
+    };
+  } finally {
+    tf.dispose(noise.flatMap((n) => leaves(n)));
+  }
+};
+
+/** Every tensor of an inner MLHF state. */
+export const stateLeaves = <P extends Params>(s: MlhfState<P>): tf.Tensor[] => [
+  ...leaves(s.xPrev),
+  ...leaves(s.rPrev),
+  ...Object.values(s.rnn).flatMap((roles) =>
+    Object.values(roles ?? {}).flatMap((st) => [...st!.c, ...st!.h])
+  ),
+];
