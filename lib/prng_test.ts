@@ -1,5 +1,13 @@
 import { assert, fc } from "../tests/_util/deps.ts";
-import { foldIn, keyFromSeed, normal, permutation, split, truncatedNormal, uniform } from "./prng.ts";
+import {
+  foldIn,
+  keyFromSeed,
+  normal,
+  permutation,
+  split,
+  truncatedNormal,
+  uniform,
+} from "./prng.ts";
 
 Deno.test("prng: a seed fixes every draw; different seeds and split keys differ", () => {
   const k = keyFromSeed(42);
