@@ -1,0 +1,192 @@
+/**
+ * The meta-weights file (`.mlhf`): MLHF's meta-networks plus a record of how they were trained.
+ *
+ * It is a tensor file (`lib/run/tensor_file.ts`) of kind `mlhf-meta-weights` whose tree is
+ * `{ [kind]: { damping?, precond?, x0? } }`, each network `{ layers: [{ kernel, bias }, { kernel,
+ * bias }], head: { kernel, bias } }` with kernels [3+4, 16], [4+4, 16] and [4, 1]. Its JSON `meta` is
+ * `{ format: "mlhf-meta-weights", version: 1, kinds, roles, options, provenance }`: `options` are
+ * the MLHF settings the weights were trained with (K, xInit, preconditioner, damping, λ₀, η, T, …)
+ * and `provenance` the command, seed, commit and wall time that produced them. Written atomically;
+ * a wrong version, kind, role or shape is an error naming it.
+ * @module
+ */
+import { E, t, tf } from "../_deps.ts";
+import { writeFileAtomic } from "../run/atomic.ts";
+import { decodeTree, encodeTree, TensorFileError, type TreeValue } from "../run/tensor_file.ts";
+import { describeDecodeErrors } from "../run/tensor_file.ts";
+import { LSTM_INPUTS, LSTM_UNITS, type LstmNetWeights } from "./lstm.ts";
+import type { MetaWeights, MlhfOptions } from "./mlhf_step.ts";
+import { isParamKind, PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
+
+export const META_WEIGHTS_KIND = "mlhf-meta-weights";
+export const META_WEIGHTS_VERSION = 1;
+
+const Roles = t.array(t.keyof({ damping: null, precond: null, x0: null }));
+const Options = t.partial({
+  cgIterations: t.number,
+  lambda0: t.number,
+  xInit: t.keyof({ previous: null, gradient: null, rnn: null }),
+  preconditioner: t.keyof({ rnn: null, none: null }),
+  damping: t.keyof({ rnn: null, fixed: null }),
+});
+/** The JSON header's `meta` (io-ts codec). */
+export const MetaWeightsHeader = t.intersection([
+  t.type({
+    format: t.literal(META_WEIGHTS_KIND),
+    version: t.number,
+    kinds: t.array(t.string),
+    roles: Roles,
+    options: Options,
+  }),
+  t.partial({ training: t.UnknownRecord, provenance: t.UnknownRecord }),
+]);
+export type MetaWeightsHeader = t.TypeOf<typeof MetaWeightsHeader>;
+
+/** A meta-weights file's contents. The caller owns the tensors. */
+export interface MetaWeightsFile {
+  readonly weights: MetaWeights;
+  readonly header: MetaWeightsHeader;
+}
+
+/** What was trained, and how (recorded in the header). */
+export interface MetaWeightsRecord {
+  readonly options: Partial<MlhfOptions>;
+  /** Meta-training settings beyond the MLHF options (T, η, meta_lr, keepProb, replay mode, …). */
+  readonly training?: Record<string, unknown>;
+  /** Command, seed, commit, wall time. */
+  readonly provenance?: Record<string, unknown>;
+}
+
+const rolesOf = (w: MetaWeights): ("damping" | "precond" | "x0")[] => {
+  const set = new Set<"damping" | "precond" | "x0">();
+  for (const nets of Object.values(w)) {
+    for (const r of ["damping", "precond", "x0"] as const) if (nets?.[r]) set.add(r);
+  }
+  return [...set];
+};
+
+/** Encodes meta-weights and their record into the file's bytes. */
+export const encodeMetaWeights = (w: MetaWeights, record: MetaWeightsRecord): Uint8Array => {
+  const kinds = PARAM_KINDS.filter((k) => w[k]);
+  const header: MetaWeightsHeader = {
+    format: META_WEIGHTS_KIND,
+    version: META_WEIGHTS_VERSION,
+    kinds,
+    roles: rolesOf(w),
+    options: record.options,
+    ...(record.training ? { training: record.training } : {}),
+    ...(record.provenance ? { provenance: record.provenance } : {}),
+  };
+  const ordered = Object.fromEntries(kinds.map((k) => [k, w[k]]));
+  return encodeTree(META_WEIGHTS_KIND, ordered as unknown as TreeValue, header);
+};
+
+/** Writes a meta-weights file atomically (temp file + rename). */
+export const saveMetaWeights = (path: string, w: MetaWeights, record: MetaWeightsRecord) =>
+  writeFileAtomic(path, encodeMetaWeights(w, record));
+
+const expectShape = (file: string, where: string, t: unknown, shape: number[]): tf.Tensor => {
+  if (!(t instanceof tf.Tensor)) throw new TensorFileError(file, `${where}: expected a tensor`);
+  if (!tf.util.arraysEqual(t.shape, shape)) {
+    throw new TensorFileError(file, `${where}: expected shape [${shape}], found [${t.shape}]`);
+  }
+  return t;
+};
+
+const checkNet = (file: string, where: string, v: unknown): LstmNetWeights => {
+  const n = v as { layers?: unknown[]; head?: { kernel?: unknown; bias?: unknown } };
+  if (!n || !Array.isArray(n.layers) || n.layers.length !== 2 || !n.head) {
+    throw new TensorFileError(file, `${where}: expected { layers: [2 layers], head }`);
+  }
+  const layer = (l: number, inputs: number) => {
+    const x = n.layers![l] as { kernel?: unknown; bias?: unknown };
+    return {
+      kernel: expectShape(file, `${where}/layers/${l}/kernel`, x?.kernel, [
+        inputs + LSTM_UNITS,
+        4 * LSTM_UNITS,
+      ]) as tf.Tensor2D,
+      bias: expectShape(file, `${where}/layers/${l}/bias`, x?.bias, [
+        4 * LSTM_UNITS,
+      ]) as tf.Tensor1D,
+    };
+  };
+  return {
+    layers: [layer(0, LSTM_INPUTS), layer(1, LSTM_UNITS)],
+    head: {
+      kernel: expectShape(file, `${where}/head/kernel`, n.head.kernel, [
+        LSTM_UNITS,
+        1,
+      ]) as tf.Tensor2D,
+      bias: expectShape(file, `${where}/head/bias`, n.head.bias, [1]) as tf.Tensor1D,
+    },
+  };
+};
+
+/** Decodes a meta-weights file, checking its version, kinds, roles and every shape. */
+export const decodeMetaWeights = (bytes: Uint8Array, file: string): MetaWeightsFile => {
+  const d = decodeTree(bytes, file, { kind: META_WEIGHTS_KIND });
+  const disposeAll = () => tf.dispose(collect(d.value));
+  try {
+    const h = MetaWeightsHeader.decode(d.meta);
+    if (E.isLeft(h)) throw new TensorFileError(file, describeDecodeErrors(h.left, "meta"));
+    const header = h.right;
+    if (header.version !== META_WEIGHTS_VERSION) {
+      throw new TensorFileError(
+        file,
+        `meta.version: expected ${META_WEIGHTS_VERSION}, found ${header.version} (this mlhf reads version ${META_WEIGHTS_VERSION} only)`,
+      );
+    }
+    const value = d.value as Record<string, Record<string, unknown>>;
+    const weights: Record<string, Record<string, LstmNetWeights>> = {};
+    for (const [kind, nets] of Object.entries(value ?? {})) {
+      if (!isParamKind(kind)) {
+        throw new TensorFileError(
+          file,
+          `kind '${kind}': expected one of ${PARAM_KINDS.join(", ")}`,
+        );
+      }
+      weights[kind] = {};
+      for (const [role, net] of Object.entries(nets ?? {})) {
+        if (role !== "damping" && role !== "precond" && role !== "x0") {
+          throw new TensorFileError(
+            file,
+            `${kind}/${role}: expected a role damping, precond or x0`,
+          );
+        }
+        weights[kind][role] = checkNet(file, `${kind}/${role}`, net);
+      }
+    }
+    const listed = [...header.kinds].sort().join();
+    if (Object.keys(weights).sort().join() !== listed) {
+      throw new TensorFileError(
+        file,
+        `meta.kinds lists [${header.kinds}] but the file holds [${Object.keys(weights)}]`,
+      );
+    }
+    return { weights: weights as MetaWeights, header };
+  } catch (e) {
+    disposeAll();
+    throw e;
+  }
+};
+
+const collect = (v: unknown, out: tf.Tensor[] = []): tf.Tensor[] => {
+  if (v instanceof tf.Tensor) out.push(v);
+  else if (Array.isArray(v)) v.forEach((x) => collect(x, out));
+  else if (v && typeof v === "object") Object.values(v).forEach((x) => collect(x, out));
+  return out;
+};
+
+/** Reads and decodes a meta-weights file; a missing file is an error naming the path. */
+export const loadMetaWeights = async (path: string): Promise<MetaWeightsFile> => {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new TensorFileError(path, `cannot read the meta-weights file (${(e as Error).message})`);
+  }
+  return decodeMetaWeights(bytes, path);
+};
+
+/** The kinds a file covers, for messages. */
+export const kindsOf = (w: MetaWeights): ParamKind[] => PARAM_KINDS.filter((k) => w[k]);
