@@ -7,6 +7,7 @@ import { cifar10Source, type Cifar10Split, readCifar10 } from "./cifar10.ts";
 import { type ImagenetPreprocessing, imagenetSource, type ImagenetSplit } from "./imagenet.ts";
 import { type MnistSplit, readMnist } from "./mnist.ts";
 import { type Source, unitScaleSource } from "./source.ts";
+import { subsetSource } from "./subset.ts";
 
 /** Data sets known by name. */
 export const DATASET_NAMES = ["mnist", "fashion-mnist", "cifar10", "imagenet"] as const;
@@ -15,11 +16,17 @@ export type DatasetName = typeof DATASET_NAMES[number];
 
 /** The splits of each data set (the first is the training split). */
 export const DATASET_SPLITS: Readonly<Record<DatasetName, readonly string[]>> = {
-  mnist: ["train", "test"],
-  "fashion-mnist": ["train", "test"],
+  mnist: ["train", "test", "meta-train", "eval-train"],
+  "fashion-mnist": ["train", "test", "meta-train", "eval-train"],
   cifar10: ["meta-train", "train", "test"],
   imagenet: ["train", "validation"],
 };
+
+/**
+ * MNIST-style sets split their 60 000 training images like the original splits CIFAR (spec §5.7):
+ * `meta-train` = the first 30 000 (meta-training), `eval-train` = the last 30 000 (evaluation).
+ */
+export const IDX_HALF = 30_000;
 
 /** What to open. */
 export interface DatasetSpec {
@@ -53,13 +60,16 @@ export const openSource = async (spec: DatasetSpec): Promise<Source<unknown>> =>
   };
   switch (dataset) {
     case "mnist":
-      return unitScaleSource(
-        await readMnist(split as MnistSplit, { dataDir: dataDir || undefined }),
-      );
-    case "fashion-mnist":
-      return unitScaleSource(
-        await readMnist(split as MnistSplit, { dataDir: need(), name: "fashion-mnist" }),
-      );
+    case "fashion-mnist": {
+      const file: MnistSplit = split === "test" ? "test" : "train";
+      const opts = dataset === "mnist"
+        ? { dataDir: dataDir || undefined }
+        : { dataDir: need(), name: "fashion-mnist" };
+      const whole = unitScaleSource(await readMnist(file, opts));
+      if (split === "meta-train") return subsetSource(whole, 0, IDX_HALF);
+      if (split === "eval-train") return subsetSource(whole, IDX_HALF, 2 * IDX_HALF);
+      return whole;
+    }
     case "cifar10":
       return cifar10Source(await readCifar10(split as Cifar10Split, need()), spec.augment);
     case "imagenet":

@@ -19,3 +19,4 @@ export * from "./mnist.ts";
 export * from "./pipeline.ts";
 export * from "./source.ts";
 export * from "./tfrecord.ts";
+export * from "./subset.ts";
