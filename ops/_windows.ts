@@ -163,11 +163,59 @@ export const conv2dFilterGrad = (
     return tf.reshape(dW, [kh, kw, ci, co]);
   });
 
-/** Input gradient of a NHWC conv2d: TF.js's Conv2DBackpropInput (present on every backend). */
+/**
+ * Forward NHWC conv2d. With SAME padding and a stride larger than the kernel, TF's pad total
+ * (out−1)·s + k − n can be negative; wasm's Conv2D does not clamp it and returns garbage (measured:
+ * SAME, stride 3, 2×2 kernel on 3×3), so those cases run as an explicitly padded VALID conv.
+ */
+export const conv2dForward = (
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  strides: readonly [number, number],
+  padding: Padding,
+): tf.Tensor4D => {
+  const [kh, kw] = w.shape;
+  if (padding === "valid" || (strides[0] <= kh && strides[1] <= kw)) {
+    return tf.conv2d(x, w, [...strides], padding);
+  }
+  const g = windowGeometry(x.shape[1], x.shape[2], [kh, kw], strides, padding);
+  const xp = tf.pad(x, [[0, 0], [g.h.padBefore, g.h.padAfter], [g.w.padBefore, g.w.padAfter], [
+    0,
+    0,
+  ]]);
+  return tf.conv2d(xp, w, [...strides], "valid");
+};
+
+/**
+ * Input gradient of a NHWC conv2d: TF.js's Conv2DBackpropInput, except when a stride exceeds the
+ * kernel size, where wasm's kernel is wrong (measured: SAME, stride 3, 2×2 kernel violates the
+ * adjoint identity by orders of magnitude) and a col2im of dy·Wᵀ is used instead.
+ */
 export const conv2dInputGrad = (
   dy: tf.Tensor4D,
   w: tf.Tensor4D,
   inputShape: readonly [number, number, number, number],
   strides: readonly [number, number],
   padding: Padding,
-): tf.Tensor4D => tf.conv2dTranspose(dy, w, [...inputShape], [...strides], padding);
+): tf.Tensor4D => {
+  const [kh, kw, ci, co] = w.shape;
+  if (strides[0] <= kh && strides[1] <= kw) {
+    return tf.conv2dTranspose(dy, w, [...inputShape], [...strides], padding);
+  }
+  return tf.tidy(() => {
+    const g = windowGeometry(inputShape[1], inputShape[2], [kh, kw], strides, padding);
+    const [n, ho, wo] = dy.shape;
+    const cols = tf.matMul(
+      tf.reshape(dy, [n * ho * wo, co]),
+      tf.reshape(w, [kh * kw * ci, co]),
+      false,
+      true,
+    );
+    const parts = tf.split(
+      tf.reshape(cols, [n, ho, wo, kh * kw * ci]),
+      kh * kw,
+      3,
+    ) as tf.Tensor4D[];
+    return scatterPatches(parts, g);
+  });
+};

@@ -9,6 +9,7 @@ import type { OpDef, Tangent } from "./types.ts";
 import { addT } from "./_tangent.ts";
 import {
   conv2dFilterGrad,
+  conv2dForward,
   conv2dInputGrad,
   extractPatches,
   firstArgMaxMasks,
@@ -28,11 +29,11 @@ const T4 = (t: tf.Tensor) => t as tf.Tensor4D;
 /** y = x ⊛ w (NHWC input, [kh, kw, cin, cout] filter). */
 export const conv2d: OpDef<Conv2dAttrs> = {
   name: "conv2d",
-  primal: ([x, w], a) => tf.conv2d(T4(x), T4(w), [...a.strides], a.padding),
+  primal: ([x, w], a) => conv2dForward(T4(x), T4(w), a.strides, a.padding),
   jvp: ([x, w], _y, [dx, dw], a) =>
     addT(
-      dx && tf.conv2d(T4(dx), T4(w), [...a.strides], a.padding),
-      dw && tf.conv2d(T4(x), T4(dw), [...a.strides], a.padding),
+      dx && conv2dForward(T4(dx), T4(w), a.strides, a.padding),
+      dw && conv2dForward(T4(x), T4(dw), a.strides, a.padding),
     ),
   transpose: ([x, w], _y, ct, needs, a) => [
     needs[0] ? conv2dInputGrad(T4(ct), T4(w), T4(x).shape, a.strides, a.padding) : null,

@@ -74,7 +74,8 @@ const collectTensors = (c: unknown, into: tf.Tensor[]): void => {
 
 /**
  * Linearizes f at `params`. f must route every parameter-dependent value through its `nn`.
- * Tensors f creates are kept until `dispose()`; `params` and tensors f captures stay the caller's.
+ * Tensors f creates are kept until `dispose()`; `params` and tensors f captures stay the caller's,
+ * who must keep them alive as long as the linearization is used.
  */
 export const linearize = <P extends Params>(
   f: (nn: Nn, params: P) => ModelOutput,
@@ -123,6 +124,9 @@ export const linearize = <P extends Params>(
     }
     return [...new Set(keep)].filter((t) => t.id >= firstOwnedId);
   });
+  // Owned until dispose(), even inside an enclosing tidy (e.g. the forward scope of tf.grads,
+  // which ends before the backward pass that may still call jvp/vjp through a customGrad).
+  kept.forEach((t) => tf.keep(t));
   const outSlot = slotOf.get(output.id) ?? -1;
   let disposed = false;
   const alive = () => {

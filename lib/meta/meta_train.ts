@@ -116,6 +116,8 @@ export interface MetaDiagnostics {
   readonly meanPostUpdateChange: number;
   /** ℓ_{T−1}. */
   readonly baseLoss: number;
+  /** Bytes held by TF.js tensors at the end of the unrolled window (≈ the BPTT peak). */
+  readonly windowBytes: number;
   readonly gradNorm: number;
   readonly metaNorm: number;
   readonly clipped: boolean;
@@ -123,6 +125,19 @@ export interface MetaDiagnostics {
   readonly reset: boolean;
   readonly replaySize: number;
 }
+
+/**
+ * Estimated bytes that BPTT through one window keeps per configuration (spec §11 "Memory"): per
+ * coordinate and inner step, the LSTM activations of both roles (2 layers × (concatenated input,
+ * 16 gate pre-activations, c and h) ≈ 140 floats) plus ~10 CG and state vectors; plus the model's
+ * own activations, `activationFloats` per inner step (saved primals of the linearization and the
+ * two forward passes for ℓ′ and ℓ_{i+1}). Float32, so 4 bytes per float.
+ */
+export const estimateWindowBytes = (
+  coordinates: number,
+  T: number,
+  activationFloats: number,
+): number => 4 * T * (coordinates * 150 + 3 * activationFloats);
 
 /** The context of a meta-training run: the optimizee and its kinds. */
 export interface MetaProblem<P extends Params> {
@@ -202,6 +217,8 @@ export const unrollWindow = <P extends Params>(
   const release = () => curvatures.forEach((c) => c.dispose());
   for (let i = 0; i < T; i++) {
     const thetaSg = detachTree(theta); // sg(θ_i): G_i, g_i and the update start from its value
+    leaves(thetaSg).forEach((t) => tf.keep(t)); // G_i reads it in the backward pass too
+    curvatures.push({ dispose: () => tf.dispose(leaves(thetaSg)) });
     const gn = gaussNewtonProduct(pr.model, pr.lossFn, thetaSg, batches[i]);
     curvatures.push(gn);
     try {
@@ -247,6 +264,7 @@ export const unrollWindow = <P extends Params>(
       meanLossChange: mean(ellNextVals.map((v, i) => v - ell[i])),
       meanPostUpdateChange: mean(ellPrime.map((t, i) => t.dataSync()[0] - ell[i])),
       baseLoss: ell[T - 1],
+      windowBytes: tf.memory().numBytes,
     },
   };
 };
