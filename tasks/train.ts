@@ -31,6 +31,7 @@ export const SPECS = {
     "mlp" as "mlp" | "convnet" | "resnet",
     "optimizee: the original's quick MLP, the CUDA-convnet, or ResNet-20 v2",
   ),
+  "mlp-hidden": flag(PositiveIntFlag, 20, "hidden units of the MLP problem (the original's: 20)"),
   dataset: flag(
     oneOf(["mnist", "fashion-mnist", "cifar10"] as const),
     "mnist" as "mnist" | "fashion-mnist" | "cifar10",
@@ -82,9 +83,13 @@ export const SPECS = {
   resume: flag(BooleanFlag, false, "continue the run in --out from its checkpoint"),
 };
 
-const modelFor = (problem: "mlp" | "convnet" | "resnet", classes = 10): Model<Params, Params> =>
+const modelFor = (
+  problem: "mlp" | "convnet" | "resnet",
+  hidden: number,
+  classes = 10,
+): Model<Params, Params> =>
   (problem === "mlp"
-    ? mlp({ numClasses: classes })
+    ? mlp({ numClasses: classes, hidden: [hidden] })
     : problem === "convnet"
     ? cudaConvnet({ numClasses: classes })
     : resnetV2Cifar({ depth: 20, numClasses: classes })) as unknown as Model<Params, Params>;
@@ -102,8 +107,8 @@ if (import.meta.main) {
         ? c.out
         : `runs/train-${new Date().toISOString().replace(/[:.]/g, "-")}`;
       const r = await metaTrainRun({
-        model: modelFor(c.problem),
-        modelName: c.problem,
+        model: modelFor(c.problem, c["mlp-hidden"]),
+        modelName: c.problem === "mlp" ? `mlp-${c["mlp-hidden"]}` : c.problem,
         dataset: c.dataset,
         dataDir: c["data-dir"] === "-" ? undefined : c["data-dir"],
         batchSize: c["batch-size"],
