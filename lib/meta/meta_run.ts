@@ -160,6 +160,17 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     truncateAfterStep: ckpt ? state.iteration - 1 : undefined,
     stepKey: "iteration",
   });
+  const total = Deno.systemMemoryInfo().total;
+  if (est > 0.8 * total && !c.quiet) {
+    console.error(
+      `warning: BPTT through T=${o.metaRollBack} steps over ${n} coordinates needs ≈ ${
+        (est / 2 ** 30).toFixed(1)
+      } GiB, ` +
+        `more than 80% of this machine's ${
+          (total / 2 ** 30).toFixed(1)
+        } GiB: lower --meta-roll-back`,
+    );
+  }
   if (!c.quiet) {
     console.error(
       `meta-training ${c.modelName} on ${c.dataset} (meta-train split): ${n} coordinates, kinds ${

@@ -127,17 +127,18 @@ export interface MetaDiagnostics {
 }
 
 /**
- * Estimated bytes that BPTT through one window keeps per configuration (spec §11 "Memory"): per
- * coordinate and inner step, the LSTM activations of both roles (2 layers × (concatenated input,
- * 16 gate pre-activations, c and h) ≈ 140 floats) plus ~10 CG and state vectors; plus the model's
- * own activations, `activationFloats` per inner step (saved primals of the linearization and the
- * two forward passes for ℓ′ and ℓ_{i+1}). Float32, so 4 bytes per float.
+ * Estimated bytes that BPTT through one window keeps: per coordinate and inner step ≈ 1000 floats
+ * (the LSTM activations of both roles, the CG vectors and the tape's saved copies; measured with
+ * the MNIST MLP: 653 MiB at the end of a T = 10 window over 15 910 coordinates, `windowBytes` in
+ * the log), plus `activationFloats` of model activations per inner step. Float32: 4 bytes a float.
+ * The knobs are T (`--meta-roll-back`) and the batch size; the CUDA-convnet's 1.76 M coordinates
+ * need T ≤ 3 to stay within 24 GiB.
  */
 export const estimateWindowBytes = (
   coordinates: number,
   T: number,
   activationFloats: number,
-): number => 4 * T * (coordinates * 150 + 3 * activationFloats);
+): number => 4 * T * (coordinates * 1000 + 3 * activationFloats);
 
 /** The context of a meta-training run: the optimizee and its kinds. */
 export interface MetaProblem<P extends Params> {
