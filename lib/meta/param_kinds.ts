@@ -5,20 +5,20 @@
  * @module
  */
 
-/** The six kinds of the original's `RNN_optimizers`. */
+/** The six kinds of the original's `RNN_optimizers`, in the order of spec §2.1. */
 export const PARAM_KINDS = [
   "conv2d/kernel",
   "conv2d/bias",
-  "dense/kernel",
-  "dense/bias",
   "batch/gamma",
   "batch/beta",
+  "dense/kernel",
+  "dense/bias",
 ] as const;
 export type ParamKind = typeof PARAM_KINDS[number];
 
 /** True when s names a known kind. */
-export const isParamKind = (s: string): s is ParamKind =>
-  (PARAM_KINDS as readonly string[]).includes(s);
+export const isParamKind = (s: unknown): s is ParamKind =>
+  typeof s === "string" && (PARAM_KINDS as readonly string[]).includes(s);
 
 /** Leaf indices grouped by kind, in first-appearance order of the kinds. */
 export const groupByKind = (kinds: readonly ParamKind[]): Map<ParamKind, number[]> => {
