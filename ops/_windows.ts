@@ -9,6 +9,35 @@
  * @module
  */
 import { tf } from "../lib/_deps.ts";
+import { matMulT } from "./_matmul.ts";
+
+/**
+ * Kernel fast paths a backend may install (the native BLAS backend does): each returns null when it
+ * does not apply (e.g. another backend is active), and the composition below is used instead.
+ */
+export interface WindowFastPaths {
+  conv2dFilterGrad?: (
+    x: tf.Tensor4D,
+    dy: tf.Tensor4D,
+    filterShape: readonly [number, number, number, number],
+    strides: readonly [number, number],
+    padding: Padding,
+  ) => tf.Tensor4D | null;
+  maxPoolTranspose?: (
+    dy: tf.Tensor4D,
+    x: tf.Tensor4D,
+    filterSize: readonly [number, number],
+    strides: readonly [number, number],
+    padding: Padding,
+  ) => tf.Tensor4D | null;
+}
+const fastPaths: WindowFastPaths = {};
+/** Installs fast paths (called once by a backend's registration). */
+export const installWindowFastPaths = (p: WindowFastPaths): void => {
+  Object.assign(fastPaths, p);
+};
+/** The installed fast paths (read by the conv and pooling rules). */
+export const windowFastPaths = (): Readonly<WindowFastPaths> => fastPaths;
 
 /** Padding mode of a window op (TF semantics). */
 export type Padding = "same" | "valid";
@@ -150,18 +179,19 @@ export const conv2dFilterGrad = (
   strides: readonly [number, number],
   padding: Padding,
 ): tf.Tensor4D =>
-  tf.tidy(() => {
-    const [kh, kw, ci, co] = filterShape;
-    const g = windowGeometry(x.shape[1], x.shape[2], [kh, kw], strides, padding);
-    const patches = extractPatches(x, g);
-    const m = x.shape[0] * g.h.out * g.w.out;
-    const cols = tf.reshape(patches.length === 1 ? patches[0] : tf.concat(patches, 3), [
-      m,
-      kh * kw * ci,
-    ]);
-    const dW = tf.matMul(cols, tf.reshape(dy, [m, co]), true, false);
-    return tf.reshape(dW, [kh, kw, ci, co]);
-  });
+  fastPaths.conv2dFilterGrad?.(x, dy, filterShape, strides, padding) ??
+    tf.tidy(() => {
+      const [kh, kw, ci, co] = filterShape;
+      const g = windowGeometry(x.shape[1], x.shape[2], [kh, kw], strides, padding);
+      const patches = extractPatches(x, g);
+      const m = x.shape[0] * g.h.out * g.w.out;
+      const cols = tf.reshape(patches.length === 1 ? patches[0] : tf.concat(patches, 3), [
+        m,
+        kh * kw * ci,
+      ]);
+      const dW = matMulT(cols as tf.Tensor2D, tf.reshape(dy, [m, co]) as tf.Tensor2D, true, false);
+      return tf.reshape(dW, [kh, kw, ci, co]);
+    });
 
 /**
  * Forward NHWC conv2d. With SAME padding and a stride larger than the kernel, TF's pad total
@@ -205,9 +235,9 @@ export const conv2dInputGrad = (
   return tf.tidy(() => {
     const g = windowGeometry(inputShape[1], inputShape[2], [kh, kw], strides, padding);
     const [n, ho, wo] = dy.shape;
-    const cols = tf.matMul(
-      tf.reshape(dy, [n * ho * wo, co]),
-      tf.reshape(w, [kh * kw * ci, co]),
+    const cols = matMulT(
+      tf.reshape(dy, [n * ho * wo, co]) as tf.Tensor2D,
+      tf.reshape(w, [kh * kw * ci, co]) as tf.Tensor2D,
       false,
       true,
     );

@@ -15,6 +15,7 @@ import {
   firstArgMaxMasks,
   type Padding,
   scatterPatches,
+  windowFastPaths,
   type WindowGeometry,
   windowGeometry,
 } from "./_windows.ts";
@@ -68,8 +69,11 @@ export const maxPool: OpDef<PoolAttrs, MaxPoolRes> = {
     const parts = extractPatches(T4(dx), g).map((p, k) => tf.mul(p, masks[k]));
     return tf.addN(parts);
   },
-  transpose: (_xs, _y, ct, needs, _a, { g, masks }) => [
-    needs[0] ? scatterPatches(masks.map((m) => tf.mul(m, ct) as tf.Tensor4D), g) : null,
+  transpose: ([x], _y, ct, needs, a, { g, masks }) => [
+    needs[0]
+      ? windowFastPaths().maxPoolTranspose?.(T4(ct), T4(x), a.filterSize, a.strides, a.padding) ??
+        scatterPatches(masks.map((m) => tf.mul(m, ct) as tf.Tensor4D), g)
+      : null,
   ],
 };
 

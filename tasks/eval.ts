@@ -1,24 +1,124 @@
 /**
- * `deno task eval`: trains a model with any optimizer and compares optimizers.
- * The flags are placeholders until issue 8 lands; --help and flag errors already work.
+ * `deno task eval`: trains a model with one optimizer or compares several (same seed, same
+ * initialization, same data order), logging every step and evaluation, checkpointing, and writing
+ * `report.md` and `report.svg`. With no flags: MLHF (or HF(fixed) until `weights/mlhf-mnist.mlhf`
+ * exists) against Adam on the embedded MNIST with the original's quick MLP.
  * @module
  */
+import { join } from "node:path";
 import { backendFlag, runCli } from "./_cli.ts";
-import { flag, PositiveIntFlag } from "../lib/cli/flags.ts";
+import { type BackendChoice, describeChoice } from "../lib/backend/select.ts";
+import { FlagError } from "../lib/cli/flags.ts";
+import { tf } from "../lib/_deps.ts";
+import { metaWeightTensors } from "../lib/meta/meta_weights.ts";
+import { compareOptimizers } from "../lib/train/compare.ts";
+import { describeSettings, labelSpecs } from "../lib/train/optimizers.ts";
+import {
+  applicable,
+  EVAL_FLAGS,
+  type EvalFlags,
+  type EvalPlan,
+  planEval,
+} from "../lib/train/plan.ts";
+import { openProblem, resolveMetaWeights } from "../lib/train/problem.ts";
 
-export const SPECS = {
-  backend: backendFlag,
-  seed: flag(PositiveIntFlag, 1, "seed of every random choice (init, data order, noise)"),
+export const SPECS = { backend: backendFlag, ...EVAL_FLAGS };
+
+const SUMMARY =
+  "Trains a model with one optimizer, or compares several from the same initialization and data " +
+  "order, and writes JSONL/CSV logs, checkpoints, report.md and report.svg.";
+
+/** `runs/eval-YYYYMMDD-HHMMSS` (UTC). */
+const defaultOut = (): string =>
+  join(
+    "runs",
+    `eval-${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)}`,
+  );
+
+/** The command line as typed (arguments with spaces or quotes quoted). */
+const commandLine = (argv: readonly string[]): string =>
+  [
+    "deno task eval",
+    ...argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)),
+  ]
+    .join(" ");
+
+const plan = (config: EvalFlags): EvalPlan => {
+  try {
+    return planEval(config);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    console.error(`error: ${e.message}\n(run 'deno task eval --help' for usage)`);
+    Deno.exit(e.exitCode);
+  }
+};
+
+/** Runs the planned comparison; see the module doc. */
+export const runEval = async (
+  config: EvalFlags,
+  backend: BackendChoice,
+  argv: readonly string[],
+): Promise<void> => {
+  const p = plan(config);
+  const notes: string[] = [];
+  let items = p.optimizers;
+  const meta = items.some((o) => o.name === "mlhf")
+    ? await resolveMetaWeights(p.metaWeights.spec, {
+      seed: config.seed,
+      required: p.metaWeights.required || !p.preset.mlhfFallback,
+    })
+    : undefined;
+  if (meta === null) {
+    const settings = { ...p.preset.mlhfFallback, ...applicable("hf-fixed", p.overrides) };
+    items = items.map((o) => (o.name === "mlhf" ? { name: "hf-fixed", settings } : o));
+    notes.push(
+      `MLHF's meta-weights ${p.metaWeights.spec} do not exist yet, so HF with fixed damping ` +
+        `(${describeSettings(settings)}, P ≡ 1, x₀ = previous solution) runs in MLHF's place.`,
+    );
+    console.error(`note: ${notes.at(-1)}`);
+  }
+  if (p.model === "mlp") {
+    notes.push(
+      "The model is the original's quick MLP (problems.py: mlp): 784→20 sigmoid→10, " +
+        "every weight and bias N(0, 0.01²).",
+    );
+  }
+  const problem = await openProblem(p.model, p.dataset, {
+    dataDir: config["data-dir"] || undefined,
+    skipCorrupt: config["skip-corrupt"],
+  });
+  try {
+    const out = config.out || defaultOut();
+    const result = await compareOptimizers({
+      out,
+      problem,
+      optimizers: labelSpecs(items),
+      meta: meta ?? undefined,
+      seed: config.seed,
+      batchSize: p.batchSize,
+      epochs: p.epochs,
+      steps: p.steps,
+      shuffleBuffer: config["shuffle-buffer"],
+      checkpointEvery: config["checkpoint-every"],
+      evalEvery: p.evalEvery,
+      evalExamples: config["eval-examples"],
+      evalBatchSize: config["eval-batch-size"],
+      resume: config.resume,
+      command: commandLine(argv),
+      backend: describeChoice(backend).replace(/^backend: /, ""),
+      notes: [`Preset ${p.presetName}: ${p.preset.description}.`, ...notes],
+    });
+    console.log(`\n${result.table}`);
+    console.log(`report: ${result.reportPath}\nplot:   ${result.plotPath}`);
+    if (result.diverged.length === result.runs.length) {
+      throw new Error(result.diverged.map((d) => d.message).join("\n"));
+    }
+  } finally {
+    await problem.close();
+    if (meta) tf.dispose(metaWeightTensors(meta.weights));
+  }
 };
 
 if (import.meta.main) {
-  await runCli(
-    "eval",
-    "Trains a model with a chosen optimizer and writes logs and a report.",
-    SPECS,
-    () => {
-      console.log("not yet implemented: see issue 8");
-      return Promise.resolve();
-    },
-  );
+  await runCli("eval", SUMMARY, SPECS, (config, backend) => runEval(config, backend, Deno.args));
 }

@@ -81,7 +81,10 @@ for (const kind of TINY_NETS) {
               const u = randomLike(ku, net.params), v = randomLike(kv, net.params);
               const Gu = gn.product(u), Gv = gn.product(v);
               const a = vdot(u, Gv).dataSync()[0], b = vdot(Gu, v).dataSync()[0];
-              const scale = Math.sqrt(vdot(u, u).dataSync()[0] * vdot(Gv, Gv).dataSync()[0]);
+              // Rounding in ⟨u, Gv⟩ scales with ‖u‖‖Gv‖ (and ⟨Gu, v⟩ with ‖Gu‖‖v‖), not with the
+              // (often much smaller, cancelling) inner product itself.
+              const scale = Math.sqrt(vdot(u, u).dataSync()[0] * vdot(Gv, Gv).dataSync()[0]) +
+                Math.sqrt(vdot(Gu, Gu).dataSync()[0] * vdot(v, v).dataSync()[0]);
               if (!(Math.abs(a - b) <= 1e-4 * scale + 1e-9)) {
                 throw new Error(`${kind}: ⟨u,Gv⟩=${a} ⟨Gu,v⟩=${b} (scale ${scale})`);
               }

@@ -5,6 +5,8 @@
  *   stock cpu's takes ~50 s on a CIFAR layer, tfjs-facts.md §2b, §3).
  * - MaxPool: the cotangent goes to the first arg-max of each window (wasm's MaxPoolGrad sends it to
  *   the wrong element when every value in the window is negative).
+ * - BatchMatMul (2-D): the DSL's matMul transpose rule, which on wasm transposes explicitly
+ *   instead of passing flags (4–6× faster there, `ops/_matmul.ts`).
  * - AvgPool: with SAME padding, cpu's AvgPoolGrad divides by the full window where TF.js's own
  *   forward averages only in-bounds elements, so stock gradients are wrong there (measured in
  *   `tests/jvp_rules_test.ts`, the avgPool row, which compares against the tape).
@@ -14,6 +16,7 @@
  */
 import { tf } from "../_deps.ts";
 import { avgPool, conv2d, maxPool, type PoolAttrs } from "../../ops/conv.ts";
+import { matMul } from "../../ops/linalg.ts";
 import type { Padding } from "../../ops/_windows.ts";
 
 let installed = false;
@@ -70,6 +73,29 @@ export const installGradientFixes = (): void => {
             undefined,
           )[i]!;
         return { x: t(0), filter: t(1) };
+      },
+    });
+    const stockMatMulGrad = tf.getGradient("BatchMatMul");
+    tf.registerGradient({
+      kernelName: "BatchMatMul",
+      inputsToSave: ["a", "b"],
+      gradFunc: (dy, saved, attrs) => {
+        const [a, b] = saved;
+        const at = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+        if (a.rank !== 2 || b.rank !== 2 || !stockMatMulGrad) {
+          return stockMatMulGrad!.gradFunc(dy, saved, attrs);
+        }
+        const ma = { transposeA: at.transposeA, transposeB: at.transposeB };
+        const t = (i: number) => () =>
+          matMul.transpose(
+            [a, b],
+            dy as tf.Tensor,
+            dy as tf.Tensor,
+            [i === 0, i === 1],
+            ma,
+            undefined,
+          )[i]!;
+        return { a: t(0), b: t(1) };
       },
     });
     for (const op of [maxPool, avgPool] as const) {

@@ -5,7 +5,7 @@
  * @module
  */
 import { tf } from "../_deps.ts";
-import { linearize, type ModelOutput } from "../../ops/interpret.ts";
+import { type Linearization, linearize, type ModelOutput } from "../../ops/interpret.ts";
 import type { Nn } from "../../ops/nn.ts";
 import type { Loss } from "../../ops/losses.ts";
 import { fromVector, keepTree, type Params, tidyTree, toVector } from "../tree.ts";
@@ -35,6 +35,10 @@ export interface GaussNewton<P extends Params> {
   vjp(u: tf.Tensor): P;
   /** G·v = Jᵀ·H_L·(J·v). */
   product(v: P): P;
+  /** The linearization's recorded ops (for curvature blocks such as K-FAC's). */
+  readonly ops: Linearization<P>["ops"];
+  /** Jᵀ·u plus the cotangent reaching each recorded op's output. */
+  vjpWithOpCotangents: Linearization<P>["vjpWithOpCotangents"];
   dispose(): void;
 }
 
@@ -57,6 +61,8 @@ export const gaussNewtonProduct = <P extends Params>(
     jvp: (v) => lin.jvp(v),
     vjp: (u) => lin.vjp(u),
     product: (v) => tidyTree(() => lin.vjp(loss.hessianProduct(z, batch.y, lin.jvp(v)))),
+    ops: lin.ops,
+    vjpWithOpCotangents: (u) => lin.vjpWithOpCotangents(u),
     dispose: () => {
       value.dispose();
       tf.dispose(gradient as unknown as tf.TensorContainer);

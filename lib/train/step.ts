@@ -17,6 +17,11 @@ export interface StepResult<P extends Params, S> {
   readonly state: S;
   /** L(θ_t; B_t), before the update. */
   readonly loss: number;
+  /**
+   * The fraction of the batch whose logits' arg-max matches the target's arg-max (before the
+   * update); NaN unless the logits and targets are both [B, C].
+   */
+  readonly accuracy: number;
   /** The model's auxiliary outputs (e.g. batch-norm statistics), owned by the caller. */
   readonly aux: tf.TensorContainer;
 }
@@ -47,11 +52,20 @@ const cloneContainer = (c: tf.TensorContainer): tf.TensorContainer => {
   return c;
 };
 
+/** Arg-max agreement of logits z and targets y, both [B, C] (NaN for other shapes). */
+export const batchAccuracy = (z: tf.Tensor, y: tf.Tensor): number =>
+  z.rank === 2 && y.rank === 2 && z.shape[0] === y.shape[0] && z.shape[1] === y.shape[1]
+    ? tf.tidy(() =>
+      tf.mean(tf.cast(tf.equal(tf.argMax(z, -1), tf.argMax(y, -1)), "float32")).dataSync()[0]
+    )
+    : NaN;
+
 /** Runs one step; see the module doc. */
 export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<P, S> => {
   const gn = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
   try {
     const loss = gn.loss.dataSync()[0];
+    const accuracy = batchAccuracy(gn.logits, i.batch.y);
     const out = tf.tidy(() => {
       const [u, s] = i.optimizer.update(gn.gradient, i.state, {
         params: i.params,
@@ -73,7 +87,7 @@ export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<
       const keep = new Set(leaves(out.params).map((t) => t.id));
       leaves(i.params).forEach((t) => keep.has(t.id) || t.dispose());
     }
-    return { params: out.params, state: out.state, loss, aux: out.aux };
+    return { params: out.params, state: out.state, loss, accuracy, aux: out.aux };
   } finally {
     gn.dispose();
   }

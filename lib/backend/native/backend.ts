@@ -1,0 +1,91 @@
+/**
+ * The `native` TF.js backend: an instance of the cpu backend's own class (`MathBackendCPU`, taken
+ * from the registered cpu backend, so every kernel works on it), with every kernel registered for
+ * "cpu" copied to "native" and the BLAS-backed and loop kernels registered over them through the
+ * public kernel API (`tf.registerBackend`, `tf.getKernelsForBackend`, `tf.registerKernel`): the
+ * GEMM-based matMul and conv kernels, the pooling kernels, the few element-wise kernels that
+ * dominate a conv-net step once the GEMMs are fast, and block-copy `Slice`/`PadV2` (the window ops
+ * of `ops/_windows.ts` are built from them; the stock cpu ones are element by element).
+ * Registration happens at most once per process.
+ * @module
+ */
+import { tf } from "../../_deps.ts";
+import type { Blas } from "./blas.ts";
+import { convKernels } from "./kernels/conv.ts";
+import { elementwiseKernels } from "./kernels/elementwise.ts";
+import { matMulKernels } from "./kernels/matmul.ts";
+import { poolKernels } from "./kernels/pool.ts";
+import { shapeKernels } from "./kernels/shape.ts";
+import type { NativeKernel } from "./kernels/_util.ts";
+
+/** TF.js's name of the backend. */
+export const NATIVE_BACKEND = "native";
+
+/** Names of the kernels the native backend overrides (the rest are the cpu backend's). */
+export const OVERRIDDEN_KERNELS: readonly string[] = [
+  "BatchMatMul",
+  "_FusedMatMul",
+  "Conv2D",
+  "FusedConv2D",
+  "Conv2DBackpropInput",
+  "Conv2DBackpropFilter",
+  "MaxPool",
+  "AvgPool",
+  "MaxPoolGrad",
+  "AvgPoolGrad",
+  "Add",
+  "Sub",
+  "Multiply",
+  "Relu",
+  "Step",
+  "Sum",
+  "Mean",
+  "ArgMax",
+  "Equal",
+  "Slice",
+  "PadV2",
+];
+
+const allKernels = (blas: Blas): NativeKernel[] => [
+  ...matMulKernels(blas),
+  ...convKernels(blas),
+  ...poolKernels(),
+  ...elementwiseKernels(),
+  ...shapeKernels(),
+];
+
+let registered = false;
+
+/**
+ * Registers the `native` backend and its kernels (idempotent). Priority 0 keeps it from being
+ * picked implicitly over cpu/wasm; `tf.setBackend("native")` or `selectBackend` activates it.
+ */
+export const registerNativeBackend = (blas: Blas): void => {
+  if (registered) return;
+  const cpu = tf.findBackend("cpu");
+  if (!cpu) throw new Error("native backend: the cpu backend is not registered");
+  const Cpu = cpu.constructor as new () => tf.KernelBackend & { firstUse?: boolean };
+  tf.registerBackend(NATIVE_BACKEND, () => {
+    const b = new Cpu();
+    b.firstUse = false; // no "install tfjs-node" banner: this backend is the native one
+    return b;
+  }, 0);
+  for (const k of tf.getKernelsForBackend("cpu")) {
+    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND });
+  }
+  const kernels = allKernels(blas);
+  if (kernels.map((k) => k.kernelName).sort().join() !== [...OVERRIDDEN_KERNELS].sort().join()) {
+    throw new Error("native backend: OVERRIDDEN_KERNELS is out of date");
+  }
+  for (const k of kernels) {
+    if (tf.getKernel(k.kernelName, NATIVE_BACKEND)) {
+      tf.unregisterKernel(k.kernelName, NATIVE_BACKEND);
+    }
+    tf.registerKernel({
+      kernelName: k.kernelName,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: k.kernelFunc as tf.KernelFunc,
+    });
+  }
+  registered = true;
+};

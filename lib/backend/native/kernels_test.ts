@@ -1,0 +1,520 @@
+/**
+ * Every kernel the native backend overrides equals the cpu backend's result (float32 tolerance) on
+ * fast-check random shapes, strides, paddings, transposes and broadcasts, computed in one process
+ * on both backends. Where the stock cpu kernel is wrong (AvgPoolGrad at SAME-padded borders, and
+ * BatchMatMul when both batch shapes broadcast), the reference is the exact adjoint / an explicitly
+ * broadcast product instead.
+ * @module
+ */
+import { tf } from "../../_deps.ts";
+import { assert, fc } from "../../../tests/_util/deps.ts";
+import { assertAllClose } from "../../../tests/_util/numeric.ts";
+import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from "./_test_util.ts";
+import { COL_CHUNK_FLOATS } from "./kernels/conv.ts";
+import { NATIVE_BACKEND, OVERRIDDEN_KERNELS } from "./backend.ts";
+
+const ignore = !nativeAvailable;
+const TOL = { rtol: 1e-4, atol: 1e-4 };
+const RUNS = 40;
+
+const close = (r: { cpu: Float32Array[]; native: Float32Array[] }, what: string, tol = TOL) =>
+  r.cpu.forEach((c, i) => assertAllClose(r.native[i], c, tol, `${what} output ${i}`));
+
+// ---------------------------------------------------------------------------------------------
+// matMul
+
+const dim = fc.integer({ min: 1, max: 9 });
+
+Deno.test({
+  name: testName("BatchMatMul equals cpu for all transposes and cpu-compatible batch broadcasts"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        dim,
+        dim,
+        dim,
+        fc.array(fc.integer({ min: 1, max: 3 }), { maxLength: 2 }),
+        fc.constantFrom("same", "suffix", "ones"),
+        fc.boolean(),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1e6 }),
+        async (m, n, k, outer, bKind, tA, tB, swap, seed) => {
+          let oa = outer,
+            ob = bKind === "same"
+              ? outer
+              : bKind === "suffix"
+              ? outer.slice(1)
+              : outer.map(() => 1);
+          if (swap) [oa, ob] = [ob, oa];
+          const aShape = [...oa, ...(tA ? [k, m] : [m, k])];
+          const bShape = [...ob, ...(tB ? [n, k] : [k, n])];
+          const av = randArray(aShape.reduce((x, y) => x * y, 1), seed);
+          const bv = randArray(bShape.reduce((x, y) => x * y, 1), seed + 1);
+          const r = await onBoth(() =>
+            tf.matMul(tf.tensor(av, aShape), tf.tensor(bv, bShape), tA, tB)
+          );
+          close(r, `matMul ${aShape} ${bShape} tA=${tA} tB=${tB}`);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  },
+});
+
+Deno.test({
+  name: testName("BatchMatMul broadcasts batch dims both ways like an explicit broadcast"),
+  ignore,
+  fn: async () => {
+    const av = randArray(2 * 1 * 3 * 4, 1), bv = randArray(1 * 3 * 4 * 5, 2);
+    const got = await runOn(
+      "native",
+      () => tf.matMul(tf.tensor(av, [2, 1, 3, 4]), tf.tensor(bv, [1, 3, 4, 5])),
+    );
+    const want = await runOn("cpu", () =>
+      tf.matMul(
+        tf.broadcastTo(tf.tensor(av, [2, 1, 3, 4]), [2, 3, 3, 4]),
+        tf.broadcastTo(tf.tensor(bv, [1, 3, 4, 5]), [2, 3, 4, 5]),
+      ));
+    assertAllClose(got[0], want[0], TOL, "broadcast matMul");
+  },
+});
+
+Deno.test({
+  name: testName("_FusedMatMul (bias, activations) equals cpu"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        dim,
+        dim,
+        dim,
+        fc.boolean(),
+        fc.boolean(),
+        fc.constantFrom("none", "n", "1", "mn"),
+        fc.constantFrom("linear", "relu", "relu6", "leakyrelu", "elu", "sigmoid", "prelu"),
+        fc.integer({ min: 0, max: 1e6 }),
+        async (m, n, k, tA, tB, biasKind, activation, seed) => {
+          const a = randArray(m * k, seed), b = randArray(k * n, seed + 1).map((v) => 4 * v);
+          const biasShape = biasKind === "n" ? [n] : biasKind === "1" ? [1] : [m, n];
+          const bias = randArray(m * n, seed + 2).subarray(0, biasShape.reduce((x, y) => x * y));
+          const alpha = randArray(n, seed + 3);
+          const r = await onBoth(() =>
+            tf.fused.matMul({
+              a: tf.tensor(a, tA ? [k, m] : [m, k]),
+              b: tf.tensor(b, tB ? [n, k] : [k, n]),
+              transposeA: tA,
+              transposeB: tB,
+              bias: biasKind === "none" ? undefined : tf.tensor(bias, biasShape),
+              activation: activation as tf.fused.Activation,
+              preluActivationWeights: activation === "prelu" ? tf.tensor(alpha, [n]) : undefined,
+              leakyreluAlpha: 0.3,
+            })
+          );
+          close(r, `fused matMul ${activation} bias ${biasKind}`);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// convolution
+
+/** A random conv problem: x [b,h,w,ci], filter [kh,kw,ci,co], stride, padding. */
+const convCase = fc.record({
+  b: fc.integer({ min: 1, max: 3 }),
+  h: fc.integer({ min: 1, max: 9 }),
+  w: fc.integer({ min: 1, max: 9 }),
+  // ≥ TRANSPOSED_MIN_CHANNELS (8) with stride 1 takes the flipped-filter input-gradient path.
+  ci: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 8, max: 10 })),
+  co: fc.integer({ min: 1, max: 6 }),
+  kh: fc.integer({ min: 1, max: 4 }),
+  kw: fc.integer({ min: 1, max: 4 }),
+  sh: fc.constantFrom(1, 1, 2, 3),
+  sw: fc.constantFrom(1, 1, 2, 3),
+  pad: fc.constantFrom("same", "valid", "explicit"),
+  pads: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 4, maxLength: 4 }),
+  seed: fc.integer({ min: 0, max: 1e6 }),
+}).filter((c) => c.pad !== "valid" || (c.h >= c.kh && c.w >= c.kw))
+  .filter((c) =>
+    c.pad !== "explicit" || (c.h + c.pads[0] + c.pads[1] >= c.kh &&
+      c.w + c.pads[2] + c.pads[3] >= c.kw)
+  );
+
+type ConvCase = typeof convCase extends fc.Arbitrary<infer T> ? T : never;
+
+const padOf = (c: ConvCase): "same" | "valid" | tf.backend_util.ExplicitPadding =>
+  c.pad === "explicit"
+    ? [[0, 0], [c.pads[0], c.pads[1]], [c.pads[2], c.pads[3]], [0, 0]]
+    : c.pad as "same" | "valid";
+
+const convData = (c: ConvCase) => ({
+  x: randArray(c.b * c.h * c.w * c.ci, c.seed),
+  f: randArray(c.kh * c.kw * c.ci * c.co, c.seed + 1),
+  xShape: [c.b, c.h, c.w, c.ci] as [number, number, number, number],
+  fShape: [c.kh, c.kw, c.ci, c.co] as [number, number, number, number],
+});
+
+const conv = (c: ConvCase, x: tf.Tensor, f: tf.Tensor) =>
+  tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, [c.sh, c.sw], padOf(c));
+
+Deno.test({
+  name: testName("Conv2D and FusedConv2D equal cpu (strides, SAME/VALID/explicit padding)"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(convCase, fc.boolean(), async (c, fused) => {
+        const d = convData(c);
+        const bias = randArray(c.co, c.seed + 2);
+        const r = await onBoth(() => {
+          const x = tf.tensor4d(d.x, d.xShape), f = tf.tensor4d(d.f, d.fShape);
+          return fused
+            ? tf.fused.conv2d({
+              x,
+              filter: f,
+              strides: [c.sh, c.sw],
+              pad: padOf(c),
+              bias: tf.tensor1d(bias),
+              activation: "relu",
+            })
+            : conv(c, x, f);
+        });
+        close(r, `conv2d ${JSON.stringify(c)} fused=${fused}`);
+      }),
+      { numRuns: RUNS },
+    );
+  },
+});
+
+Deno.test({
+  name: testName("Conv2DBackpropInput and Conv2DBackpropFilter equal cpu"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(convCase, async (c) => {
+        const d = convData(c);
+        const attrs = { strides: [c.sh, c.sw], pad: padOf(c), dataFormat: "NHWC" };
+        const r = await onBoth(() => {
+          const x = tf.tensor4d(d.x, d.xShape), f = tf.tensor4d(d.f, d.fShape);
+          const y = conv(c, x, f);
+          const dy = tf.tensor(randArray(y.size, c.seed + 3), y.shape);
+          const dx = tf.engine().runKernel(
+            "Conv2DBackpropInput",
+            { dy, filter: f },
+            { ...attrs, inputShape: d.xShape } as unknown as tf.NamedAttrMap,
+          ) as tf.Tensor;
+          const dw = tf.engine().runKernel(
+            "Conv2DBackpropFilter",
+            { x, dy },
+            { ...attrs, filterShape: d.fShape } as unknown as tf.NamedAttrMap,
+          ) as tf.Tensor;
+          return [dx, dw];
+        });
+        close(r, `conv2d backprop ${JSON.stringify(c)}`);
+      }),
+      { numRuns: RUNS },
+    );
+  },
+});
+
+Deno.test({
+  name: testName("conv kernels handle batches larger than one im2col chunk"),
+  ignore,
+  fn: async () => {
+    // 42 images of 24×24 with a 5×5×8 window: 24·24·200 floats per image, COL_CHUNK_FLOATS per
+    // chunk → several chunks (and a short last one).
+    const c: ConvCase = {
+      b: 42,
+      h: 24,
+      w: 24,
+      ci: 8,
+      co: 3,
+      kh: 5,
+      kw: 5,
+      sh: 1,
+      sw: 1,
+      pad: "same",
+      pads: [0, 0, 0, 0],
+      seed: 5,
+    };
+    const perChunk = Math.floor(COL_CHUNK_FLOATS / (24 * 24 * 200));
+    assert.ok(c.b % perChunk !== 0 && c.b / perChunk > 2, `${perChunk} images per chunk`);
+    const d = convData(c);
+    const attrs = { strides: [1, 1], pad: "same", dataFormat: "NHWC" };
+    const r = await onBoth(() => {
+      const x = tf.tensor4d(d.x, d.xShape), f = tf.tensor4d(d.f, d.fShape);
+      const y = conv(c, x, f);
+      const dy = tf.tensor(randArray(y.size, 9), y.shape);
+      const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+        ...attrs,
+        filterShape: d.fShape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      return [y, tf.conv2dTranspose(dy as tf.Tensor4D, f, d.xShape, 1, "same"), dw];
+    });
+    close(r, "chunked conv", { rtol: 2e-4, atol: 5e-4 });
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// pooling
+
+const poolCase = fc.record({
+  b: fc.integer({ min: 1, max: 2 }),
+  h: fc.integer({ min: 1, max: 8 }),
+  w: fc.integer({ min: 1, max: 8 }),
+  c: fc.integer({ min: 1, max: 4 }),
+  fh: fc.integer({ min: 1, max: 3 }),
+  fw: fc.integer({ min: 1, max: 3 }),
+  sh: fc.integer({ min: 1, max: 3 }),
+  sw: fc.integer({ min: 1, max: 3 }),
+  pad: fc.constantFrom("same", "valid"),
+  ints: fc.boolean(),
+  seed: fc.integer({ min: 0, max: 1e6 }),
+}).filter((p) => p.pad === "same" || (p.h >= p.fh && p.w >= p.fw));
+
+type PoolCase = typeof poolCase extends fc.Arbitrary<infer T> ? T : never;
+
+const poolX = (p: PoolCase) => {
+  const n = p.b * p.h * p.w * p.c;
+  return p.ints ? randInts(n, p.seed) : randArray(n, p.seed);
+};
+
+Deno.test({
+  name: testName("MaxPool, AvgPool and MaxPoolGrad equal cpu (ties, all-negative windows)"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(poolCase, async (p) => {
+        const xv = poolX(p);
+        const pad = p.pad as "same" | "valid";
+        const r = await onBoth(() => {
+          const x = tf.tensor4d(xv, [p.b, p.h, p.w, p.c]);
+          const mp = tf.maxPool(x, [p.fh, p.fw], [p.sh, p.sw], pad);
+          const ap = tf.avgPool(x, [p.fh, p.fw], [p.sh, p.sw], pad);
+          const dy = tf.tensor(randArray(mp.size, p.seed + 1), mp.shape);
+          const dx = tf.engine().runKernel("MaxPoolGrad", { dy, input: x, output: mp }, {
+            filterSize: [p.fh, p.fw],
+            strides: [p.sh, p.sw],
+            pad,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor;
+          return [mp, ap, dx];
+        });
+        close(r, `pool ${JSON.stringify(p)}`);
+      }),
+      { numRuns: 60 },
+    );
+  },
+});
+
+Deno.test({
+  name: testName("MaxPoolGrad routes to the first maximum, also in all-negative windows"),
+  ignore,
+  fn: async () => {
+    // One 2×2 window per case, row-major: expected index of the gradient.
+    const cases: Array<[number[], number]> = [
+      [[-3, -1, -2, -4], 1],
+      [[5, 5, 5, 5], 0],
+      [[-2, -7, -2, -2], 0],
+      [[0, 1, 3, 3], 2],
+    ];
+    for (const [vals, at] of cases) {
+      const [dx] = await runOn("native", () => {
+        const x = tf.tensor4d(vals, [1, 2, 2, 1]);
+        return tf.engine().runKernel("MaxPoolGrad", {
+          dy: tf.ones([1, 1, 1, 1]),
+          input: x,
+          output: x,
+        }, {
+          filterSize: [2, 2],
+          strides: [2, 2],
+          pad: "valid",
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      });
+      assert.deepEqual([...dx], [0, 1, 2, 3].map((i) => (i === at ? 1 : 0)), `window ${vals}`);
+    }
+  },
+});
+
+Deno.test({
+  name: testName("AvgPoolGrad equals cpu for VALID and is the exact adjoint of AvgPool for SAME"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(poolCase, async (p) => {
+        const xv = poolX(p);
+        const pad = p.pad as "same" | "valid";
+        const shape: [number, number, number, number] = [p.b, p.h, p.w, p.c];
+        const f = () => {
+          const x = tf.tensor4d(xv, shape);
+          const y = tf.avgPool(x, [p.fh, p.fw], [p.sh, p.sw], pad);
+          const dy = tf.tensor(randArray(y.size, p.seed + 1), y.shape);
+          const dx = tf.engine().runKernel("AvgPoolGrad", { dy, input: x }, {
+            filterSize: [p.fh, p.fw],
+            strides: [p.sh, p.sw],
+            pad,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor;
+          // ⟨avgPool(x), dy⟩ and ⟨x, avgPoolGrad(dy)⟩ must agree (adjoint identity).
+          return [dx, tf.sum(tf.mul(y, dy)), tf.sum(tf.mul(x, dx))];
+        };
+        const nat = await runOn("native", f);
+        assertAllClose(nat[2], nat[1], TOL, `adjoint ${JSON.stringify(p)}`);
+        if (pad === "valid") assertAllClose(nat[0], (await runOn("cpu", f))[0], TOL, "valid");
+      }),
+      { numRuns: RUNS },
+    );
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// element-wise and Sum
+
+const shapeArb = fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 0, maxLength: 4 });
+
+Deno.test({
+  name: testName(
+    "Add, Sub, Multiply, Equal, Relu, Step, Sum, ArgMax equal cpu (broadcasts, axes, ties)",
+  ),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        shapeArb,
+        fc.integer({ min: 0, max: 4 }),
+        fc.constantFrom("same", "trailing", "leading1", "middle"),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 4 }),
+        fc.integer({ min: 0, max: 4 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 1e6 }),
+        async (shape, cut, bKind, swap, ax0, axLen, keepDims, seed) => {
+          const k = Math.min(cut, shape.length);
+          let bShape = bKind === "same"
+            ? shape
+            : bKind === "trailing"
+            ? shape.slice(k)
+            : bKind === "leading1"
+            ? [...shape.slice(0, k).map(() => 1), ...shape.slice(k)]
+            : shape.map((d, i) => (i === k ? 1 : d)); // a middle broadcast: cpu fallback path
+          let aShape = shape;
+          if (swap) [aShape, bShape] = [bShape, aShape];
+          const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+          const av = randInts(size(aShape), seed).map((v, i) => v + (i % 3) * 0.25);
+          const bv = randArray(size(bShape), seed + 1);
+          const xv = randInts(size(shape), seed + 2).map((v, i) => v + (i % 5) * 0.125);
+          const lo = Math.min(ax0, Math.max(shape.length - 1, 0));
+          const axes = Array.from(
+            { length: Math.min(axLen, shape.length - lo) },
+            (_, i) => lo + i,
+          );
+          const sumAxes = axes.length ? axes : undefined;
+          const negAxes = axes.length
+            ? [...axes].reverse().map((v) => v - shape.length)
+            : undefined;
+          const r = await onBoth(() => {
+            const a = tf.tensor(av, aShape), b = tf.tensor(bv, bShape);
+            const x = tf.tensor(xv, shape);
+            return [
+              tf.add(a, b),
+              tf.sub(a, b),
+              tf.mul(a, b),
+              tf.relu(x),
+              tf.step(x, 0.5),
+              tf.sum(x, sumAxes, keepDims),
+              tf.sum(x, negAxes),
+              tf.cast(tf.equal(tf.round(a), tf.round(b)), "float32"),
+              tf.cast(tf.equal(tf.cast(x, "int32"), 1), "float32"),
+              tf.cast(tf.equal(2, x), "float32"),
+              ...(shape.length === 0 ? [] : [
+                tf.cast(tf.argMax(x, lo), "float32"),
+                tf.cast(tf.argMax(x, lo - shape.length), "float32"),
+              ]),
+            ];
+          });
+          close(r, `elementwise ${aShape} ${bShape} axes ${axes}`);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  },
+});
+
+Deno.test({
+  name: testName("Slice and PadV2 equal cpu (float32, int32, bool; strided boxes)"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.nat(), { minLength: 8, maxLength: 8 }),
+        fc.constantFrom("float32", "int32", "bool"),
+        fc.constantFrom(0, -3.5, 2),
+        fc.integer({ min: 0, max: 1e6 }),
+        async (shape, picks, dtype, constantValue, seed) => {
+          const begin = shape.map((d, i) => picks[i] % d);
+          const size = shape.map((d, i) => 1 + (picks[i + 4] % (d - begin[i])));
+          const pads = shape.map((_, i): [number, number] => [picks[i] % 3, picks[i + 4] % 2]);
+          const vals = randInts(shape.reduce((a, b) => a * b, 1), seed);
+          const cv = dtype === "float32" ? constantValue : constantValue === 2 ? 1 : 0;
+          const r = await onBoth(() => {
+            const x = tf.tensor(
+              dtype === "bool" ? vals.map((v) => (v > 0 ? 1 : 0)) : vals,
+              shape,
+              dtype,
+            );
+            return [
+              tf.cast(tf.slice(x, begin, size), "float32"),
+              tf.cast(tf.pad(x, pads, cv), "float32"),
+            ];
+          });
+          close(r, `slice/pad ${shape} ${begin} ${size} ${JSON.stringify(pads)} ${dtype}`);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  },
+});
+
+Deno.test({
+  name: testName("overridden kernels leak no tensors"),
+  ignore,
+  fn: async () => {
+    // runOn throws on a leak; this exercises every native kernel once inside tf.grads.
+    await runOn("native", () => {
+      const x = tf.tensor4d(randArray(2 * 6 * 6 * 3, 1), [2, 6, 6, 3]);
+      const w = tf.tensor4d(randArray(3 * 3 * 3 * 4, 2), [3, 3, 3, 4]);
+      const b = tf.tensor1d(randArray(4, 3));
+      const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => {
+        const y = tf.relu(
+          tf.add(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, "same"), b),
+        ) as tf.Tensor4D;
+        const p = tf.add(tf.maxPool(y, 2, 2, "same"), tf.avgPool(y, 2, 2, "same"));
+        const z = tf.fused.matMul({
+          a: tf.reshape(p, [2, -1]),
+          b: tf.ones([36, 5]),
+          bias: b.slice(0, 1),
+          activation: "relu",
+        });
+        return tf.sum(tf.sub(z, tf.step(z)));
+      });
+      return g([x, w]);
+    });
+  },
+});
+
+Deno.test({
+  name: testName("the backend has every cpu kernel, and its own for exactly the overridden ones"),
+  ignore,
+  fn: () => {
+    const cpu = tf.getKernelsForBackend("cpu");
+    assert.equal(tf.getKernelsForBackend(NATIVE_BACKEND).length, cpu.length);
+    for (const k of cpu) {
+      const mine = tf.getKernel(k.kernelName, NATIVE_BACKEND);
+      assert.ok(mine, `no native ${k.kernelName}`);
+      const own = mine.kernelFunc !== k.kernelFunc;
+      assert.equal(own, OVERRIDDEN_KERNELS.includes(k.kernelName), k.kernelName);
+    }
+  },
+});

@@ -1,0 +1,143 @@
+/**
+ * A comparison of two tiny runs writes a report whose table has a row per run and whose plot has
+ * every series in each of its four panels, with labelled axes and the weight-decay convention
+ * stated; a divergent run is reported, not fatal; an existing run directory is not overwritten.
+ */
+import { assert } from "../../tests/_util/deps.ts";
+import { useTestBackend } from "../../tests/_util/backend.ts";
+import { withNoLeaks } from "../../tests/_util/numeric.ts";
+import { compareOptimizers, type CompareOptions } from "./compare.ts";
+import { labelSpecs } from "./optimizers.ts";
+import { binSteps, runStats } from "./report.ts";
+import { tempDir, tinyProblem } from "./_testing.ts";
+
+await useTestBackend();
+
+const compareIn = (out: string, extra: Partial<CompareOptions> = {}): CompareOptions => ({
+  out,
+  problem: tinyProblem(),
+  optimizers: labelSpecs([
+    { name: "adam", settings: { lr: 0.02 } },
+    { name: "hf-fixed", settings: { lr: 1, damping: 0.1, "cg-iter": 3 } },
+  ]),
+  seed: 3,
+  batchSize: 16,
+  epochs: 1,
+  steps: 5,
+  shuffleBuffer: 96,
+  evalEvery: 2,
+  command: "deno task eval --test",
+  backend: "cpu (test)",
+  notes: ["a test note"],
+  progressSink: null,
+  log: () => {},
+  ...extra,
+});
+
+Deno.test("compare: report.md has the table, setup and convention; report.svg every series", async () => {
+  const out = await tempDir();
+  try {
+    const r = await withNoLeaks(() => compareOptimizers(compareIn(out)));
+    const md = await Deno.readTextFile(r.reportPath);
+    const header = md.split("\n").find((l) => l.startsWith("| optimizer"));
+    assert.ok(header, "no table header");
+    for (
+      const col of ["final train loss", "best train loss", "final test acc", "best test acc"]
+    ) assert.ok(header.includes(col), col);
+    assert.match(header, /median time\/step/);
+    const rows = md.split("\n").filter((l) => /^\| (adam|hf-fixed) /.test(l));
+    assert.equal(rows.length, 2);
+    assert.match(rows[0], /^\| adam +\| lr=0\.02 .*weight-decay=0\.0002 +\| +5 \|/);
+    assert.match(rows[1], /^\| hf-fixed +\| lr=1 cg-iter=3 damping=0\.1 weight-decay=0 +\| +5 \|/);
+    assert.match(rows[0], /finished +\|$/);
+    assert.match(
+      md,
+      /CE \+ 0\.0002·Σ½‖w‖² over all variables; MLHF, HF\(fixed\) and HF\(LM\) minimize the cross-entropy only/,
+    );
+    assert.match(md, /Command: `deno task eval --test`/);
+    assert.match(md, /Backend: cpu \(test\)/);
+    assert.match(md, /Seed 3: every run starts from the same initialization/);
+    assert.match(md, /Note: a test note/);
+
+    const svg = await Deno.readTextFile(r.plotPath);
+    for (const name of ["adam", "hf-fixed"]) {
+      assert.equal(svg.split(`data-series="${name}"`).length - 1, 4, `${name}: 4 panels`);
+    }
+    for (
+      const label of ["step", "training time (s)", "training loss (CE)", "test accuracy"]
+    ) assert.ok(svg.includes(`>${label}`), `axis label ${label}`);
+    for (const t of ["Training loss vs steps", "Test accuracy vs time"]) assert.ok(svg.includes(t));
+
+    // Same seed: both runs start from the same initialization (same step-0 evaluation).
+    const [a, h] = r.runs;
+    assert.equal(a.evals[0].step, 0);
+    assert.equal(a.evals[0].test_loss, h.evals[0].test_loss);
+    assert.deepEqual(a.evals.map((e) => e.step), [0, 2, 4, 5]);
+    assert.ok(r.table.includes("| adam"));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("compare: a diverging run is reported and the others still run; no overwrite", async () => {
+  const out = await tempDir();
+  try {
+    const opts = compareIn(out, {
+      optimizers: labelSpecs([
+        { name: "sgd", settings: { lr: 0.5 } },
+        { name: "adam", settings: { lr: 0.02 } },
+      ]),
+      problem: tinyProblem({ nanAt: 40 }),
+      shuffleBuffer: 1,
+      checkpointEvery: 2,
+    });
+    const r = await compareOptimizers(opts);
+    assert.equal(r.diverged.length, 2);
+    assert.deepEqual(r.runs.map((x) => x.status), ["diverged at step 3", "diverged at step 3"]);
+    const md = await Deno.readTextFile(r.reportPath);
+    assert.match(md, /\| diverged at step 3 +\|/);
+    await assert.rejects(() => compareOptimizers(opts), /already holds a run: pass --resume/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("report: statistics and step binning", () => {
+  const steps = Array.from({ length: 10 }, (_, i) => ({
+    step: i + 1,
+    epoch: 0,
+    loss: 10 - i,
+    accuracy: 0.5,
+    lr: 1,
+    step_ms: i === 9 ? 100 : 2,
+    time_s: (i + 1) / 10,
+  }));
+  const ev = (step: number, train: number | null, acc: number) => ({
+    step,
+    epoch: 0,
+    epoch_end: false,
+    train_loss: train,
+    train_accuracy: train === null ? null : 0.5,
+    test_loss: 1,
+    test_accuracy: acc,
+    test_examples: 10,
+    time_s: step / 10,
+    eval_ms: 1,
+  });
+  const s = runStats({
+    label: "x",
+    settings: {},
+    status: "finished",
+    steps,
+    evals: [ev(0, null, 0.1), ev(5, 2, 0.9), ev(10, 3, 0.8)],
+  });
+  assert.deepEqual(
+    [s.steps, s.finalTrainLoss, s.bestTrainLoss, s.finalTestAccuracy, s.bestTestAccuracy],
+    [10, 3, 2, 0.8, 0.9],
+  );
+  assert.equal(s.medianStepMs, 2);
+  assert.equal(s.trainTimeS, 1);
+  const bins = binSteps(steps, 4);
+  assert.deepEqual(bins.map((b) => b.step), [3, 6, 9, 10]);
+  assert.deepEqual(bins.map((b) => b.loss), [9, 6, 3, 1]);
+});

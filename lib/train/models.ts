@@ -1,0 +1,71 @@
+/**
+ * The models `deno task eval` trains, by name, and the data each is evaluated on by default:
+ * `mlp` (the original's quick MLP, 784→20 sigmoid→10, spec §6.5), `convnet` (CUDA-convnet,
+ * §6.1), `resnet20 | resnet32 | resnet56` (ResNet v2 for CIFAR, §6.2) and `resnet18` (ResNet-18 v2
+ * for ImageNet, §6.3). The number of classes always comes from the data set.
+ * @module
+ */
+import {
+  cudaConvnet,
+  mlp,
+  type Model,
+  resnet18V2ImageNet,
+  resnetV2Cifar,
+} from "../../models/mod.ts";
+import type { DatasetName } from "../data/dataset.ts";
+import type { Params } from "../tree.ts";
+
+/** Model names accepted by `--model`. */
+export const MODEL_NAMES = [
+  "mlp",
+  "convnet",
+  "resnet20",
+  "resnet32",
+  "resnet56",
+  "resnet18",
+] as const;
+export type ModelName = typeof MODEL_NAMES[number];
+
+/** Any model (parameters and batch-norm state are opaque trees here). */
+export type AnyModel = Model<Params, Params>;
+
+/** The model `name` with `numClasses` outputs. */
+export const makeModel = (name: ModelName, numClasses: number): AnyModel => {
+  const m = (() => {
+    switch (name) {
+      case "mlp":
+        return mlp({ numClasses });
+      case "convnet":
+        return cudaConvnet({ numClasses });
+      case "resnet20":
+      case "resnet32":
+      case "resnet56":
+        return resnetV2Cifar({ depth: Number(name.slice(6)), numClasses });
+      case "resnet18":
+        return resnet18V2ImageNet({ numClasses });
+    }
+  })();
+  return m as unknown as AnyModel;
+};
+
+/** The data set a model is trained on when `--dataset` is not given. */
+export const DEFAULT_DATASET: Readonly<Record<ModelName, DatasetName>> = {
+  mlp: "mnist",
+  convnet: "cifar10",
+  resnet20: "cifar10",
+  resnet32: "cifar10",
+  resnet56: "cifar10",
+  resnet18: "imagenet",
+};
+
+/**
+ * The evaluation splits of each data set: train on the split the original evaluates on (CIFAR
+ * batches 4–5, spec §6.4 and §9 item 18; MNIST's second half, disjoint from meta-training), test
+ * on the held-out split.
+ */
+export const EVAL_SPLITS: Readonly<Record<DatasetName, { train: string; test: string }>> = {
+  mnist: { train: "eval-train", test: "test" },
+  "fashion-mnist": { train: "eval-train", test: "test" },
+  cifar10: { train: "train", test: "test" },
+  imagenet: { train: "train", test: "validation" },
+};

@@ -1,0 +1,254 @@
+/**
+ * The optimizer registry of `deno task eval`: names, their settings with spec §7's values as
+ * defaults, the `name:key=value:…` syntax of `--compare`, and the factory that builds a
+ * `GradientTransformation` (with the weight-decay convention of `weight_decay.ts` applied).
+ * @module
+ */
+import { chain, type GradientTransformation } from "../optim/base.ts";
+import { adam, momentum, rmsprop, sgd } from "../optim/alias.ts";
+import { hessianFree } from "../optim/hessian_free.ts";
+import { kfac } from "../optim/kfac.ts";
+import { mlhf } from "../optim/mlhf.ts";
+import { addDecayedWeights } from "../optim/transforms.ts";
+import type { MetaWeights, MlhfOptions } from "../meta/mlhf_step.ts";
+import type { ParamKind } from "../meta/param_kinds.ts";
+import type { Params } from "../tree.ts";
+import { decayMask, usesWeightDecay, type WeightDecay } from "./weight_decay.ts";
+
+/** Optimizer names accepted by `--optimizer` and `--compare`. */
+export const OPTIMIZER_NAMES = [
+  "mlhf",
+  "sgd",
+  "momentum",
+  "adam",
+  "rmsprop",
+  "hf-fixed",
+  "hf-lm",
+  "kfac",
+] as const;
+export type OptimizerName = typeof OPTIMIZER_NAMES[number];
+
+/** Names of the numeric settings (also the keys of `--compare name:key=value`). */
+export const SETTING_KEYS = [
+  "lr",
+  "momentum",
+  "decay",
+  "beta1",
+  "beta2",
+  "epsilon",
+  "cg-iter",
+  "damping",
+  "lm-decay",
+  "ema",
+  "invert-every",
+  "weight-decay",
+] as const;
+export type SettingKey = typeof SETTING_KEYS[number];
+export type Settings = Partial<Record<SettingKey, number>>;
+
+/**
+ * Each optimizer's settings and their defaults: spec §7's script values (CIFAR convnet: momentum
+ * 1e-3/0.9, Adam 1e-3, RMSprop 1e-3 decay 0.99; HF(fixed) η 1e-2 λ 5e-3 K 20; HF(LM) η 1e-3 λ₀ 1
+ * δ 0.99 K 20; K-FAC lr 0.1 damping 1 EMA 0.99 with its library defaults). SGD is in no script:
+ * 0.1 as `cifar10_main.py`. MLHF's η, K and λ₀ default to what its meta-weights were trained with.
+ * `weight-decay` is added from the convention when not given.
+ */
+export const DEFAULT_SETTINGS: Readonly<Record<OptimizerName, Settings>> = {
+  sgd: { lr: 0.1 },
+  momentum: { lr: 1e-3, momentum: 0.9 },
+  adam: { lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 },
+  rmsprop: { lr: 1e-3, decay: 0.99, epsilon: 1e-10 },
+  "hf-fixed": { lr: 1e-2, damping: 5e-3, "cg-iter": 20 },
+  "hf-lm": { lr: 1e-3, damping: 1, "lm-decay": 0.99, "cg-iter": 20 },
+  kfac: { lr: 0.1, damping: 1, ema: 0.99, momentum: 0.9, "invert-every": 10 },
+  mlhf: { lr: 1, "cg-iter": 2, damping: 2e-5 },
+};
+
+/** One optimizer of a run: its name, a label (unique within a comparison) and its settings. */
+export interface OptimizerSpec {
+  readonly name: OptimizerName;
+  readonly label: string;
+  /** Explicit settings (presets and the command line); the rest come from the defaults. */
+  readonly settings: Settings;
+}
+
+const isName = (s: string): s is OptimizerName =>
+  (OPTIMIZER_NAMES as readonly string[]).includes(s);
+
+/** The settings an optimizer accepts. */
+export const settingsOf = (name: OptimizerName): SettingKey[] => [
+  ...Object.keys(DEFAULT_SETTINGS[name]) as SettingKey[],
+  "weight-decay",
+];
+
+/** Checks that every key is one `name` takes; throws a RangeError naming the first that is not. */
+export const checkSettings = (name: OptimizerName, s: Settings): void => {
+  const ok = settingsOf(name);
+  for (const [k, v] of Object.entries(s)) {
+    if (!(ok as string[]).includes(k)) {
+      throw new RangeError(`${name}: unknown setting "${k}" (${name} takes ${ok.join(", ")})`);
+    }
+    if (!(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
+      throw new RangeError(`${name}: ${k} must be a non-negative number, got ${v}`);
+    }
+  }
+};
+
+/**
+ * Parses `name[:key=value]…` items separated by commas (`adam,mlhf:lr=2:cg-iter=4`).
+ * @throws RangeError naming the unknown optimizer, setting or bad value.
+ */
+export const parseOptimizerList = (text: string): { name: OptimizerName; settings: Settings }[] => {
+  const items = text.split(",").map((s) => s.trim()).filter((s) => s.length);
+  if (!items.length) throw new RangeError("expected at least one optimizer name");
+  return items.map((item) => {
+    const [name, ...pairs] = item.split(":").map((s) => s.trim());
+    if (!isName(name)) {
+      throw new RangeError(`unknown optimizer "${name}" (one of ${OPTIMIZER_NAMES.join(", ")})`);
+    }
+    const settings: Record<string, number> = {};
+    for (const pair of pairs) {
+      const m = /^([a-z0-9-]+)=(.+)$/.exec(pair);
+      const value = m ? Number(m[2]) : NaN;
+      if (!m || m[2].trim() === "" || !Number.isFinite(value)) {
+        throw new RangeError(`${name}: expected key=number, got "${pair}"`);
+      }
+      settings[m[1]] = value;
+    }
+    checkSettings(name, settings);
+    return { name, settings };
+  });
+};
+
+/** Labels for a list of specs: the name, with "-2", "-3"… for repeats. */
+export const labelSpecs = (
+  items: readonly { name: OptimizerName; settings: Settings }[],
+): OptimizerSpec[] => {
+  const seen = new Map<string, number>();
+  return items.map(({ name, settings }) => {
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    return { name, settings, label: n === 1 ? name : `${name}-${n}` };
+  });
+};
+
+/** MLHF's meta-weights and the options they were trained with. */
+export interface MetaWeightsSource {
+  readonly weights: MetaWeights;
+  /** From the file's header (K, λ₀, x₀, preconditioner and damping kinds). */
+  readonly options: Partial<MlhfOptions>;
+  /** η used in meta-training, if recorded. */
+  readonly trainedLearningRate?: number;
+  /** Where they came from, for reports ("weights/mlhf-mnist.mlhf", "untrained (seed 1)"). */
+  readonly description: string;
+}
+
+/** What a factory needs besides the spec. */
+export interface BuildContext {
+  /** Kind of each parameter leaf, in leaf order. */
+  readonly kinds: readonly ParamKind[];
+  /** The data set's weight-decay convention. */
+  readonly weightDecay: WeightDecay;
+  /** Required for `mlhf`. */
+  readonly meta?: MetaWeightsSource;
+  /** Seed of K-FAC's sampling when no step key is given. */
+  readonly seed?: number;
+}
+
+/** Defaults, then MLHF's meta-weights record, then the spec; plus the weight decay. */
+export const resolveSettings = (
+  spec: Pick<OptimizerSpec, "name" | "settings">,
+  ctx: Pick<BuildContext, "weightDecay" | "meta">,
+): Required<Pick<Settings, "lr" | "weight-decay">> & Settings => {
+  const fromMeta: Settings = spec.name === "mlhf" && ctx.meta
+    ? {
+      ...(ctx.meta.trainedLearningRate !== undefined ? { lr: ctx.meta.trainedLearningRate } : {}),
+      ...(ctx.meta.options.cgIterations !== undefined
+        ? { "cg-iter": ctx.meta.options.cgIterations }
+        : {}),
+      ...(ctx.meta.options.lambda0 !== undefined ? { damping: ctx.meta.options.lambda0 } : {}),
+    }
+    : {};
+  const wd = usesWeightDecay(spec.name) ? ctx.weightDecay.value : 0;
+  const s = { ...DEFAULT_SETTINGS[spec.name], ...fromMeta, ...spec.settings };
+  return { lr: s.lr!, ...s, "weight-decay": s["weight-decay"] ?? wd };
+};
+
+/** Settings as `key=value` text, in `settingsOf` order. */
+export const describeSettings = (s: Settings): string =>
+  SETTING_KEYS.filter((k) => s[k] !== undefined).map((k) => `${k}=${s[k]}`).join(" ");
+
+// deno-lint-ignore no-explicit-any
+type AnyTransformation = GradientTransformation<any, Params>;
+
+const integer = (name: string, key: string, v: number): number => {
+  if (!(Number.isInteger(v) && v >= 1)) {
+    throw new RangeError(`${name}: ${key} must be a positive integer, got ${v}`);
+  }
+  return v;
+};
+
+const base = (name: OptimizerName, s: Settings, ctx: BuildContext): AnyTransformation => {
+  const learningRate = s.lr!;
+  switch (name) {
+    case "sgd":
+      return sgd({ learningRate });
+    case "momentum":
+      return momentum({ learningRate, momentum: s.momentum });
+    case "adam":
+      return adam({ learningRate, beta1: s.beta1, beta2: s.beta2, epsilon: s.epsilon });
+    case "rmsprop":
+      return rmsprop({ learningRate, decay: s.decay, epsilon: s.epsilon });
+    case "hf-fixed":
+    case "hf-lm":
+      return hessianFree({
+        learningRate,
+        damping: s.damping!,
+        cgIterations: integer(name, "cg-iter", s["cg-iter"]!),
+        xInit: "previous",
+        ...(name === "hf-lm" ? { lmDecay: s["lm-decay"] } : {}),
+      });
+    case "kfac":
+      return kfac({
+        learningRate,
+        damping: s.damping,
+        covEmaDecay: s.ema,
+        momentum: s.momentum,
+        invertEvery: integer(name, "invert-every", s["invert-every"]!),
+        seed: ctx.seed,
+      });
+    case "mlhf": {
+      if (!ctx.meta) throw new Error("mlhf: no meta-weights (pass --meta-weights FILE)");
+      return mlhf({
+        ...ctx.meta.options,
+        metaWeights: ctx.meta.weights,
+        kinds: ctx.kinds,
+        learningRate,
+        cgIterations: integer(name, "cg-iter", s["cg-iter"]!),
+        lambda0: s.damping,
+      });
+    }
+  }
+};
+
+/** A built optimizer and the settings it was built with. */
+export interface BuiltOptimizer {
+  readonly transform: AnyTransformation;
+  readonly settings: Settings;
+  readonly learningRate: number;
+}
+
+/** Builds the optimizer of a spec: its transformation, preceded by weight decay when wd > 0. */
+export const buildOptimizer = (
+  spec: Pick<OptimizerSpec, "name" | "settings">,
+  ctx: BuildContext,
+): BuiltOptimizer => {
+  checkSettings(spec.name, spec.settings);
+  const s = resolveSettings(spec, ctx);
+  const inner = base(spec.name, s, ctx);
+  const wd = s["weight-decay"];
+  const transform = wd > 0
+    ? chain<Params>(addDecayedWeights<Params>(wd, decayMask(ctx.kinds, ctx.weightDecay)), inner)
+    : inner;
+  return { transform, settings: s, learningRate: s.lr };
+};

@@ -1,0 +1,92 @@
+/**
+ * From names to objects for `deno task eval`: the training problem (model, training and test
+ * sources, weight-decay convention) and MLHF's meta-weights (a file, or untrained ones).
+ * @module
+ */
+import { exists } from "./_fs.ts";
+import { openSource } from "../data/dataset.ts";
+import type { DatasetName } from "../data/dataset.ts";
+import type { Source } from "../data/source.ts";
+import { loadMetaWeights } from "../meta/meta_weights_file.ts";
+import { initMetaWeights } from "../meta/meta_weights.ts";
+import { MLHF_DEFAULTS } from "../meta/mlhf_step.ts";
+import { keyFromSeed } from "../prng.ts";
+import { type AnyModel, EVAL_SPLITS, makeModel, type ModelName } from "./models.ts";
+import type { MetaWeightsSource } from "./optimizers.ts";
+import { type WeightDecay, weightDecayFor } from "./weight_decay.ts";
+
+/** What every run of a comparison trains and tests on. */
+export interface Problem {
+  readonly modelName: string;
+  readonly model: AnyModel;
+  readonly dataset: string;
+  readonly train: Source<unknown>;
+  readonly test: Source<unknown>;
+  /** Training examples per epoch, when cheap to count (not ImageNet). */
+  readonly examplesPerEpoch?: number;
+  readonly weightDecay: WeightDecay;
+  /** Releases the sources' files. */
+  close(): Promise<void>;
+}
+
+/** Counts a source's examples by walking its ids (no decoding). */
+export const countExamples = async (source: Source<unknown>): Promise<number> => {
+  let n = 0;
+  for await (const _ of source.ids(0, keyFromSeed(0))) n++;
+  return n;
+};
+
+/** Opens the model and the evaluation splits of a data set. */
+export const openProblem = async (
+  modelName: ModelName,
+  dataset: DatasetName,
+  { dataDir, skipCorrupt }: { readonly dataDir?: string; readonly skipCorrupt?: boolean } = {},
+): Promise<Problem> => {
+  const splits = EVAL_SPLITS[dataset];
+  const train = await openSource({ dataset, split: splits.train, dataDir, skipCorrupt });
+  const test = await openSource({ dataset, split: splits.test, dataDir, skipCorrupt });
+  return {
+    modelName,
+    model: makeModel(modelName, train.numClasses),
+    dataset: `${dataset} (train: ${train.name}, test: ${test.name})`,
+    train,
+    test,
+    examplesPerEpoch: dataset === "imagenet" ? undefined : await countExamples(train),
+    weightDecay: weightDecayFor(dataset),
+    close: async () => {
+      await train.close?.();
+      await test.close?.();
+    },
+  };
+};
+
+/** The number recorded as meta-training's η, if the header has one. */
+const trainedLr = (training: Record<string, unknown> | undefined): number | undefined => {
+  const lr = training?.lr ?? training?.learningRate;
+  return typeof lr === "number" && Number.isFinite(lr) && lr > 0 ? lr : undefined;
+};
+
+/**
+ * MLHF's meta-weights: `"untrained"` gives fresh ones from the seed; a path is loaded. A missing
+ * file is an error when `required`, otherwise null (the caller substitutes HF).
+ */
+export const resolveMetaWeights = async (
+  spec: string,
+  { seed, required }: { readonly seed: number; readonly required: boolean },
+): Promise<MetaWeightsSource | null> => {
+  if (spec === "untrained") {
+    return {
+      weights: initMetaWeights(keyFromSeed(seed), MLHF_DEFAULTS),
+      options: {},
+      description: `untrained meta-weights (glorot init from seed ${seed})`,
+    };
+  }
+  if (!required && !(await exists(spec))) return null;
+  const file = await loadMetaWeights(spec);
+  return {
+    weights: file.weights,
+    options: file.header.options,
+    trainedLearningRate: trainedLr(file.header.training),
+    description: `meta-weights ${spec} (trained with ${JSON.stringify(file.header.options)})`,
+  };
+};

@@ -1,0 +1,302 @@
+/**
+ * One training run: initialize the model from the seed, stream the training data (order from the
+ * same seed), take optimizer steps, update batch-norm moving statistics, log every step, evaluate
+ * at each epoch's end (and every `evalEvery` steps, and at the end), and checkpoint every
+ * `checkpointEvery` steps and at the end. A resumed run continues from its checkpoint to the same
+ * result. A non-finite loss stops the run (`DivergedError`) without touching the last checkpoint.
+ * @module
+ */
+import { tf } from "../_deps.ts";
+import { batches, type BatchStream } from "../data/pipeline.ts";
+import { disposeBatch, oneHot } from "../data/batch.ts";
+import type { Source } from "../data/source.ts";
+import { disposeState } from "../optim/base.ts";
+import { foldIn, keyFromSeed } from "../prng.ts";
+import { progress as startProgress, type ProgressSink } from "../run/progress.ts";
+import { leaves, type Params } from "../tree.ts";
+import type { ParamKind } from "../meta/param_kinds.ts";
+import { kindLeaves, updateMovingStats } from "../../models/mod.ts";
+import { softmaxCrossEntropy } from "../../ops/losses.ts";
+import {
+  allFiniteTensors,
+  checkpointDir,
+  loadRunState,
+  type RunState,
+  saveRunState,
+} from "./checkpoint.ts";
+import { evaluate } from "./evaluate.ts";
+import { openRunLogs, type RunLogs } from "./logs.ts";
+import type { AnyModel } from "./models.ts";
+import type { BuiltOptimizer } from "./optimizers.ts";
+import { trainStep } from "./step.ts";
+
+/** The loss became NaN or ±∞ (or the parameters did): the run stopped at `step`. */
+export class DivergedError extends Error {
+  override name = "DivergedError";
+  constructor(
+    readonly step: number,
+    readonly checkpointStep: number | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What one run needs. */
+export interface RunOptions {
+  readonly label: string;
+  /** The run's directory (logs and checkpoint). */
+  readonly dir: string;
+  readonly model: AnyModel;
+  readonly train: Source<unknown>;
+  readonly test: Source<unknown>;
+  /** Builds the optimizer once the parameters and their kinds exist. */
+  readonly optimizer: (init: { params: Params; kinds: ParamKind[] }) => BuiltOptimizer;
+  readonly seed: number;
+  readonly batchSize: number;
+  /** Passes over the training data (Infinity: until `steps`). */
+  readonly epochs: number;
+  /** Stop after this many steps (0 or absent: no cap). */
+  readonly steps?: number;
+  readonly shuffleBuffer?: number;
+  /** Checkpoint every this many steps (0: only at the end). */
+  readonly checkpointEvery?: number;
+  /** Evaluate every this many steps besides epoch ends and the end (0: no). */
+  readonly evalEvery?: number;
+  readonly evalExamples?: number;
+  readonly evalBatchSize?: number;
+  /** Continue from the run's checkpoint if it has one. */
+  readonly resume?: boolean;
+  /** The settings a checkpoint must match to be resumed (model, data, seed, optimizer…). */
+  readonly identity: Readonly<Record<string, unknown>>;
+  /** Training examples per epoch, if known (for the progress bar's total). */
+  readonly examplesPerEpoch?: number;
+  /** Where the progress line goes (default stderr; null: none). */
+  readonly progressSink?: ProgressSink | null;
+  /** Called after each step's logs, evaluation and checkpoint; true stops the run there. */
+  readonly afterStep?: (step: number) => boolean | void;
+}
+
+/** How a run ended. */
+export interface RunResult {
+  readonly label: string;
+  readonly dir: string;
+  readonly status: "finished" | "stopped";
+  readonly steps: number;
+  /** The step of the last checkpoint. */
+  readonly checkpointStep: number | null;
+  readonly settings: BuiltOptimizer["settings"];
+  /** The run had already finished: its checkpoint was reused. */
+  readonly reused: boolean;
+}
+
+interface Live {
+  params: Params;
+  optimizer: unknown;
+  batchNorm: Params;
+}
+
+const disposeLive = (l: Live): void => {
+  disposeState(l.optimizer);
+  tf.dispose(leaves(l.params));
+  tf.dispose(leaves(l.batchNorm));
+};
+
+/** One step on a batch: the new live state, the CE loss and batch accuracy. */
+const stepOn = (
+  o: RunOptions,
+  opt: BuiltOptimizer,
+  live: Live,
+  batch: { x: tf.Tensor; y: tf.Tensor1D },
+  step: number,
+): { loss: number; accuracy: number } => {
+  const y = oneHot(batch.y, o.model.numClasses);
+  try {
+    const r = trainStep({
+      model: o.model.apply,
+      lossFn: softmaxCrossEntropy,
+      optimizer: opt.transform,
+      params: live.params,
+      state: live.optimizer,
+      batch: { x: batch.x, y },
+      key: foldIn(foldIn(keyFromSeed(o.seed), 2), step),
+    });
+    live.params = r.params;
+    live.optimizer = r.state;
+    const bnStats = leaves(live.batchNorm).length ? r.aux as unknown as Params : null;
+    if (bnStats) {
+      const next = updateMovingStats(live.batchNorm, bnStats);
+      tf.dispose(leaves(live.batchNorm));
+      live.batchNorm = next;
+    }
+    tf.dispose(r.aux);
+    return { loss: r.loss, accuracy: r.accuracy };
+  } finally {
+    y.dispose();
+  }
+};
+
+const EMPTY_WINDOW = { lossSum: 0, accuracySum: 0, count: 0 };
+
+/** x rounded to `digits` decimals (log readability; never used in computation). */
+const round = (x: number, digits: number): number => Number(x.toFixed(digits));
+
+/** Runs (or resumes) one training run; see the module doc. */
+export const trainRun = async (o: RunOptions): Promise<RunResult> => {
+  await Deno.mkdir(o.dir, { recursive: true });
+  const identity = JSON.stringify(o.identity);
+  const init = o.model.init(foldIn(keyFromSeed(o.seed), 1), o.train.shape);
+  const kinds = kindLeaves(init.kinds as never) as ParamKind[];
+  const opt = o.optimizer({ params: init.params, kinds });
+  const live: Live = { params: init.params, optimizer: null, batchNorm: init.state };
+  let stream: BatchStream | null = null;
+  let logs: RunLogs | null = null;
+  let pending: { x: tf.Tensor4D; y: tf.Tensor1D } | null = null;
+  try {
+    let resumed: RunState | null = null;
+    if (o.resume) resumed = await loadRunState(o.dir, identity);
+    if (resumed) {
+      tf.dispose(leaves(live.params));
+      tf.dispose(leaves(live.batchNorm));
+      live.params = resumed.params;
+      live.optimizer = resumed.optimizer;
+      live.batchNorm = resumed.batchNorm;
+    } else live.optimizer = opt.transform.init(live.params);
+    let step = resumed?.step ?? 0;
+    let timeS = resumed?.timeS ?? 0;
+    let window = resumed?.window ?? EMPTY_WINDOW;
+    let checkpointStep: number | null = resumed ? step : null;
+    const cap = o.steps && o.steps > 0 ? o.steps : Infinity;
+    const base = { label: o.label, dir: o.dir, settings: opt.settings };
+    if (resumed?.finished && step >= cap) {
+      return { ...base, status: "finished", steps: step, checkpointStep, reused: true };
+    }
+    const firstStep = step;
+    const runLogs = await openRunLogs(o.dir, resumed ? { resumeStep: step } : {});
+    logs = runLogs;
+    stream = batches(o.train, {
+      batchSize: o.batchSize,
+      seed: o.seed,
+      shuffleBuffer: o.shuffleBuffer ?? 0,
+      epochs: o.epochs,
+      prefetch: 1,
+      resumeFrom: resumed?.position ?? undefined,
+    });
+    const perEpoch = o.examplesPerEpoch ? Math.floor(o.examplesPerEpoch / o.batchSize) : 0;
+    const total = Math.min(cap, perEpoch ? perEpoch * o.epochs : Infinity);
+    const bar = o.progressSink === null ? null : startProgress({
+      total: Number.isFinite(total) ? total : 0,
+      label: o.label,
+      startDone: step,
+      sink: o.progressSink,
+    });
+    const checkpoint = async (position: RunState["position"], finished: boolean) => {
+      await saveRunState(o.dir, identity, {
+        step,
+        params: live.params,
+        optimizer: live.optimizer,
+        batchNorm: live.batchNorm,
+        position,
+        timeS,
+        window,
+        finished,
+      });
+      checkpointStep = step;
+    };
+    const diverged = (what: string) =>
+      new DivergedError(
+        step,
+        checkpointStep,
+        `${o.label}: step ${step}: ${what}; stopped. ${
+          checkpointStep === null
+            ? "No checkpoint had been written."
+            : `The last good checkpoint (step ${checkpointStep}) is intact in ${
+              checkpointDir(o.dir)
+            }.`
+        }`,
+      );
+    const evalNow = async (epoch: number, epochEnd: boolean) => {
+      const e0 = performance.now();
+      const ev = await evaluate(o.model, live.params, live.batchNorm, o.test, {
+        batchSize: o.evalBatchSize,
+        maxExamples: o.evalExamples,
+      });
+      const n = window.count;
+      runLogs.eval({
+        step,
+        epoch,
+        epoch_end: epochEnd,
+        train_loss: n ? window.lossSum / n : null,
+        train_accuracy: n ? window.accuracySum / n : null,
+        test_loss: ev.loss,
+        test_accuracy: ev.accuracy,
+        test_examples: ev.examples,
+        time_s: round(timeS, 6),
+        eval_ms: round(performance.now() - e0, 3),
+      });
+      window = EMPTY_WINDOW;
+    };
+    if (step === 0) await evalNow(0, false);
+    pending = await stream.next();
+    let position = stream.position;
+    let stopped = false;
+    while (pending && step < cap) {
+      const t0 = performance.now();
+      let r: { loss: number; accuracy: number };
+      try {
+        r = stepOn(o, opt, live, pending, step);
+      } finally {
+        disposeBatch(pending);
+        pending = null;
+      }
+      const ms = performance.now() - t0;
+      step++;
+      timeS += ms / 1000;
+      const epoch = position.epoch;
+      runLogs.step({
+        step,
+        epoch,
+        loss: r.loss,
+        accuracy: r.accuracy,
+        lr: opt.learningRate,
+        step_ms: round(ms, 3),
+        time_s: round(timeS, 6),
+      });
+      if (!Number.isFinite(r.loss)) throw diverged(`the training loss is ${r.loss}`);
+      window = {
+        lossSum: window.lossSum + r.loss,
+        accuracySum: window.accuracySum + r.accuracy,
+        count: window.count + 1,
+      };
+      const after = position;
+      if (step < cap) {
+        pending = await stream.next();
+        position = stream.position;
+      }
+      const last = pending === null;
+      const epochEnd = (last && step < cap) || (!last && position.epoch > after.epoch);
+      if (last || epochEnd || (o.evalEvery && step % o.evalEvery === 0)) {
+        await evalNow(epoch, epochEnd);
+      }
+      if (last || (o.checkpointEvery && step % o.checkpointEvery === 0)) {
+        if (!allFiniteTensors(live.params, live.optimizer, live.batchNorm)) {
+          throw diverged("the parameters or the optimizer state are not finite");
+        }
+        await checkpoint(after, last);
+      }
+      bar?.update(step, { loss: r.loss, acc: r.accuracy });
+      if (o.afterStep?.(step)) {
+        stopped = true;
+        break;
+      }
+    }
+    bar?.done();
+    const status = stopped ? "stopped" : "finished";
+    return { ...base, status, steps: step, checkpointStep, reused: step === firstStep };
+  } finally {
+    if (pending) disposeBatch(pending);
+    await stream?.close();
+    logs?.close();
+    disposeLive(live);
+  }
+};
