@@ -1,0 +1,6 @@
+/** Every primitive op (primal, R-forward and transpose rules), by family. @module */
+export * from "./elementwise.ts";
+export * from "./linalg.ts";
+export * from "./conv.ts";
+export * from "./reduce.ts";
+export * from "./shape.ts";
