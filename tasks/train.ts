@@ -77,6 +77,12 @@ export const SPECS = {
     "experience replay: the original's as written (restart from the initial weights) or as intended",
   ),
   iterations: flag(PositiveIntFlag, 60, "meta-iterations (windows) to run in total"),
+  epochs: flag(
+    NonNegativeNumberFlag,
+    0,
+    "passes over the meta-training split, whichever of --iterations and --epochs ends first (0: no cap)",
+    "a non-negative integer",
+  ),
   seed: flag(PositiveIntFlag, 1, "seed of every random choice (init, data order, noise, resets)"),
   out: flag(StringFlag, "-", "run directory ('-' = runs/train-<timestamp>)"),
   "checkpoint-every": flag(PositiveIntFlag, 10, "checkpoint every N meta-iterations"),

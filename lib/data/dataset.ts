@@ -54,7 +54,7 @@ export const openSource = async (spec: DatasetSpec): Promise<Source<unknown>> =>
   }
   const need = (): string => {
     if (dataDir === undefined || dataDir === "") {
-      throw new RangeError(`${dataset} needs a data directory (see lib/data/README.md)`);
+      throw new RangeError(`${dataset} needs a data directory (see the README, section Data)`);
     }
     return dataDir;
   };

@@ -44,6 +44,9 @@ export interface MetaRunConfig {
   readonly batchSize: number;
   readonly shuffleBuffer: number;
   readonly iterations: number;
+  /** Passes over the meta-training split (the run stops at whichever of this and `iterations`
+   * comes first; absent: no cap). */
+  readonly epochs?: number;
   readonly seed: number;
   readonly out: string;
   readonly checkpointEvery: number;
@@ -85,6 +88,7 @@ const gitCommit = async (): Promise<string> => {
 /** The settings a resumed run must share with the checkpoint. */
 const fingerprint = (c: MetaRunConfig) => ({
   model: c.modelName,
+  epochs: c.epochs ?? null,
   dataset: c.dataset,
   batchSize: c.batchSize,
   shuffleBuffer: c.shuffleBuffer,
@@ -187,6 +191,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     seed: c.seed,
     shuffleBuffer: c.shuffleBuffer,
     resumeFrom: position,
+    ...(c.epochs ? { epochs: c.epochs } : {}),
   });
   const bar = c.quiet
     ? null
