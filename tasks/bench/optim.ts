@@ -67,7 +67,9 @@ export const optimSuite: BenchSuite = {
               key: keyFromSeed(9),
               keepPrevious: true,
             });
-            return [out.params, out.state, out.aux] as unknown as tf.TensorContainer;
+            // The new state may share tensors with `state` (kept for the next run): return only the
+            // new parameters; the measure's tidy frees the rest of what this step made.
+            return [out.params, out.aux] as unknown as tf.TensorContainer;
           }, opts);
           if (name === "sgd") sgdMs = r.medianMs;
           if (row.includes(opts.filter)) {
