@@ -369,9 +369,15 @@ export const kfac = <P extends Params>(
       let emaWeight = state.emaWeight;
 
       if (blocks === null || t % o.covUpdateEvery === 0) {
-        let taps: LayerTaps<P> & { dispose?(): void };
+        // Taps from ctx.curvature belong to the caller; only a linearization made here is freed.
+        let taps: LayerTaps<P>;
+        let release = () => {};
         if (hasLayerTaps<P>(ctx.curvature)) taps = ctx.curvature;
-        else if (ctx.model && ctx.batch) taps = linearizeTaps(ctx.model, ctx.params, ctx.batch.x);
+        else if (ctx.model && ctx.batch) {
+          const own = linearizeTaps(ctx.model, ctx.params, ctx.batch.x);
+          taps = own;
+          release = own.dispose;
+        }
         else {
           throw new Error(
             "kfac: needs ctx.curvature exposing ops and vjpWithOpCotangents, or ctx.model and " +
@@ -412,7 +418,7 @@ export const kfac = <P extends Params>(
           blocks = next;
           emaWeight = d * w + (1 - d);
         } finally {
-          taps.dispose?.();
+          release();
         }
       }
 

@@ -12,6 +12,7 @@ import { disposeState, type GradientTransformation } from "./base.ts";
 import { adam, momentum, rmsprop, sgd } from "./alias.ts";
 import { hessianFree } from "./hessian_free.ts";
 import { mlhf } from "./mlhf.ts";
+import { kfac } from "./kfac.ts";
 import { skipNonFinite } from "./guard.ts";
 import { trainStep } from "../train/step.ts";
 import { type Batch, gaussNewtonProduct, type ModelFn } from "../curvature/gauss_newton.ts";
@@ -57,6 +58,8 @@ const OPTIMIZERS: Array<[string, (kinds: ParamKind[]) => GradientTransformation<
   ["hf-fixed", () => hessianFree({ learningRate: 0.5, damping: 0.05, cgIterations: 20 })],
   ["hf-lm", () => hessianFree({ learningRate: 1, damping: 1, cgIterations: 20, lmDecay: 0.99 })],
   ["mlhf", (kinds) => mlhf({ metaWeights: meta, kinds, learningRate: 1, cgIterations: 2 })],
+  // Through trainStep K-FAC reads its layer taps from ctx.curvature (which it must not free).
+  ["kfac", () => kfac({ seed: 3 })],
 ];
 
 /** Runs `steps` steps and returns the losses before the first and after the last step. */
