@@ -377,8 +377,7 @@ export const kfac = <P extends Params>(
           const own = linearizeTaps(ctx.model, ctx.params, ctx.batch.x);
           taps = own;
           release = own.dispose;
-        }
-        else {
+        } else {
           throw new Error(
             "kfac: needs ctx.curvature exposing ops and vjpWithOpCotangents, or ctx.model and " +
               "ctx.batch",

@@ -5,11 +5,13 @@ import { nativeSuite } from "./native.ts";
 import { modelsSuite } from "./models.ts";
 import { kfacSuite } from "./kfac.ts";
 import { optimSuite } from "./optim.ts";
+import { metaSuite } from "./meta.ts";
 
 export const SUITES: readonly BenchSuite[] = [
   coreSuite,
   nativeSuite,
   modelsSuite,
   optimSuite,
+  metaSuite,
   kfacSuite,
 ];
