@@ -30,7 +30,7 @@ import {
   type MetaProblem,
   type MetaTrainOptions,
   type MetaTrainState,
-  stateLeaves,
+  metaTrainStateTensors,
 } from "./meta_train.ts";
 import type { ParamKind } from "./param_kinds.ts";
 import type { Model } from "../../models/types.ts";
@@ -269,13 +269,6 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     wallSeconds: elapsedBefore + (performance.now() - t0) / 1000,
     last,
   };
-  tf.dispose([
-    ...leaves(state.theta),
-    ...stateLeaves(state.inner),
-    ...leaves(state.meta as Params),
-    ...leaves(state.adam.mu),
-    ...leaves(state.adam.nu),
-    ...state.replay.flatMap((p) => leaves(p)),
-  ]);
+  tf.dispose(metaTrainStateTensors(state));
   return result;
 };

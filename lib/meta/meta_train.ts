@@ -488,3 +488,13 @@ export const stateLeaves = <P extends Params>(s: MlhfState<P>): tf.Tensor[] => [
     Object.values(roles ?? {}).flatMap((st) => [...st!.c, ...st!.h])
   ),
 ];
+
+/** Every tensor a meta-training state holds (for keeping or disposing it as a whole). */
+export const metaTrainStateTensors = <P extends Params>(s: MetaTrainState<P>): tf.Tensor[] => [
+  ...leaves(s.theta),
+  ...stateLeaves(s.inner),
+  ...leaves(s.meta as Params),
+  ...leaves(s.adam.mu),
+  ...leaves(s.adam.nu),
+  ...s.replay.flatMap((p) => leaves(p)),
+];

@@ -18,7 +18,7 @@ import {
   metaIteration,
   type MetaProblem,
   type MetaTrainOptions,
-  stateLeaves,
+  metaTrainStateTensors,
   unrollWindow,
   windowGradient,
   windowNoise,
@@ -247,14 +247,7 @@ Deno.test("a short meta-training run lowers the mean Hessian loss; nothing leaks
     if (after !== before) {
       throw new Error(`tensors: ${before} before, ${after} after 30 iterations`);
     }
-    tf.dispose([
-      ...leaves(s.theta),
-      ...stateLeaves(s.inner),
-      ...leaves(s.meta as Params),
-      ...leaves(s.adam.mu),
-      ...leaves(s.adam.nu),
-      ...s.replay.flatMap((p) => leaves(p)),
-    ]);
+    tf.dispose(metaTrainStateTensors(s));
   } finally {
     tf.dispose([net.params, net.batch] as unknown as tf.TensorContainer);
   }

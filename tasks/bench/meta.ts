@@ -7,7 +7,7 @@
 import { tf } from "../../lib/_deps.ts";
 import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness.ts";
 import { foldIn, keyFromSeed, normal, split, uniform } from "../../lib/prng.ts";
-import { disposeTree, leaves, type Params } from "../../lib/tree.ts";
+import { disposeTree, type Params } from "../../lib/tree.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { mlp } from "../../models/mlp.ts";
 import { kindLeaves } from "../../models/types.ts";
@@ -17,7 +17,7 @@ import {
   META_TRAIN_DEFAULTS,
   metaIteration,
   type MetaProblem,
-  stateLeaves,
+  metaTrainStateTensors,
 } from "../../lib/meta/meta_train.ts";
 import type { Batch } from "../../lib/curvature/gauss_newton.ts";
 
@@ -63,14 +63,7 @@ export const metaSuite: BenchSuite = {
             const r = metaIteration(pr, o, state, batches, foldIn(keyFromSeed(12), i++));
             state = r.state;
             // The threaded state outlives the measure's tidy.
-            [
-              ...leaves(state.theta),
-              ...stateLeaves(state.inner),
-              ...leaves(state.meta as Params),
-              ...leaves(state.adam.mu),
-              ...leaves(state.adam.nu),
-              ...state.replay.flatMap((p) => leaves(p)),
-            ].forEach((t) => tf.keep(t));
+            metaTrainStateTensors(state).forEach((t) => tf.keep(t));
             return [];
           },
           opts,
@@ -78,12 +71,7 @@ export const metaSuite: BenchSuite = {
         ),
       );
       tf.dispose([
-        ...leaves(state.theta),
-        ...stateLeaves(state.inner),
-        ...leaves(state.meta as Params),
-        ...leaves(state.adam.mu),
-        ...leaves(state.adam.nu),
-        ...state.replay.flatMap((p) => leaves(p)),
+        ...metaTrainStateTensors(state),
         ...batches.flatMap((b) => [b.x, b.y]),
       ]);
       disposeTree(init.state);
