@@ -17,7 +17,7 @@
 import { tf } from "../_deps.ts";
 import { avgPool, conv2d, maxPool, type PoolAttrs } from "../../ops/conv.ts";
 import { matMul } from "../../ops/linalg.ts";
-import type { Padding } from "../../ops/_windows.ts";
+import { type Padding, windowFastPaths } from "../../ops/_windows.ts";
 
 let installed = false;
 
@@ -108,6 +108,17 @@ export const installGradientFixes = (): void => {
           const a = poolAttrs(attrs, kernelName);
           return {
             x: () => {
+              // A backend's max-pool gradient kernel (native) needs no arg-max masks.
+              const fast = op === maxPool
+                ? windowFastPaths().maxPoolTranspose?.(
+                  dy as tf.Tensor4D,
+                  x as tf.Tensor4D,
+                  a.filterSize,
+                  a.strides,
+                  a.padding,
+                )
+                : null;
+              if (fast) return fast;
               // deno-lint-ignore no-explicit-any
               const o = op as any;
               const res = o.residuals([x], dy, a);

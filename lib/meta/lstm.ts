@@ -3,7 +3,10 @@
  * (TF 1.7's LSTMBlockCell: gates [i, ĉ, f, o] = [x, h]·W + b, c = σ(i)·tanh(ĉ) + c·σ(f + 1),
  * h = tanh(c)·σ(o); no peepholes, no clip) and a 4 → 1 dense head. Every scalar parameter is one
  * batch row, so an input of shape [N, 3] runs N independent sequences sharing the weights.
- * `tf.basicLSTMCell` is exactly this cell with forget bias 1.
+ * `tf.basicLSTMCell` is exactly this cell with forget bias 1. A backend may install fused fast paths
+ * (`installLstmFastPaths`; the native backend's single-pass kernels); `lstmCell` and `lstmNetStep`
+ * use them when they apply and the op compositions (`lstmCellComposed`, `lstmNetStepComposed`)
+ * otherwise.
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -57,12 +60,39 @@ export const zeroLstmState = (n: number, layers = 2): LstmState => ({
 });
 
 /**
- * TF 1.7's LSTMBlockCell with forget bias 1 (the math of `tf.basicLSTMCell`): gates [i, ĉ, f, o] =
- * [x, h]·W + b; c′ = σ(i)·tanh(ĉ) + c·σ(f + 1); h′ = tanh(c′)·σ(o). The small kernel is split per
- * gate instead of the [N, 16] product (splitting a wide tensor along axis 1 is slow on the cpu
- * backend: ~35× the whole cell's matMul at N = 16 000).
+ * Fused implementations a backend may install (the native backend does): each returns null when it
+ * does not apply (e.g. another backend is active), and the op composition below is used instead.
+ * An installed path must compute exactly the composition's function and stay differentiable.
  */
-export const lstmCell = (
+export interface LstmFastPaths {
+  cell?: (
+    kernel: tf.Tensor2D,
+    bias: tf.Tensor1D,
+    x: tf.Tensor2D,
+    c: tf.Tensor2D,
+    h: tf.Tensor2D,
+  ) => [tf.Tensor2D, tf.Tensor2D] | null;
+  netStep?: (
+    w: LstmNetWeights,
+    state: LstmState,
+    input: tf.Tensor2D,
+  ) => { readonly out: tf.Tensor1D; readonly state: LstmState } | null;
+}
+const fastPaths: LstmFastPaths = {};
+/** Installs fast paths (called once by a backend's registration). */
+export const installLstmFastPaths = (p: LstmFastPaths): void => {
+  Object.assign(fastPaths, p);
+};
+/** The installed fast paths. */
+export const lstmFastPaths = (): Readonly<LstmFastPaths> => fastPaths;
+
+/**
+ * TF 1.7's LSTMBlockCell with forget bias 1 (the math of `tf.basicLSTMCell`) as an op composition:
+ * gates [i, ĉ, f, o] = [x, h]·W + b; c′ = σ(i)·tanh(ĉ) + c·σ(f + 1); h′ = tanh(c′)·σ(o). The small
+ * kernel is split per gate instead of the [N, 16] product (splitting a wide tensor along axis 1 is
+ * slow on the cpu backend: ~35× the whole cell's matMul at N = 16 000).
+ */
+export const lstmCellComposed = (
   kernel: tf.Tensor2D,
   bias: tf.Tensor1D,
   x: tf.Tensor2D,
@@ -80,10 +110,20 @@ export const lstmCell = (
 };
 
 /**
- * One step of the network on inputs [N, 3]: returns the head's linear output [N] (before the
- * softplus of the λ and P roles) and the next state. Differentiable in the weights and the state.
+ * The LSTM cell (`lstmCellComposed`'s function): the installed fused path when it applies, else the
+ * composition.
  */
-export const lstmNetStep = (
+export const lstmCell = (
+  kernel: tf.Tensor2D,
+  bias: tf.Tensor1D,
+  x: tf.Tensor2D,
+  c: tf.Tensor2D,
+  h: tf.Tensor2D,
+): [tf.Tensor2D, tf.Tensor2D] =>
+  fastPaths.cell?.(kernel, bias, x, c, h) ?? lstmCellComposed(kernel, bias, x, c, h);
+
+/** `lstmNetStep` as an op composition (cells by `lstmCellComposed`). */
+export const lstmNetStepComposed = (
   w: LstmNetWeights,
   state: LstmState,
   input: tf.Tensor2D,
@@ -91,7 +131,7 @@ export const lstmNetStep = (
   let x: tf.Tensor2D = input;
   const c: tf.Tensor2D[] = [], h: tf.Tensor2D[] = [];
   w.layers.forEach((layer, l) => {
-    const [cl, hl] = lstmCell(layer.kernel, layer.bias, x, state.c[l], state.h[l]);
+    const [cl, hl] = lstmCellComposed(layer.kernel, layer.bias, x, state.c[l], state.h[l]);
     c.push(cl);
     h.push(hl);
     x = hl;
@@ -99,6 +139,19 @@ export const lstmNetStep = (
   const out = tf.reshape(tf.add(tf.matMul(x, w.head.kernel), w.head.bias), [-1]) as tf.Tensor1D;
   return { out, state: { c, h } };
 };
+
+/**
+ * One step of the network on inputs [N, 3]: returns the head's linear output [N] (before the
+ * softplus of the λ and P roles) and the next state. Differentiable in the weights and the state.
+ * Uses the installed fused path when it applies (the native backend's single-pass kernel), else
+ * the composition.
+ */
+export const lstmNetStep = (
+  w: LstmNetWeights,
+  state: LstmState,
+  input: tf.Tensor2D,
+): { readonly out: tf.Tensor1D; readonly state: LstmState } =>
+  fastPaths.netStep?.(w, state, input) ?? lstmNetStepComposed(w, state, input);
 
 /** The scalars of a network's weights, in a fixed order (for norms, L2 terms and files). */
 export const lstmNetTensors = (w: LstmNetWeights): tf.Tensor[] => [

@@ -2,7 +2,17 @@ import { tf } from "../_deps.ts";
 import { useTestBackend } from "../../tests/_util/backend.ts";
 import { assertAllClose, withNoLeaks } from "../../tests/_util/numeric.ts";
 import { keyFromSeed, normal } from "../prng.ts";
-import { initLstmNet, lstmCell, lstmNetStep, lstmNetTensors, zeroLstmState } from "./lstm.ts";
+import {
+  initLstmNet,
+  installLstmFastPaths,
+  lstmCell,
+  lstmCellComposed,
+  lstmFastPaths,
+  lstmNetStep,
+  lstmNetStepComposed,
+  lstmNetTensors,
+  zeroLstmState,
+} from "./lstm.ts";
 
 await useTestBackend();
 
@@ -43,4 +53,32 @@ Deno.test("lstm: 277 weights per network; zero state and step shapes", () => {
       throw new Error("shapes");
     }
   });
+});
+
+Deno.test("lstm: lstmCell and lstmNetStep use an installed fast path, and the composition on null", () => {
+  const saved = { ...lstmFastPaths() };
+  try {
+    tf.tidy(() => {
+      const w = initLstmNet(keyFromSeed(2));
+      const st = zeroLstmState(3);
+      const input = tf.ones([3, 3]) as tf.Tensor2D;
+      const l0 = w.layers[0];
+      const [cWant, hWant] = lstmCellComposed(l0.kernel, l0.bias, input, st.c[0], st.h[0]);
+      const want = lstmNetStepComposed(w, st, input);
+      const calls = { cell: 0, net: 0 };
+      installLstmFastPaths({
+        cell: () => (calls.cell++, null),
+        netStep: () => (calls.net++, null),
+      });
+      const [c1, h1] = lstmCell(l0.kernel, l0.bias, input, st.c[0], st.h[0]);
+      assertAllClose([c1, h1], [cWant, hWant], { rtol: 1e-6, atol: 1e-7 });
+      assertAllClose(lstmNetStep(w, st, input).out, want.out, { rtol: 1e-6, atol: 1e-7 });
+      if (calls.cell !== 1 || calls.net !== 1) throw new Error(`calls ${JSON.stringify(calls)}`);
+      const marker = tf.fill([3], 7) as tf.Tensor1D;
+      installLstmFastPaths({ netStep: () => ({ out: marker, state: st }) });
+      if (lstmNetStep(w, st, input).out !== marker) throw new Error("fast path not used");
+    });
+  } finally {
+    installLstmFastPaths({ cell: saved.cell, netStep: saved.netStep });
+  }
 });

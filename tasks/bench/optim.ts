@@ -2,7 +2,8 @@
  * Bench suite of issue 6: one training step of each optimizer (linearization, update, apply) on the
  * CUDA-convnet at batch 128 (32×32×3), with its ratio to an SGD step in the note (targets: MLHF
  * with K = 4 at most 6× SGD; the original's cost model gives 7–8×). MLHF uses freshly initialized
- * meta-weights (the cost does not depend on their values). Rows are prefixed `optim/`.
+ * meta-weights (the cost does not depend on their values). Also one SGD step of ResNet-20 v2 (batch
+ * norm in train mode) at the same batch. Rows are prefixed `optim/`.
  * @module
  */
 import { tf } from "../../lib/_deps.ts";
@@ -11,6 +12,7 @@ import { keyFromSeed, normal, split, uniform } from "../../lib/prng.ts";
 import { disposeTree, type Params } from "../../lib/tree.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { cudaConvnet } from "../../models/cuda_convnet.ts";
+import { resnetV2Cifar } from "../../models/resnet_v2.ts";
 import { kindLeaves } from "../../models/types.ts";
 import { disposeState, type GradientTransformation } from "../../lib/optim/base.ts";
 import { adam, momentum, rmsprop, sgd } from "../../lib/optim/alias.ts";
@@ -21,6 +23,41 @@ import { initMetaWeights } from "../../lib/meta/meta_weights.ts";
 import { trainStep } from "../../lib/train/step.ts";
 
 const BATCH = 128;
+
+/** One SGD step of ResNet-20 v2 (CIFAR layout, batch norm in train mode) on the batch (x, y). */
+const resnetSgdRow = async (
+  row: string,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  opts: Parameters<BenchSuite["run"]>[0],
+): Promise<BenchRow> => {
+  const model = resnetV2Cifar({ depth: 20 }) as unknown as import("../../models/types.ts").Model<
+    Params,
+    Params
+  >;
+  const init = model.init(keyFromSeed(11), [32, 32, 3]);
+  const opt = sgd({ learningRate: 0.1 });
+  const state = opt.init(init.params);
+  try {
+    return await measure(row, () => {
+      const out = trainStep({
+        model: model.apply,
+        lossFn: softmaxCrossEntropy,
+        optimizer: opt,
+        params: init.params,
+        state,
+        batch: { x, y },
+        key: keyFromSeed(9),
+        keepPrevious: true,
+      });
+      return [out.params, out.aux] as unknown as tf.TensorContainer;
+    }, opts);
+  } finally {
+    disposeState(state);
+    disposeTree(init.params);
+    disposeTree(init.state);
+  }
+};
 
 export const optimSuite: BenchSuite = {
   name: "optim",
@@ -51,8 +88,11 @@ export const optimSuite: BenchSuite = {
     const rows: BenchRow[] = [];
     let sgdMs = NaN;
     try {
-      for (const [name, opt] of optimizers) {
-        const row = `optim/cudaConvnet b${BATCH}: ${name} step`;
+      // (The SGD row runs as the baseline whenever any convnet row is selected.)
+      const convnetRow = (name: string) => `optim/cudaConvnet b${BATCH}: ${name} step`;
+      const anyConvnet = optimizers.some(([name]) => convnetRow(name).includes(opts.filter));
+      for (const [name, opt] of anyConvnet ? optimizers : []) {
+        const row = convnetRow(name);
         if (!row.includes(opts.filter) && name !== "sgd") continue;
         const state = opt.init(init.params);
         try {
@@ -79,6 +119,8 @@ export const optimSuite: BenchSuite = {
           disposeState(state);
         }
       }
+      const resnetRow = `optim/resnet20 b${BATCH}: sgd step`;
+      if (resnetRow.includes(opts.filter)) rows.push(await resnetSgdRow(resnetRow, x, y, opts));
     } finally {
       disposeTree(init.params);
       disposeTree(init.state);

@@ -6,6 +6,8 @@
  * GEMM-based matMul and conv kernels, the pooling kernels, the few element-wise kernels that
  * dominate a conv-net step once the GEMMs are fast, and block-copy `Slice`/`PadV2` (the window ops
  * of `ops/_windows.ts` are built from them; the stock cpu ones are element by element).
+ * The backend instance recycles its kernels' large output arrays (`kernels/_util.ts`,
+ * `installRecycling`): first-touch page faults of fresh arrays cost more than most kernels' work.
  * Registration happens at most once per process.
  * @module
  */
@@ -16,7 +18,7 @@ import { elementwiseKernels } from "./kernels/elementwise.ts";
 import { matMulKernels } from "./kernels/matmul.ts";
 import { poolKernels } from "./kernels/pool.ts";
 import { shapeKernels } from "./kernels/shape.ts";
-import type { NativeKernel } from "./kernels/_util.ts";
+import { installRecycling, type NativeKernel } from "./kernels/_util.ts";
 
 /** TF.js's name of the backend. */
 export const NATIVE_BACKEND = "native";
@@ -38,12 +40,21 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
   "Multiply",
   "Relu",
   "Step",
+  "Neg",
+  "Square",
+  "Greater",
+  "GreaterEqual",
+  "Less",
+  "LessEqual",
+  "Cast",
   "Sum",
   "Mean",
   "ArgMax",
   "Equal",
   "Slice",
   "PadV2",
+  "Tile",
+  "Pack",
 ];
 
 const allKernels = (blas: Blas): NativeKernel[] => [
@@ -68,6 +79,7 @@ export const registerNativeBackend = (blas: Blas): void => {
   tf.registerBackend(NATIVE_BACKEND, () => {
     const b = new Cpu();
     b.firstUse = false; // no "install tfjs-node" banner: this backend is the native one
+    installRecycling(b);
     return b;
   }, 0);
   for (const k of tf.getKernelsForBackend("cpu")) {

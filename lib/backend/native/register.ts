@@ -10,6 +10,7 @@ import { loadBlas } from "./blas.ts";
 import { registerNativeBackend } from "./backend.ts";
 import { nativeConv2dFilterGrad, nativeMaxPoolGrad } from "./hooks.ts";
 import { installWindowFastPaths } from "../../../ops/_windows.ts";
+import { installNativeLstm } from "./lstm.ts";
 
 /**
  * Makes the `native` backend available: returns null once it is registered (then
@@ -25,6 +26,8 @@ export const tryRegisterNative = (): string | null => {
       conv2dFilterGrad: nativeConv2dFilterGrad,
       maxPoolTranspose: nativeMaxPoolGrad,
     });
+    // The meta-networks' LSTM steps run as single-pass kernels (lib/meta/lstm.ts's fast paths).
+    installNativeLstm(r.blas);
   } catch (e) {
     return `registering the native backend failed: ${(e as Error).message}`;
   }

@@ -16,12 +16,14 @@ import type { Blas } from "../blas.ts";
 import { epilogue } from "./matmul.ts";
 import {
   allFloat32,
+  allocF32,
   cpuBackend,
   cpuKernel,
   f32,
   type KernelArgs,
   type NativeKernel,
   scratch,
+  zerosF32,
 } from "./_util.ts";
 
 /** Input channels from which a stride-1 input gradient is computed as a flipped-filter conv. */
@@ -139,8 +141,9 @@ export const col2imAdd = (col: Float32Array, g: Info, b0: number, nb: number, dx
 export const conv2dForward = (blas: Blas, x: Float32Array, w: Float32Array, g: Info) => {
   const K = g.filterHeight * g.filterWidth * g.inChannels, CO = g.outChannels;
   const rowsPerImage = g.outHeight * g.outWidth;
-  const y = new Float32Array(g.batchSize * rowsPerImage * CO);
-  if (y.length === 0 || K === 0) return y;
+  const n = g.batchSize * rowsPerImage * CO;
+  if (n === 0 || K === 0) return zerosF32(n);
+  const y = allocF32(n);
   if (isPointwise(g)) {
     blas.sgemm(false, false, g.batchSize * rowsPerImage, CO, K, 1, x, K, w, CO, 0, y, CO);
     return y;
@@ -216,9 +219,9 @@ export const conv2dBackpropInput = (blas: Blas, dy: Float32Array, w: Float32Arra
   const K = g.filterHeight * g.filterWidth * g.inChannels, CO = g.outChannels;
   const rowsPerImage = g.outHeight * g.outWidth;
   const n = g.batchSize * g.inHeight * g.inWidth * g.inChannels;
-  if (n === 0 || CO === 0 || rowsPerImage === 0) return new Float32Array(n);
+  if (n === 0 || CO === 0 || rowsPerImage === 0) return zerosF32(n);
   if (isPointwise(g)) {
-    const dx = new Float32Array(n);
+    const dx = allocF32(n);
     blas.sgemm(false, true, g.batchSize * rowsPerImage, K, CO, 1, dy, CO, w, CO, 0, dx, K);
     return dx;
   }
@@ -229,7 +232,7 @@ export const conv2dBackpropInput = (blas: Blas, dy: Float32Array, w: Float32Arra
   ) {
     return conv2dForward(blas, dy, flipSwap(w, g), t);
   }
-  const dx = new Float32Array(n);
+  const dx = zerosF32(n);
   const chunk = imagesPerChunk(g);
   for (let b0 = 0; b0 < g.batchSize; b0 += chunk) {
     const nb = Math.min(chunk, g.batchSize - b0);
@@ -246,8 +249,8 @@ export const conv2dBackpropInput = (blas: Blas, dy: Float32Array, w: Float32Arra
 export const conv2dBackpropFilter = (blas: Blas, x: Float32Array, dy: Float32Array, g: Info) => {
   const K = g.filterHeight * g.filterWidth * g.inChannels, CO = g.outChannels;
   const rowsPerImage = g.outHeight * g.outWidth;
-  const dw = new Float32Array(K * CO);
-  if (dw.length === 0 || rowsPerImage === 0 || g.batchSize === 0) return dw;
+  if (K * CO === 0 || rowsPerImage === 0 || g.batchSize === 0) return zerosF32(K * CO);
+  const dw = allocF32(K * CO);
   if (isPointwise(g)) {
     blas.sgemm(true, false, K, CO, g.batchSize * rowsPerImage, 1, x, K, dy, CO, 0, dw, CO);
     return dw;

@@ -1,23 +1,31 @@
 /**
- * Tight-loop float32 kernels for the element-wise ops and the reduction that dominate a conv-net
- * training step on the native backend once the GEMMs are fast (profiled: the bias add and its
- * gradient, the relu and its gradient): `Add`, `Sub`, `Multiply` (same shapes, or one operand
- * broadcast along trailing axes such as a bias), `Relu`, `Step`, and `Sum` and `Mean` over one contiguous
- * block of axes (the bias gradient sums the leading axes, which the cpu kernel does by a transpose),
- * and `ArgMax` along any axis and `Equal` against a scalar (max-pool masks take the arg-max over
- * stacked patches and compare it with each window index).
+ * Tight-loop float32 kernels for the element-wise ops and the reductions that dominate a conv-net
+ * or ResNet training step on the native backend once the GEMMs are fast (profiled: the bias add and
+ * its gradient, the relu and its gradient, batch norm): `Add`, `Sub`, `Multiply`, and the
+ * comparisons `Greater`, `GreaterEqual`, `Less`, `LessEqual` (same shapes, a scalar, or one operand
+ * broadcast along trailing axes such as a bias), `Relu`, `Step`, `Neg`, `Square`, `Cast` of bool or
+ * int32 to float32, `Sum` and `Mean` over one contiguous block of axes (the bias gradient sums the
+ * leading axes, which the cpu kernel does by a transpose), and `ArgMax` along any axis and `Equal`
+ * against a scalar (max-pool masks take the arg-max over stacked patches and compare it with each
+ * window index). Loops whose branches the data decide are branch-free (`+(x > y)`, integer keys of
+ * the float bits): on random signs a branch mispredicts about every other element. Outputs come from
+ * the recycled arrays of `_util.ts`.
  * Every other case falls back to the cpu kernel. Sums accumulate in float64 like the cpu kernel.
  * @module
  */
 import { tf } from "../../../_deps.ts";
 import {
   allFloat32,
+  alloc,
+  allocF32,
   cpuBackend,
   cpuKernel,
   f32,
+  floatKey,
   type KernelArgs,
   type NativeKernel,
   sizeOf,
+  zerosF32,
 } from "./_util.ts";
 
 const sameShape = (a: readonly number[], b: readonly number[]) =>
@@ -33,32 +41,110 @@ const trailing = (small: readonly number[], full: readonly number[]): boolean =>
 };
 
 type BinOp = "Add" | "Sub" | "Multiply";
+type CmpOp = "Greater" | "GreaterEqual" | "Less" | "LessEqual";
 
+/**
+ * out[i] = a[i] op b[i mod m] for the big operand `a` and the repeated one `b` (m = b.length);
+ * `swapped` computes b op a instead (only Sub cares). Loops are written out per op so each stays
+ * monomorphic.
+ */
 const binaryValues = (
   op: BinOp,
-  av: Float32Array,
-  bv: Float32Array,
-  bBroadcast: boolean,
+  big: Float32Array,
+  small: Float32Array,
+  swapped: boolean,
   n: number,
 ): Float32Array => {
-  const out = new Float32Array(n);
-  const m = bBroadcast ? bv.length : av.length; // length of the repeated (small) operand
-  const big = bBroadcast ? av : bv, small = bBroadcast ? bv : av;
+  const out = allocF32(n);
+  const m = small.length;
+  if (m === n) { // same shapes
+    if (op === "Add") { for (let i = 0; i < n; i++) out[i] = big[i] + small[i]; }
+    else if (op === "Multiply") { for (let i = 0; i < n; i++) out[i] = big[i] * small[i]; }
+    else if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] - small[i]; }
+    else for (let i = 0; i < n; i++) out[i] = small[i] - big[i];
+    return out;
+  }
   if (m === 1) { // a scalar operand: one flat loop
     const s = small[0];
     if (op === "Add") { for (let i = 0; i < n; i++) out[i] = big[i] + s; }
     else if (op === "Multiply") { for (let i = 0; i < n; i++) out[i] = big[i] * s; }
-    else if (bBroadcast) { for (let i = 0; i < n; i++) out[i] = big[i] - s; }
+    else if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] - s; }
     else for (let i = 0; i < n; i++) out[i] = s - big[i];
     return out;
   }
   for (let i = 0; i < n; i += m) {
     if (op === "Add") { for (let j = 0; j < m; j++) out[i + j] = big[i + j] + small[j]; }
     else if (op === "Multiply") { for (let j = 0; j < m; j++) out[i + j] = big[i + j] * small[j]; }
-    else if (bBroadcast) { for (let j = 0; j < m; j++) out[i + j] = big[i + j] - small[j]; }
+    else if (!swapped) { for (let j = 0; j < m; j++) out[i + j] = big[i + j] - small[j]; }
     else for (let j = 0; j < m; j++) out[i + j] = small[j] - big[i + j];
   }
   return out;
+};
+
+/**
+ * a op b as 0/1 bytes, same layout as {@link binaryValues}; `swapped` compares b op a. Written
+ * branch-free (`+(x > y)`): a data-dependent branch costs a misprediction per element on random
+ * signs (measured 5× slower).
+ */
+const compareValues = (
+  op: CmpOp,
+  big: Float32Array,
+  small: Float32Array,
+  swapped: boolean,
+  n: number,
+): Uint8Array => {
+  const out = alloc(Uint8Array, n);
+  const m = small.length;
+  // Greater(b, a) = Less(a, b) etc.: fold the swap into the op.
+  const o = !swapped
+    ? op
+    : op === "Greater"
+    ? "Less"
+    : op === "Less"
+    ? "Greater"
+    : op === "GreaterEqual"
+    ? "LessEqual"
+    : "GreaterEqual";
+  if (m === 1) {
+    const t = small[0];
+    if (o === "Greater") { for (let j = 0; j < n; j++) out[j] = +(big[j] > t); }
+    else if (o === "GreaterEqual") { for (let j = 0; j < n; j++) out[j] = +(big[j] >= t); }
+    else if (o === "Less") { for (let j = 0; j < n; j++) out[j] = +(big[j] < t); }
+    else for (let j = 0; j < n; j++) out[j] = +(big[j] <= t);
+    return out;
+  }
+  for (let i = 0; i < n; i += m) {
+    if (o === "Greater") { for (let j = 0; j < m; j++) out[i + j] = +(big[i + j] > small[j]); }
+    else if (o === "GreaterEqual") {
+      for (let j = 0; j < m; j++) out[i + j] = +(big[i + j] >= small[j]);
+    } else if (o === "Less") { for (let j = 0; j < m; j++) out[i + j] = +(big[i + j] < small[j]); }
+    else for (let j = 0; j < m; j++) out[i + j] = +(big[i + j] <= small[j]);
+  }
+  return out;
+};
+
+/**
+ * The operands of a binary kernel as (big, small, swapped) when one of them has the output's shape
+ * and the other is the same shape, a scalar, or broadcast along trailing axes; else null.
+ */
+const binaryOperands = (args: KernelArgs) => {
+  const { a, b } = args.inputs;
+  if (!allFloat32(a, b)) return null;
+  const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+  let swapped: boolean;
+  if (sameShape(a.shape, outShape) && trailing(b.shape, outShape)) swapped = false;
+  else if (sameShape(b.shape, outShape) && trailing(a.shape, outShape)) swapped = true;
+  else return null;
+  const backend = cpuBackend(args);
+  const av = f32(backend, a), bv = f32(backend, b);
+  return {
+    backend,
+    outShape,
+    n: sizeOf(outShape),
+    big: swapped ? bv : av,
+    small: swapped ? av : bv,
+    swapped,
+  };
 };
 
 const binaryKernel = (op: BinOp): NativeKernel => {
@@ -66,28 +152,64 @@ const binaryKernel = (op: BinOp): NativeKernel => {
   return {
     kernelName: op,
     kernelFunc: (args: KernelArgs) => {
-      const { a, b } = args.inputs;
-      if (!allFloat32(a, b)) return fallback(args);
-      const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
-      const n = sizeOf(outShape);
-      let bBroadcast: boolean;
-      if (sameShape(a.shape, outShape) && trailing(b.shape, outShape)) bBroadcast = true;
-      else if (sameShape(b.shape, outShape) && trailing(a.shape, outShape)) bBroadcast = false;
-      else return fallback(args);
-      const backend = cpuBackend(args);
-      const av = f32(backend, a), bv = f32(backend, b);
-      if (n === 0 || (bBroadcast ? bv.length : av.length) === 0) {
-        return backend.makeTensorInfo(outShape, "float32", new Float32Array(n));
+      const o = binaryOperands(args);
+      if (!o) return fallback(args);
+      const { backend, outShape, n } = o;
+      if (n === 0 || o.small.length === 0) {
+        return backend.makeTensorInfo(outShape, "float32", zerosF32(n));
       }
-      return backend.makeTensorInfo(outShape, "float32", binaryValues(op, av, bv, bBroadcast, n));
+      const out = binaryValues(op, o.big, o.small, o.swapped, n);
+      return backend.makeTensorInfo(outShape, "float32", out);
     },
   };
 };
 
-const unaryKernel = (
-  name: "Relu" | "Step",
-  fill: (x: Float32Array, out: Float32Array, attrs: tf.NamedAttrMap) => void,
-): NativeKernel => {
+const compareKernel = (op: CmpOp): NativeKernel => {
+  const fallback = cpuKernel(op);
+  return {
+    kernelName: op,
+    kernelFunc: (args: KernelArgs) => {
+      const o = binaryOperands(args);
+      if (!o || o.n === 0 || o.small.length === 0) return fallback(args);
+      const out = compareValues(op, o.big, o.small, o.swapped, o.n);
+      return o.backend.makeTensorInfo(o.outShape, "bool", out as unknown as Float32Array);
+    },
+  };
+};
+
+type UnaryOp = "Relu" | "Step" | "Neg" | "Square";
+
+/** The element-wise unary ops, branch-free where the data decide (random signs). */
+export const unaryValues = (op: UnaryOp, x: Float32Array, alpha: number): Float32Array => {
+  const n = x.length;
+  const out = allocF32(n);
+  if (op === "Relu") {
+    // On the bits: a negative float (sign bit set) becomes +0 unless it is a NaN (kept, like
+    // Math.max(0, NaN)); the rare NaN branch predicts well.
+    const xi = new Int32Array(x.buffer, x.byteOffset, n);
+    const oi = new Int32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0; i < n; i++) {
+      const v = xi[i];
+      oi[i] = (v & 0x7fffffff) > 0x7f800000 ? v : v & ~(v >> 31);
+    }
+  } else if (op === "Step") {
+    if (alpha === 0) {
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        out[i] = v !== v ? NaN : +(v > 0);
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const v = x[i];
+        out[i] = v !== v ? NaN : +(v > 0) + alpha * +(v <= 0);
+      }
+    }
+  } else if (op === "Neg") { for (let i = 0; i < n; i++) out[i] = -x[i]; }
+  else for (let i = 0; i < n; i++) out[i] = x[i] * x[i];
+  return out;
+};
+
+const unaryKernel = (name: UnaryOp): NativeKernel => {
   const fallback = cpuKernel(name);
   return {
     kernelName: name,
@@ -95,10 +217,12 @@ const unaryKernel = (
       const { x } = args.inputs;
       if (!allFloat32(x)) return fallback(args);
       const backend = cpuBackend(args);
-      const xv = f32(backend, x);
-      const out = new Float32Array(xv.length);
-      fill(xv, out, args.attrs ?? {});
-      return backend.makeTensorInfo([...x.shape], "float32", out);
+      const alpha = ((args.attrs ?? {}).alpha as number | undefined) ?? 0;
+      return backend.makeTensorInfo(
+        [...x.shape],
+        "float32",
+        unaryValues(name, f32(backend, x), alpha),
+      );
     },
   };
 };
@@ -110,7 +234,7 @@ export const sumValues = (
   red: number,
   inner: number,
 ): Float32Array => {
-  const out = new Float32Array(outer * inner);
+  const out = allocF32(outer * inner);
   if (inner === 1) {
     for (let o = 0; o < outer; o++) {
       let s = 0;
@@ -159,26 +283,40 @@ const reduceKernel = (name: "Sum" | "Mean"): NativeKernel => {
   };
 };
 
-/** First index of the maximum along the middle axis of [outer, red, inner] (like the cpu kernel). */
+/**
+ * First index of the maximum along the middle axis of [outer, red, inner] (like the cpu kernel: a
+ * strict `>` scan from the first element, so NaN never wins unless it comes first, and then nothing
+ * beats it). Compares order-preserving integer keys of the float bits ({@link floatKey}) with a
+ * branch-free select: data-dependent branches mispredict on random data.
+ */
 export const argMaxValues = (
   xv: Float32Array,
   outer: number,
   red: number,
   inner: number,
 ): Int32Array => {
-  const out = new Int32Array(outer * inner);
-  const best = new Float32Array(inner);
+  const xi = new Int32Array(xv.buffer, xv.byteOffset, xv.length);
+  const out = alloc(Int32Array, outer * inner).fill(0);
+  const best = new Int32Array(inner);
   for (let o = 0; o < outer; o++) {
-    const base0 = o * red * inner;
-    for (let i = 0; i < inner; i++) best[i] = xv[base0 + i];
+    const base0 = o * red * inner, ob = o * inner;
+    for (let i = 0; i < inner; i++) {
+      const b = xi[base0 + i];
+      let k = floatKey(b);
+      if ((b & 0x7fffffff) > 0x7f800000) k = 0x7fffffff; // a leading NaN is never beaten
+      best[i] = k;
+    }
     for (let r = 1; r < red; r++) {
       const base = base0 + r * inner;
       for (let i = 0; i < inner; i++) {
-        const v = xv[base + i];
-        if (v > best[i]) {
-          best[i] = v;
-          out[o * inner + i] = r;
-        }
+        const b = xi[base + i];
+        let k = floatKey(b);
+        if ((b & 0x7fffffff) > 0x7f800000) k = 1 << 31; // a later NaN never wins (a ternary: 5× slower)
+        const m = best[i];
+        const g = (0 - +(k > m)) | 0; // -1 where this element wins, else 0
+        best[i] = Math.max(m, k);
+        const cur = out[ob + i];
+        out[ob + i] = cur ^ ((cur ^ r) & g);
       }
     }
   }
@@ -219,19 +357,42 @@ const equalKernel = (): NativeKernel => {
       }
       const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
       const n = sizeOf(outShape);
-      const out = new Uint8Array(n);
+      const out = alloc(Uint8Array, n);
       if (sameShape(a.shape, b.shape)) {
-        for (let i = 0; i < n; i++) {
-          out[i] = av[i] === bv[i] ? 1 : 0;
-        }
+        for (let i = 0; i < n; i++) out[i] = +(av[i] === bv[i]);
       } else if (bv.length === 1 && sameShape(a.shape, outShape)) {
         const s = bv[0];
-        for (let i = 0; i < n; i++) out[i] = av[i] === s ? 1 : 0;
+        for (let i = 0; i < n; i++) out[i] = +(av[i] === s);
       } else if (av.length === 1 && sameShape(b.shape, outShape)) {
         const s = av[0];
-        for (let i = 0; i < n; i++) out[i] = bv[i] === s ? 1 : 0;
+        for (let i = 0; i < n; i++) out[i] = +(bv[i] === s);
       } else return fallback(args);
       return backend.makeTensorInfo(outShape, "bool", out as unknown as Float32Array);
+    },
+  };
+};
+
+/**
+ * `Cast` of bool or int32 to float32 as a real float32 array. (The cpu kernel shares the input's
+ * bytes under the float32 dtype, so every later float kernel had to convert them.) Everything else
+ * goes to the cpu kernel.
+ */
+const castKernel = (): NativeKernel => {
+  const fallback = cpuKernel("Cast");
+  return {
+    kernelName: "Cast",
+    kernelFunc: (args: KernelArgs) => {
+      const { x } = args.inputs;
+      const dtype = (args.attrs ?? {}).dtype;
+      const backend = cpuBackend(args);
+      const v = backend.data.get(x.dataId).values;
+      if (
+        dtype !== "float32" || (x.dtype !== "bool" && x.dtype !== "int32") ||
+        !(v instanceof Uint8Array || v instanceof Int32Array)
+      ) return fallback(args);
+      const out = allocF32(v.length);
+      out.set(v);
+      return backend.makeTensorInfo([...x.shape], "float32", out);
     },
   };
 };
@@ -241,16 +402,15 @@ export const elementwiseKernels = (): NativeKernel[] => [
   binaryKernel("Add"),
   binaryKernel("Sub"),
   binaryKernel("Multiply"),
-  unaryKernel("Relu", (x, out) => {
-    for (let i = 0; i < x.length; i++) out[i] = Math.max(0, x[i]);
-  }),
-  unaryKernel("Step", (x, out, attrs) => {
-    const alpha = (attrs.alpha as number | undefined) ?? 0;
-    for (let i = 0; i < x.length; i++) {
-      const v = x[i];
-      out[i] = v > 0 ? 1 : v !== v ? NaN : alpha;
-    }
-  }),
+  compareKernel("Greater"),
+  compareKernel("GreaterEqual"),
+  compareKernel("Less"),
+  compareKernel("LessEqual"),
+  unaryKernel("Relu"),
+  unaryKernel("Step"),
+  unaryKernel("Neg"),
+  unaryKernel("Square"),
+  castKernel(),
   reduceKernel("Sum"),
   reduceKernel("Mean"),
   argMaxKernel(),

@@ -13,6 +13,7 @@ import { tf } from "../../../_deps.ts";
 import type { Blas } from "../blas.ts";
 import {
   allFloat32,
+  allocF32,
   cpuBackend,
   type CpuBackendLike,
   cpuKernel,
@@ -21,6 +22,7 @@ import {
   type KernelArgs,
   type NativeKernel,
   sizeOf,
+  zerosF32,
 } from "./_util.ts";
 
 /** Offsets of the broadcast source slice for each output batch index (row-major outer dims). */
@@ -71,7 +73,7 @@ export const batchMatMulValues = (
   const outerA = aShape.slice(0, -2), outerB = bShape.slice(0, -2);
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
   const batch = sizeOf(outer);
-  const out = new Float32Array(batch * m * n);
+  const out = k === 0 ? zerosF32(batch * m * n) : allocF32(batch * m * n);
   const shape = [...outer, m, n];
   if (out.length === 0 || k === 0) return { values: out, shape };
   const lda = transposeA ? m : k, ldb = transposeB ? k : n;

@@ -2,7 +2,8 @@
  * Pooling kernels for the native backend in plain JS loops over NHWC data, channels innermost:
  * `MaxPool`, `MaxPoolGrad`, `AvgPool`, `AvgPoolGrad`.
  *
- * - MaxPool ignores NaN like the cpu kernel (a window of NaN gives −∞).
+ * - MaxPool ignores NaN like the cpu kernel (a window of NaN gives −∞), except that a 1×1 pool
+ *   with output shape = input shape is the identity (the cpu kernel's shortcut, NaN kept).
  * - MaxPoolGrad sends each cotangent to the FIRST maximum of its window in row-major window order
  *   (spec §9 item 14), also when every value is negative; a window with no value above −∞ sends it to
  *   its first element.
@@ -16,11 +17,15 @@
 import { tf } from "../../../_deps.ts";
 import {
   allFloat32,
+  allocF32,
   cpuBackend,
   cpuKernel,
   f32,
+  floatKey,
   type KernelArgs,
+  keyBits,
   type NativeKernel,
+  zerosF32,
 } from "./_util.ts";
 
 type Info = tf.backend_util.Conv2DInfo;
@@ -65,56 +70,104 @@ const forEachWindow = (
   }
 };
 
-/** Max pooling forward values. */
-export const maxPoolValues = (x: Float32Array, g: Info): Float32Array => {
-  const { inHeight: H, inWidth: W, inChannels: C } = g;
-  const y = new Float32Array(g.batchSize * g.outHeight * g.outWidth * C).fill(-Infinity);
-  forEachWindow(g, (o, b, h0, h1, w0, w1) => {
-    for (let ih = h0; ih < h1; ih++) {
-      for (let iw = w0; iw < w1; iw++) {
-        const s = ((b * H + ih) * W + iw) * C;
-        for (let c = 0; c < C; c++) {
-          const v = x[s + c];
-          if (v > y[o + c]) y[o + c] = v;
-        }
-      }
-    }
-  });
-  return y;
-};
+/** The {@link floatKey} of −∞ (every non-NaN key is at least this; NaN keys are below it). */
+const KEY_NEG_INF = floatKey(0xff800000 | 0);
+/**
+ * NaN inputs get the key `1 << 31`, below every number, so NaN never wins a window. It is written
+ * inline in the loops: read from a module constant (a heap number, outside the small-integer range)
+ * it turned the keys into doubles and the loops 3× slower, as did a ternary instead of the `if`.
+ */
 
-/** Max pooling gradient: dy routed to the first maximum of each window. */
-export const maxPoolGradValues = (dy: Float32Array, x: Float32Array, g: Info): Float32Array => {
-  const { inHeight: H, inWidth: W, inChannels: C } = g;
-  const dx = new Float32Array(g.batchSize * H * W * C);
-  const best = new Float32Array(C);
-  const pos = new Int32Array(C);
-  forEachWindow(g, (o, b, h0, h1, w0, w1) => {
-    if (h0 >= h1 || w0 >= w1) return;
-    best.fill(-Infinity);
-    pos.fill(((b * H + h0) * W + w0) * C);
-    for (let c = 0; c < C; c++) pos[c] += c;
-    for (let ih = h0; ih < h1; ih++) {
-      for (let iw = w0; iw < w1; iw++) {
-        const s = ((b * H + ih) * W + iw) * C;
-        for (let c = 0; c < C; c++) {
-          const v = x[s + c];
-          if (v > best[c]) {
-            best[c] = v;
-            pos[c] = s + c;
+/**
+ * Max pooling forward values, on order-preserving integer keys with `Math.max` (branch-free). The
+ * window loops are written out: through the {@link forEachWindow} callback the same loop measured
+ * 2.5× slower.
+ */
+export const maxPoolValues = (x: Float32Array, g: Info): Float32Array => {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = g;
+  const top = g.padInfo.top, left = g.padInfo.left;
+  const n = g.batchSize * OH * OW * C;
+  const y = allocF32(n);
+  if (KH === 1 && KW === 1 && OH === H && OW === W) { // the identity (the cpu kernel's shortcut)
+    y.set(x);
+    return y;
+  }
+  const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
+  const yk = new Int32Array(y.buffer, y.byteOffset, n).fill(KEY_NEG_INF);
+  let o = 0;
+  for (let b = 0; b < g.batchSize; b++) {
+    for (let p = 0; p < OH; p++) {
+      const r = p * SH - top;
+      const h0 = Math.max(0, r), h1 = Math.min(H, r + KH);
+      for (let q = 0; q < OW; q++, o += C) {
+        const cc = q * SW - left;
+        const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
+        for (let ih = h0; ih < h1; ih++) {
+          for (let iw = w0; iw < w1; iw++) {
+            const s = ((b * H + ih) * W + iw) * C;
+            for (let c = 0; c < C; c++) {
+              const v = xi[s + c];
+              let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
+              if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN: below every key (see above)
+              yk[o + c] = Math.max(yk[o + c], k);
+            }
           }
         }
       }
     }
-    for (let c = 0; c < C; c++) dx[pos[c]] += dy[o + c];
-  });
+  }
+  for (let i = 0; i < n; i++) yk[i] = keyBits(yk[i]);
+  return y;
+};
+
+/** Max pooling gradient: dy routed to the first maximum of each window (branch-free select). */
+export const maxPoolGradValues = (dy: Float32Array, x: Float32Array, g: Info): Float32Array => {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = g;
+  const top = g.padInfo.top, left = g.padInfo.left;
+  const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
+  const dx = zerosF32(g.batchSize * H * W * C);
+  const best = new Int32Array(C);
+  const pos = new Int32Array(C);
+  let o = 0;
+  for (let b = 0; b < g.batchSize; b++) {
+    for (let p = 0; p < OH; p++) {
+      const r = p * SH - top;
+      const h0 = Math.max(0, r), h1 = Math.min(H, r + KH);
+      for (let q = 0; q < OW; q++, o += C) {
+        const cc = q * SW - left;
+        const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
+        if (h0 >= h1 || w0 >= w1) continue;
+        best.fill(KEY_NEG_INF);
+        const first = ((b * H + h0) * W + w0) * C;
+        for (let c = 0; c < C; c++) pos[c] = first + c;
+        for (let ih = h0; ih < h1; ih++) {
+          for (let iw = w0; iw < w1; iw++) {
+            const s = ((b * H + ih) * W + iw) * C;
+            for (let c = 0; c < C; c++) {
+              const v = xi[s + c];
+              let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
+              if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN
+              const m = best[c];
+              const win = (0 - +(k > m)) | 0; // -1 where this element is a new maximum, else 0
+              best[c] = Math.max(m, k);
+              const ps = pos[c];
+              pos[c] = ps ^ ((ps ^ (s + c)) & win);
+            }
+          }
+        }
+        for (let c = 0; c < C; c++) dx[pos[c]] += dy[o + c];
+      }
+    }
+  }
   return dx;
 };
 
 /** Average pooling forward values (mean over the in-bounds part of each window). */
 export const avgPoolValues = (x: Float32Array, g: Info): Float32Array => {
   const { inHeight: H, inWidth: W, inChannels: C } = g;
-  const y = new Float32Array(g.batchSize * g.outHeight * g.outWidth * C);
+  const y = zerosF32(g.batchSize * g.outHeight * g.outWidth * C);
   forEachWindow(g, (o, b, h0, h1, w0, w1) => {
     const count = (h1 - h0) * (w1 - w0);
     for (let ih = h0; ih < h1; ih++) {
@@ -132,7 +185,7 @@ export const avgPoolValues = (x: Float32Array, g: Info): Float32Array => {
 /** Average pooling gradient: the adjoint of {@link avgPoolValues}. */
 export const avgPoolGradValues = (dy: Float32Array, g: Info): Float32Array => {
   const { inHeight: H, inWidth: W, inChannels: C } = g;
-  const dx = new Float32Array(g.batchSize * H * W * C);
+  const dx = zerosF32(g.batchSize * H * W * C);
   forEachWindow(g, (o, b, h0, h1, w0, w1) => {
     const count = (h1 - h0) * (w1 - w0);
     if (count === 0) return;

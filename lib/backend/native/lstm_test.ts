@@ -1,0 +1,246 @@
+/**
+ * The native LSTM kernels (`lstm.ts`): the fused cell equals the op composition and
+ * `tf.basicLSTMCell` with forget bias 1; the fused network step equals the composed one; their
+ * gradients with respect to every input equal the composition's, and its second order matches central
+ * differences; the
+ * registry routes `lstmCell`/`lstmNetStep` to them on native only; no tensor leaks (`runOn` checks).
+ * @module
+ */
+import { tf } from "../../_deps.ts";
+import { assert } from "../../../tests/_util/deps.ts";
+import { assertAllClose } from "../../../tests/_util/numeric.ts";
+import {
+  lstmCell,
+  lstmCellComposed,
+  lstmNetStep,
+  lstmNetStepComposed,
+  type LstmNetWeights,
+  type LstmState,
+} from "../../meta/lstm.ts";
+import { nativeLstmCell, nativeLstmNetStep } from "./lstm.ts";
+import { nativeAvailable, randArray, runOn, testName } from "./_test_util.ts";
+
+const ignore = !nativeAvailable;
+const TOL = { rtol: 1e-5, atol: 1e-6 };
+const GRAD_TOL = { rtol: 1e-4, atol: 1e-5 };
+/** The network's outputs sum 2 layers and the head in float32 (the composition) vs float64. */
+const NET_TOL = { rtol: 1e-5, atol: 1e-5 };
+
+/** Cell inputs for n rows of width inW, values scaled by `scale` (large: saturated gates). */
+const cellInputs = (n: number, inW: number, seed: number, scale = 1) => ({
+  kernel: tf.tensor2d(randArray((inW + 4) * 16, seed), [inW + 4, 16]).mul(scale) as tf.Tensor2D,
+  bias: tf.tensor1d(randArray(16, seed + 1)).mul(scale) as tf.Tensor1D,
+  x: tf.tensor2d(randArray(n * inW, seed + 2), [n, inW]).mul(scale) as tf.Tensor2D,
+  c: tf.tensor2d(randArray(n * 4, seed + 3), [n, 4]).mul(2 * scale) as tf.Tensor2D,
+  h: tf.tensor2d(randArray(n * 4, seed + 4), [n, 4]) as tf.Tensor2D,
+});
+
+const fusedCell: typeof lstmCellComposed = (k, b, x, c, h) => {
+  const r = nativeLstmCell(k, b, x, c, h);
+  if (!r) throw new Error("the fused cell is inactive on native");
+  return r;
+};
+
+const CASES = [
+  { n: 1, inW: 3, seed: 1, scale: 1 },
+  { n: 5, inW: 4, seed: 2, scale: 1 },
+  { n: 2100, inW: 3, seed: 3, scale: 1 }, // crosses a block boundary
+  { n: 513, inW: 3, seed: 4, scale: 8 }, // saturated gates
+];
+
+Deno.test({
+  name: testName("the fused LSTM cell equals the composition and tf.basicLSTMCell"),
+  ignore,
+  fn: async () => {
+    for (const cs of CASES) {
+      const r = await runOn("native", () => {
+        const { kernel, bias, x, c, h } = cellInputs(cs.n, cs.inW, cs.seed, cs.scale);
+        return [
+          ...fusedCell(kernel, bias, x, c, h),
+          ...lstmCellComposed(kernel, bias, x, c, h),
+          ...tf.basicLSTMCell(1, kernel, bias, x, c, h),
+          ...lstmCell(kernel, bias, x, c, h), // routed to the fused cell
+        ];
+      });
+      for (const k of [2, 4, 6]) {
+        assertAllClose(r[0], r[k], TOL, `c′ vs ${k} (${JSON.stringify(cs)})`);
+        assertAllClose(r[1], r[k + 1], TOL, `h′ vs ${k + 1} (${JSON.stringify(cs)})`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: testName("the fused cell's gradients equal the composition's"),
+  ignore,
+  fn: async () => {
+    for (const cs of CASES) {
+      const grads = (cell: typeof lstmCellComposed) => () => {
+        const { kernel, bias, x, c, h } = cellInputs(cs.n, cs.inW, cs.seed, cs.scale);
+        const wc = tf.tensor2d(randArray(cs.n * 4, cs.seed + 7), [cs.n, 4]);
+        const wh = tf.tensor2d(randArray(cs.n * 4, cs.seed + 8), [cs.n, 4]);
+        return tf.grads((...ts: tf.Tensor[]) => {
+          const [c1, h1] = cell(...(ts as Parameters<typeof cell>));
+          return tf.add(tf.sum(tf.mul(c1, wc)), tf.sum(tf.mul(tf.square(h1), wh)));
+        })([kernel, bias, x, c, h]);
+      };
+      const got = await runOn("native", grads(fusedCell));
+      const want = await runOn("native", grads(lstmCellComposed));
+      const names = ["kernel", "bias", "x", "c", "h"];
+      want.forEach((w, i) =>
+        assertAllClose(got[i], w, GRAD_TOL, `d/d${names[i]} (${JSON.stringify(cs)})`)
+      );
+    }
+  },
+});
+
+// The composition's own second order is not a reference: TF.js loses the second-order path
+// through ops that save their outputs (sigmoid, tanh), so the fused cell's is checked against
+// central differences of its first-order gradient.
+Deno.test({
+  name: testName("the fused cell's second-order gradient matches central differences"),
+  ignore,
+  fn: async () => {
+    for (const cs of CASES.slice(0, 3)) {
+      const r = await runOn("native", () => {
+        const { kernel, bias, x, c, h } = cellInputs(cs.n, cs.inW, cs.seed, cs.scale);
+        const wh = tf.tensor2d(randArray(cs.n * 4, cs.seed + 8), [cs.n, 4]);
+        const v = tf.tensor2d(randArray(cs.n * cs.inW, cs.seed + 9), [cs.n, cs.inW]);
+        // φ(x) = ⟨∂L/∂kernel, kernel⟩ with L = Σ c′ + Σ wh·h′²; compare ⟨∇φ(x), v⟩ with a difference.
+        const phi = (xx: tf.Tensor) => {
+          const dk = tf.grad((k: tf.Tensor) => {
+            const [c1, h1] = fusedCell(k as tf.Tensor2D, bias, xx as tf.Tensor2D, c, h);
+            return tf.add(tf.sum(c1), tf.sum(tf.mul(tf.square(h1), wh)));
+          })(kernel);
+          return tf.sum(tf.mul(dk, kernel));
+        };
+        const eps = 1e-2;
+        const analytic = tf.sum(tf.mul(tf.grad(phi)(x), v));
+        const fd = tf.div(
+          tf.sub(phi(tf.add(x, tf.mul(v, eps))), phi(tf.sub(x, tf.mul(v, eps)))),
+          2 * eps,
+        );
+        return [analytic, fd];
+      });
+      assertAllClose(
+        r[0],
+        r[1],
+        { rtol: 2e-3, atol: 2e-3 },
+        `second order (${JSON.stringify(cs)})`,
+      );
+    }
+  },
+});
+
+/** Net weights with the given input width, from a seed. */
+const netInputs = (n: number, seed: number, scale = 1) => {
+  const t2 = (r: number, c: number, s: number) =>
+    tf.tensor2d(randArray(r * c, s), [r, c]).mul(scale) as tf.Tensor2D;
+  const w: LstmNetWeights = {
+    layers: [
+      { kernel: t2(7, 16, seed), bias: tf.tensor1d(randArray(16, seed + 1)) },
+      { kernel: t2(8, 16, seed + 2), bias: tf.tensor1d(randArray(16, seed + 3)) },
+    ],
+    head: { kernel: t2(4, 1, seed + 4), bias: tf.tensor1d([0.3]) },
+  };
+  const st: LstmState = {
+    c: [t2(n, 4, seed + 5), t2(n, 4, seed + 6)],
+    h: [t2(n, 4, seed + 7).tanh() as tf.Tensor2D, t2(n, 4, seed + 8).tanh() as tf.Tensor2D],
+  };
+  return { w, st, input: t2(n, 3, seed + 9).tanh() as tf.Tensor2D };
+};
+
+const netTensors = (w: LstmNetWeights, st: LstmState, input: tf.Tensor2D): tf.Tensor[] => [
+  input,
+  ...w.layers.flatMap((l, i) => [l.kernel, l.bias, st.c[i], st.h[i]]),
+  w.head.kernel,
+  w.head.bias,
+];
+const fromTensors = (ts: tf.Tensor[]) => ({
+  input: ts[0] as tf.Tensor2D,
+  w: {
+    layers: [0, 1].map((i) => ({
+      kernel: ts[1 + 4 * i] as tf.Tensor2D,
+      bias: ts[2 + 4 * i] as tf.Tensor1D,
+    })),
+    head: { kernel: ts[9] as tf.Tensor2D, bias: ts[10] as tf.Tensor1D },
+  },
+  st: {
+    c: [ts[3] as tf.Tensor2D, ts[7] as tf.Tensor2D],
+    h: [ts[4] as tf.Tensor2D, ts[8] as tf.Tensor2D],
+  },
+});
+
+type NetStep = typeof lstmNetStepComposed;
+const fusedNet: NetStep = (w, st, input) => {
+  const r = nativeLstmNetStep(w, st, input);
+  if (!r) throw new Error("the fused network step is inactive on native");
+  return r;
+};
+
+Deno.test({
+  name: testName("the fused network step equals the composition, values and gradients"),
+  ignore,
+  fn: async () => {
+    for (const cs of [{ n: 3, seed: 11, scale: 1 }, { n: 2500, seed: 12, scale: 4 }]) {
+      const run = (step: NetStep) => () => {
+        const { w, st, input } = netInputs(cs.n, cs.seed, cs.scale);
+        const r = step(w, st, input);
+        const wo = tf.tensor1d(randArray(cs.n, cs.seed + 20));
+        const ws = [0, 1, 2, 3].map((k) =>
+          tf.tensor2d(randArray(cs.n * 4, cs.seed + 21 + k), [cs.n, 4])
+        );
+        const g = tf.grads((...ts: tf.Tensor[]) => {
+          const a = fromTensors(ts);
+          const s = step(a.w, a.st, a.input);
+          const s2 = step(a.w, s.state, a.input); // two steps: the state path too
+          const parts = [...s2.state.c, ...s2.state.h].map((t, k) => tf.sum(tf.mul(t, ws[k])));
+          return tf.addN([tf.sum(tf.mul(tf.square(s2.out), wo)), tf.sum(s.out), ...parts]);
+        })(netTensors(w, st, input));
+        return [r.out, ...r.state.c, ...r.state.h, ...g];
+      };
+      const got = await runOn("native", run(fusedNet));
+      const want = await runOn("native", run(lstmNetStepComposed));
+      want.forEach((w, i) =>
+        assertAllClose(got[i], w, i < 5 ? NET_TOL : GRAD_TOL, `output ${i} (${JSON.stringify(cs)})`)
+      );
+      const routed = await runOn("native", run(lstmNetStep));
+      want.forEach((w, i) =>
+        assertAllClose(routed[i], w, i < 5 ? NET_TOL : GRAD_TOL, `routed ${i}`)
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: testName("the fused LSTM paths are inactive on other backends"),
+  ignore,
+  fn: async () => {
+    await runOn("cpu", () => {
+      const { kernel, bias, x, c, h } = cellInputs(2, 3, 1);
+      assert.equal(nativeLstmCell(kernel, bias, x, c, h), null);
+      const { w, st, input } = netInputs(2, 1);
+      assert.equal(nativeLstmNetStep(w, st, input), null);
+      return [];
+    });
+  },
+});
+
+Deno.test({
+  name: testName("shapes the kernels do not handle fall back to the composition"),
+  ignore,
+  fn: async () => {
+    await runOn("native", () => {
+      // 3 units, int32 input: not the kernels' case.
+      const k = tf.zeros([6, 12]) as tf.Tensor2D, b = tf.zeros([12]) as tf.Tensor1D;
+      const x = tf.zeros([2, 3]) as tf.Tensor2D, s = tf.zeros([2, 3]) as tf.Tensor2D;
+      assert.equal(nativeLstmCell(k, b, x, s, s), null);
+      const { kernel, bias, c, h } = cellInputs(2, 3, 1);
+      assert.equal(
+        nativeLstmCell(kernel, bias, tf.zeros([2, 3], "int32") as tf.Tensor2D, c, h),
+        null,
+      );
+      return [];
+    });
+  },
+});
