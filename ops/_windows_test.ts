@@ -24,10 +24,14 @@ const shapes = fc.record({
   pad: fc.constantFrom("same" as const, "valid" as const),
 }).filter((c) => c.pad === "same" || (c.h >= c.k && c.w >= c.k));
 
-/** |⟨a, b⟩ − ⟨c, d⟩| relative to the larger magnitude. */
+/**
+ * |⟨a, b⟩ − ⟨c, d⟩| relative to ‖a‖‖b‖ + ‖c‖‖d‖: float32 rounding of an inner product scales with
+ * the norms (Cauchy–Schwarz), not with the often much smaller, cancelling inner product itself.
+ */
 const adjointGap = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => {
   const l = tf.sum(tf.mul(a, b)).dataSync()[0], r = tf.sum(tf.mul(c, d)).dataSync()[0];
-  return Math.abs(l - r) / Math.max(Math.abs(l), Math.abs(r), 1e-6);
+  const n = (t: tf.Tensor) => tf.norm(t).dataSync()[0];
+  return Math.abs(l - r) / Math.max(n(a) * n(b) + n(c) * n(d), 1e-12);
 };
 
 Deno.test("windows: scatterPatches is the transpose of extractPatches", async () => {
