@@ -6,13 +6,14 @@
  * @module
  */
 import { tf } from "../../lib/_deps.ts";
+import { randomBatch } from "../../lib/bench/batch.ts";
 import {
   type BenchOptions,
   type BenchRow,
   type BenchSuite,
   measure,
 } from "../../lib/bench/harness.ts";
-import { keyFromSeed, normal, split, uniform } from "../../lib/prng.ts";
+import { keyFromSeed, normal, split } from "../../lib/prng.ts";
 import { disposeTree, mapTree, type Params, size } from "../../lib/tree.ts";
 import { gaussNewtonProduct } from "../../lib/curvature/gauss_newton.ts";
 import { conjugateGradient, dampedOperator } from "../../lib/solvers/cg.ts";
@@ -31,14 +32,10 @@ const rowsFor = async <P extends Params, S extends Params>(
 ): Promise<BenchRow[]> => {
   const names = [`core/${label}: gradient`, `core/${label}: G·v`, `core/${label}: CG K=4`];
   if (!names.some((n) => n.includes(opts.filter))) return [];
-  const [kp, kx, ky, kv] = split(keyFromSeed(3), 4);
+  const [kp, kx, kv] = split(keyFromSeed(3), 3);
   const { params, state } = model.init(kp, shape);
-  const x = tf.tensor(normal(kx, BATCH * shape[0] * shape[1] * shape[2]), [BATCH, ...shape]);
-  const y = tf.tidy(() =>
-    tf.oneHot(tf.tensor1d(Array.from(uniform(ky, BATCH), (u) => Math.floor(u * 10)), "int32"), 10)
-      .toFloat()
-  );
-  const batch = { x, y };
+  const batch = randomBatch(kx, BATCH, shape, 10);
+  const { x, y } = batch;
   const v = mapTree(params, (t, i) => tf.tensor(normal(split(kv, i + 1)[i], t.size), t.shape));
   const rows: BenchRow[] = [];
   const note = `${size(params)} params, batch ${BATCH}`;

@@ -15,7 +15,8 @@ import {
   type BenchSuite,
   measure,
 } from "../../lib/bench/harness.ts";
-import { keyFromSeed, normal, split, uniform } from "../../lib/prng.ts";
+import { randomBatch } from "../../lib/bench/batch.ts";
+import { keyFromSeed, normal, split } from "../../lib/prng.ts";
 import { disposeTree, leaves, type Params } from "../../lib/tree.ts";
 import { gaussNewtonProduct } from "../../lib/curvature/gauss_newton.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
@@ -67,14 +68,10 @@ const stepRows = async (opts: BenchOptions): Promise<BenchRow[]> => {
   };
   if (!Object.values(names).some((n) => n.includes(opts.filter))) return [];
   const model = cudaConvnet();
-  const [kp, kx, ky] = split(keyFromSeed(6), 3);
+  const [kp, kx] = split(keyFromSeed(6), 2);
   const { params, state } = model.init(kp, [32, 32, 3]);
-  const x = tf.tensor(normal(kx, BATCH * 32 * 32 * 3), [BATCH, 32, 32, 3]);
-  const y = tf.tidy(() => {
-    const labels = Array.from(uniform(ky, BATCH), (u) => Math.floor(u * model.numClasses));
-    return tf.oneHot(tf.tensor1d(labels, "int32"), model.numClasses).toFloat();
-  });
-  const batch = { x, y };
+  const batch = randomBatch(kx, BATCH, [32, 32, 3], model.numClasses);
+  const { x, y } = batch;
   const gn = gaussNewtonProduct(model.apply, softmaxCrossEntropy, params, batch);
   const opt = kfac<typeof params>();
   const ctx = { params, batch, model: model.apply, key: keyFromSeed(1) };

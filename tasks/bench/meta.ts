@@ -6,7 +6,8 @@
  */
 import { tf } from "../../lib/_deps.ts";
 import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness.ts";
-import { foldIn, keyFromSeed, normal, split, uniform } from "../../lib/prng.ts";
+import { foldIn, keyFromSeed, split } from "../../lib/prng.ts";
+import { randomBatch } from "../../lib/bench/batch.ts";
 import { disposeTree, type Params } from "../../lib/tree.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { mlp } from "../../models/mlp.ts";
@@ -41,18 +42,10 @@ export const metaSuite: BenchSuite = {
         kinds,
       };
       const meta = initMetaWeights(km, o, [...new Set(kinds)]);
-      const batches: Batch[] = Array.from({ length: T }, (_, i) => ({
-        x: tf.tensor(normal(foldIn(kd, i), BATCH * 784), [BATCH, 28, 28, 1]),
-        y: tf.tidy(() =>
-          tf.oneHot(
-            tf.tensor1d(
-              Array.from(uniform(foldIn(kd, 100 + i), BATCH), (u) => Math.floor(u * 10)),
-              "int32",
-            ),
-            10,
-          ).toFloat()
-        ),
-      }));
+      const batches: Batch[] = Array.from(
+        { length: T },
+        (_, i) => randomBatch(foldIn(kd, i), BATCH, [28, 28, 1], 10),
+      );
       let state = initMetaTrainState(pr, o, init.params as Params, meta);
       let i = 0;
       // Each run continues the trajectory (the state is threaded, as in a real run).

@@ -16,7 +16,8 @@ import {
   type BenchSuite,
   measure,
 } from "../../lib/bench/harness.ts";
-import { keyFromSeed, normal, split, uniform } from "../../lib/prng.ts";
+import { randomBatch } from "../../lib/bench/batch.ts";
+import { keyFromSeed, normal, split } from "../../lib/prng.ts";
 import { disposeTree, leaves, mapTree, type Params, size, unflatten } from "../../lib/tree.ts";
 import { gaussNewtonProduct } from "../../lib/curvature/gauss_newton.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
@@ -43,14 +44,10 @@ const modelRows = async <P extends Params, S extends Params>(
   const want = (name: string) => name.includes(opts.filter);
   if (!Object.values(names).some(want)) return [];
 
-  const [kp, kx, ky, kv] = split(keyFromSeed(4), 4);
+  const [kp, kx, kv] = split(keyFromSeed(4), 3);
   const { params, state } = model.init(kp, SHAPE);
-  const x = tf.tensor(normal(kx, BATCH * SHAPE[0] * SHAPE[1] * SHAPE[2]), [BATCH, ...SHAPE]);
-  const y = tf.tidy(() => {
-    const labels = Array.from(uniform(ky, BATCH), (u) => Math.floor(u * model.numClasses));
-    return tf.oneHot(tf.tensor1d(labels, "int32"), model.numClasses).toFloat();
-  });
-  const batch = { x, y };
+  const batch = randomBatch(kx, BATCH, SHAPE, model.numClasses);
+  const { x, y } = batch;
   const rows: BenchRow[] = [];
   const note = `${size(params)} params, batch ${BATCH}`;
   try {

@@ -7,8 +7,15 @@
  * @module
  */
 import { tf } from "../../lib/_deps.ts";
-import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness.ts";
-import { keyFromSeed, normal, split, uniform } from "../../lib/prng.ts";
+import {
+  type BenchOptions,
+  type BenchRow,
+  type BenchSuite,
+  measure,
+} from "../../lib/bench/harness.ts";
+import type { Batch } from "../../lib/curvature/gauss_newton.ts";
+import { randomBatch } from "../../lib/bench/batch.ts";
+import { keyFromSeed, split } from "../../lib/prng.ts";
 import { disposeTree, type Params } from "../../lib/tree.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { cudaConvnet } from "../../models/cuda_convnet.ts";
@@ -24,34 +31,44 @@ import { trainStep } from "../../lib/train/step.ts";
 
 const BATCH = 128;
 
-/** One SGD step of ResNet-20 v2 (CIFAR layout, batch norm in train mode) on the batch (x, y). */
-const resnetSgdRow = async (
+type AnyModel = import("../../models/types.ts").Model<Params, Params>;
+
+/**
+ * Times one `trainStep` of `opt` from fixed params and state. The new state may share tensors with
+ * `state` (kept for the next run), so only the new parameters are returned; the measure's tidy
+ * frees the rest of what the step made.
+ */
+const measureStep = <S>(
   row: string,
-  x: tf.Tensor,
-  y: tf.Tensor,
-  opts: Parameters<BenchSuite["run"]>[0],
-): Promise<BenchRow> => {
-  const model = resnetV2Cifar({ depth: 20 }) as unknown as import("../../models/types.ts").Model<
-    Params,
-    Params
-  >;
+  model: AnyModel,
+  params: Params,
+  opt: GradientTransformation<S, Params>,
+  state: S,
+  batch: Batch,
+  opts: BenchOptions,
+): Promise<BenchRow> =>
+  measure(row, () => {
+    const out = trainStep({
+      model: model.apply,
+      lossFn: softmaxCrossEntropy,
+      optimizer: opt,
+      params,
+      state,
+      batch,
+      key: keyFromSeed(9),
+      keepPrevious: true,
+    });
+    return [out.params, out.aux] as unknown as tf.TensorContainer;
+  }, opts);
+
+/** One SGD step of ResNet-20 v2 (CIFAR layout, batch norm in train mode) on `batch`. */
+const resnetSgdRow = async (row: string, batch: Batch, opts: BenchOptions): Promise<BenchRow> => {
+  const model = resnetV2Cifar({ depth: 20 }) as unknown as AnyModel;
   const init = model.init(keyFromSeed(11), [32, 32, 3]);
-  const opt = sgd({ learningRate: 0.1 });
+  const opt = sgd<Params>({ learningRate: 0.1 });
   const state = opt.init(init.params);
   try {
-    return await measure(row, () => {
-      const out = trainStep({
-        model: model.apply,
-        lossFn: softmaxCrossEntropy,
-        optimizer: opt,
-        params: init.params,
-        state,
-        batch: { x, y },
-        key: keyFromSeed(9),
-        keepPrevious: true,
-      });
-      return [out.params, out.aux] as unknown as tf.TensorContainer;
-    }, opts);
+    return await measureStep(row, model, init.params, opt, state, batch, opts);
   } finally {
     disposeState(state);
     disposeTree(init.params);
@@ -62,18 +79,14 @@ const resnetSgdRow = async (
 export const optimSuite: BenchSuite = {
   name: "optim",
   run: async (opts) => {
-    const model = cudaConvnet() as unknown as import("../../models/types.ts").Model<Params, Params>;
-    const [kp, kx, ky, km] = split(keyFromSeed(5), 4);
+    const model = cudaConvnet() as unknown as AnyModel;
+    const [kp, kx, km] = split(keyFromSeed(5), 3);
     const init = model.init(kp, [32, 32, 3]);
     const kinds = kindLeaves(init.kinds);
     const meta = initMetaWeights(km, { damping: "rnn", preconditioner: "rnn", xInit: "previous" }, [
       ...new Set(kinds),
     ]);
-    const x = tf.tensor(normal(kx, BATCH * 32 * 32 * 3), [BATCH, 32, 32, 3]);
-    const y = tf.tidy(() =>
-      tf.oneHot(tf.tensor1d(Array.from(uniform(ky, BATCH), (u) => Math.floor(u * 10)), "int32"), 10)
-        .toFloat()
-    );
+    const batch = randomBatch(kx, BATCH, [32, 32, 3], 10);
     // deno-lint-ignore no-explicit-any
     const optimizers: Array<[string, GradientTransformation<any, Params>]> = [
       ["sgd", sgd({ learningRate: 0.1 })],
@@ -96,21 +109,7 @@ export const optimSuite: BenchSuite = {
         if (!row.includes(opts.filter) && name !== "sgd") continue;
         const state = opt.init(init.params);
         try {
-          const r = await measure(row, () => {
-            const out = trainStep({
-              model: model.apply,
-              lossFn: softmaxCrossEntropy,
-              optimizer: opt,
-              params: init.params,
-              state,
-              batch: { x, y },
-              key: keyFromSeed(9),
-              keepPrevious: true,
-            });
-            // The new state may share tensors with `state` (kept for the next run): return only the
-            // new parameters; the measure's tidy frees the rest of what this step made.
-            return [out.params, out.aux] as unknown as tf.TensorContainer;
-          }, opts);
+          const r = await measureStep(row, model, init.params, opt, state, batch, opts);
           if (name === "sgd") sgdMs = r.medianMs;
           if (row.includes(opts.filter)) {
             rows.push({ ...r, note: `${(r.medianMs / sgdMs).toFixed(1)}× SGD` });
@@ -120,11 +119,11 @@ export const optimSuite: BenchSuite = {
         }
       }
       const resnetRow = `optim/resnet20 b${BATCH}: sgd step`;
-      if (resnetRow.includes(opts.filter)) rows.push(await resnetSgdRow(resnetRow, x, y, opts));
+      if (resnetRow.includes(opts.filter)) rows.push(await resnetSgdRow(resnetRow, batch, opts));
     } finally {
       disposeTree(init.params);
       disposeTree(init.state);
-      tf.dispose([x, y]);
+      tf.dispose([batch.x, batch.y]);
       disposeTree(meta as Params);
     }
     return rows;
