@@ -76,6 +76,14 @@ export const stateTensors = (s: unknown): tf.Tensor[] => {
   return out;
 };
 
+/** True when every float32 tensor inside the values (trees, states, scalars) is finite. */
+export const allFiniteTensors = (...values: unknown[]): boolean =>
+  tf.tidy(() =>
+    values.flatMap((v) => stateTensors(v)).every((t) =>
+      t.dtype !== "float32" || tf.all(tf.isFinite(t)).dataSync()[0] === 1
+    )
+  );
+
 /** Disposes every tensor of a state that is not also in `keep` (e.g. the new state). */
 export const disposeState = (s: unknown, keep: unknown = null): void => {
   const kept = new Set(stateTensors(keep).map((t) => t.id));

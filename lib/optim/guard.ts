@@ -4,8 +4,8 @@
  * @module
  */
 import { tf } from "../_deps.ts";
-import { leaves, type Params, zerosLike } from "../tree.ts";
-import type { GradientTransformation } from "./base.ts";
+import { type Params, zerosLike } from "../tree.ts";
+import { allFiniteTensors, type GradientTransformation } from "./base.ts";
 
 export interface GuardState<S> {
   readonly inner: S;
@@ -14,11 +14,7 @@ export interface GuardState<S> {
 
 /** True when the loss (if given) and every gradient entry are finite. */
 export const allFinite = (grads: Params, loss?: tf.Scalar): boolean =>
-  tf.tidy(() => {
-    const parts = leaves(grads).map((g) => tf.all(tf.isFinite(g)));
-    if (loss) parts.push(tf.all(tf.isFinite(loss)));
-    return parts.every((p) => p.dataSync()[0] === 1);
-  });
+  allFiniteTensors(grads, loss);
 
 /** Wraps a transformation so non-finite steps are skipped and counted. */
 export const skipNonFinite = <S, P extends Params>(

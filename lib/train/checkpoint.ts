@@ -6,9 +6,8 @@
  * @module
  */
 import { join } from "node:path";
-import { tf } from "../_deps.ts";
 import { parsePosition, type Position } from "../data/pipeline.ts";
-import { stateTensors } from "../optim/base.ts";
+import { allFiniteTensors } from "../optim/base.ts";
 import { disposeTensorsIn, loadCheckpoint, saveCheckpoint } from "../run/checkpoint.ts";
 import type { TreeValue } from "../run/tensor_file.ts";
 import type { Params } from "../tree.ts";
@@ -38,14 +37,6 @@ export interface RunState {
   /** True once the run's last step, evaluation and checkpoint are done. */
   readonly finished: boolean;
 }
-
-/** True when every tensor in the values is finite. */
-export const allFiniteTensors = (...values: unknown[]): boolean =>
-  tf.tidy(() =>
-    values.flatMap((v) => stateTensors(v)).every((t) =>
-      t.dtype !== "float32" || tf.all(tf.isFinite(t)).dataSync()[0] === 1
-    )
-  );
 
 /** Saves the run state atomically; refuses to save non-finite tensors. */
 export const saveRunState = async (

@@ -10,20 +10,14 @@ import { tf } from "../_deps.ts";
 import { batches, type BatchStream } from "../data/pipeline.ts";
 import { disposeBatch, oneHot } from "../data/batch.ts";
 import type { Source } from "../data/source.ts";
-import { disposeState } from "../optim/base.ts";
+import { allFiniteTensors, disposeState } from "../optim/base.ts";
 import { foldIn, keyFromSeed } from "../prng.ts";
 import { progress as startProgress, type ProgressSink } from "../run/progress.ts";
 import { leaves, type Params } from "../tree.ts";
 import type { ParamKind } from "../meta/param_kinds.ts";
 import { kindLeaves, updateMovingStats } from "../../models/mod.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
-import {
-  allFiniteTensors,
-  checkpointDir,
-  loadRunState,
-  type RunState,
-  saveRunState,
-} from "./checkpoint.ts";
+import { checkpointDir, loadRunState, type RunState, saveRunState } from "./checkpoint.ts";
 import { evaluate } from "./evaluate.ts";
 import { openRunLogs, type RunLogs } from "./logs.ts";
 import type { AnyModel } from "./models.ts";
