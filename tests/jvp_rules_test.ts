@@ -57,6 +57,16 @@ const distinct = (s: number, shape: number[]) => {
   return tf.tensor(Float32Array.from(p, (v) => (4 * v) / n - 2), shape);
 };
 const padding = fc.constantFrom<Padding>("same", "valid");
+/** Pooling cases: window/stride 2×2/2, 3×3/2, 2×2/1, 3×3/1, SAME and VALID. */
+const poolCases = fc.record({
+  s: seed,
+  n: dim(1, 2),
+  h: dim(3, 8),
+  w: dim(3, 8),
+  c: dim(1, 3),
+  win: fc.constantFrom<[number, number]>([2, 2], [3, 2], [2, 1], [3, 1]),
+  pad: padding,
+});
 
 const unary = (
   name: string,
@@ -136,15 +146,7 @@ const ROWS: Row[] = [
   {
     name: "maxPool (2×2/2 and 3×3/2, SAME/VALID, tangent follows the arg-max)",
     fdTol: 5e-3,
-    arb: fc.record({
-      s: seed,
-      n: dim(1, 2),
-      h: dim(3, 8),
-      w: dim(3, 8),
-      c: dim(1, 3),
-      win: fc.constantFrom<[number, number]>([2, 2], [3, 2], [2, 1], [3, 1]),
-      pad: padding,
-    }).map(({ s, n, h, w, c, win: [k, st], pad }) => () => ({
+    arb: poolCases.map(({ s, n, h, w, c, win: [k, st], pad }) => () => ({
       p: [distinct(s, [n, h, w, c])],
       f: (nn, [x]) => nn.maxPool(x, k, { strides: st, padding: pad }),
       eps: 1e-3,
@@ -153,15 +155,7 @@ const ROWS: Row[] = [
   {
     name: "avgPool (SAME averages in-bounds elements only)",
     fdTol: 5e-3,
-    arb: fc.record({
-      s: seed,
-      n: dim(1, 2),
-      h: dim(3, 8),
-      w: dim(3, 8),
-      c: dim(1, 3),
-      win: fc.constantFrom<[number, number]>([2, 2], [3, 2], [3, 1], [2, 1]),
-      pad: padding,
-    }).map(({ s, n, h, w, c, win: [k, st], pad }) => () => ({
+    arb: poolCases.map(({ s, n, h, w, c, win: [k, st], pad }) => () => ({
       p: [randn(s, [n, h, w, c])],
       f: (nn, [x]) => nn.avgPool(x, k, { strides: st, padding: pad }),
     })),
