@@ -10,7 +10,7 @@ import { leaves, mapTree, type Params, vdot } from "../../lib/tree.ts";
 import { linearize, plain } from "../../ops/interpret.ts";
 import type { Nn } from "../../ops/nn.ts";
 import { type Key, normal, split } from "../../lib/prng.ts";
-import { defaultFdStep, relErr } from "./numeric.ts";
+import { defaultFdStep } from "./numeric.ts";
 
 /** A tree of random normal tensors shaped like `like`. */
 export const randomLike = <P extends Params>(key: Key, like: P, std = 1): P => {
@@ -24,8 +24,12 @@ export type DslFn<P extends Params> = (nn: Nn, p: P) => tf.Tensor;
  * Error of J·v against a central finite difference along a random direction, with the float32
  * input rounding removed: ε is a power of two and the direction is taken as the one actually
  * applied, v′ = (fl(x + εv) − fl(x − εv)) / 2ε (both operations exact in float32), so the FD
- * estimates J·v′ up to output rounding (~1.2e-7·‖f‖/ε, added to the denominator) and O(ε²)
- * truncation. Returns ‖J·v′ − FD‖ / (‖FD‖ + 1.2e-7·‖f(x)‖/ε).
+ * estimates J·v′ up to O(ε²) truncation and the rounding of f's outputs. That rounding (a few ulps,
+ * ≤ 2⁻²³·|fᵢ| per output, so ≤ 1.2e-7·‖f‖/ε in the FD) is subtracted from the error, not added to
+ * the denominator: added there it only helps once it is 1/tol times the noise, and tanh near
+ * saturation (f′ ≈ 3e-4 under 1-ulp steps of f ≈ 1) failed that way. Returns
+ * max(0, ‖J·v′ − FD‖ − 1.2e-7·‖f(x)‖/ε) / ‖FD‖. Rounding of intermediates that cancel (sums of
+ * terms much larger than their result) is not covered: give such ops a large step.
  */
 export const jvpError = <P extends Params>(f: DslFn<P>, p: P, key: Key, eps?: number): number =>
   tf.tidy(() => {
@@ -45,7 +49,7 @@ export const jvpError = <P extends Params>(f: DslFn<P>, p: P, key: Key, eps?: nu
         num += (jv[i] - fd) ** 2;
         den += fd ** 2;
       }
-      return Math.sqrt(num) / Math.max(Math.sqrt(den) + (fx * 1.2e-7) / e, 1e-30);
+      return Math.max(0, Math.sqrt(num) - (fx * 1.2e-7) / e) / Math.max(Math.sqrt(den), 1e-30);
     } finally {
       lin.dispose();
     }
@@ -71,20 +75,35 @@ export const adjointError = <P extends Params>(f: DslFn<P>, p: P, key: Key): num
     }
   });
 
-/** Relative error of Jᵀ·u against tf.grads of ⟨u, f(p)⟩ through the plain interpreter. */
+/**
+ * Error of Jᵀ·u against tf.grads of ⟨u, f(p)⟩ through the plain interpreter, relative to
+ * ‖tape‖ + 1e-2·‖u‖·‖Jᵀw‖/‖w‖ for an independent random w. The second term is the size Jᵀ·u has
+ * for a typical cotangent: when u happens to make Jᵀu cancel (logSoftmax with u nearly parallel to
+ * the ones vector), both sides keep float32 rounding at that typical scale, while a wrong rule
+ * still errs by O(1) of it.
+ */
 export const vjpTapeError = <P extends Params>(f: DslFn<P>, p: P, key: Key): number =>
   tf.tidy(() => {
     const lin = linearize(f, p);
     try {
-      const u = tf.tensor(normal(key, lin.output.size), lin.output.shape);
+      const [ku, kw] = split(key);
+      const u = tf.tensor(normal(ku, lin.output.size), lin.output.shape);
+      const w = tf.tensor(normal(kw, lin.output.size), lin.output.shape);
       const mine = leaves(lin.vjp(u)).flatMap((t) => [...t.dataSync()]);
+      const typical = Math.sqrt(vdot(lin.vjp(w), lin.vjp(w)).dataSync()[0]) *
+        tf.norm(u).dataSync()[0] / Math.max(tf.norm(w).dataSync()[0], 1e-30);
       const ps = leaves(p);
       const grads = tf.grads((...xs: tf.Tensor[]) => {
         const rebuilt = mapTree(p, (_x, i) => xs[i]);
         return tf.sum(tf.mul(u, f(plain, rebuilt)));
       })(ps);
       const tape = grads.flatMap((t) => [...t.dataSync()]);
-      return relErr(mine, tape);
+      let num = 0, den = 0;
+      for (let i = 0; i < tape.length; i++) {
+        num += (mine[i] - tape[i]) ** 2;
+        den += tape[i] ** 2;
+      }
+      return Math.sqrt(num) / Math.max(Math.sqrt(den) + 1e-2 * typical, 1e-30);
     } finally {
       lin.dispose();
     }

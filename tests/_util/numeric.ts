@@ -75,7 +75,7 @@ export const defaultFdStep = (x: Params, v: Params): number =>
  * Central finite difference of a tensor-valued f along direction v: (f(x + εv) − f(x − εv)) / 2ε,
  * evaluated in float32. With the default ε (`defaultFdStep`) the O(ε²) truncation error is ~1e-6
  * relative for smooth ops; the rounding error (~1.2e-7·|f|/ε) is accounted for by the callers
- * (`jvpError` adds it to the denominator).
+ * (`jvpError` subtracts it from the error).
  */
 export const centralDifference = (
   f: (x: Params) => tf.Tensor,
