@@ -66,6 +66,7 @@ export const runEval = async (
     ? await resolveMetaWeights(p.metaWeights.spec, {
       seed: config.seed,
       required: p.metaWeights.required || !p.preset.mlhfFallback,
+      kindMap: p.metaKindMap,
     })
     : undefined;
   if (meta === null) {

@@ -23,13 +23,18 @@ import { cudaConvnet } from "../models/cuda_convnet.ts";
 import { resnetV2Cifar } from "../models/resnet_v2.ts";
 import type { Model } from "../models/types.ts";
 import type { Params } from "../lib/tree.ts";
+import { SMALL_CONVNET } from "../lib/train/models.ts";
+
+const PROBLEMS = ["mlp", "convnet", "convnet-small", "resnet"] as const;
+type Problem = typeof PROBLEMS[number];
 
 export const SPECS = {
   backend: backendFlag,
   problem: flag(
-    oneOf(["mlp", "convnet", "resnet"] as const),
-    "mlp" as "mlp" | "convnet" | "resnet",
-    "optimizee: the original's quick MLP, the CUDA-convnet, or ResNet-20 v2",
+    oneOf(PROBLEMS),
+    "mlp" as Problem,
+    "optimizee: the original's quick MLP, the CUDA-convnet (or at reduced width, " +
+      "filters 16, 32 and units 64, 32), or ResNet-20 v2",
   ),
   "mlp-hidden": flag(PositiveIntFlag, 20, "hidden units of the MLP problem (the original's: 20)"),
   dataset: flag(
@@ -76,6 +81,12 @@ export const SPECS = {
     "as-written" as "as-written" | "intended",
     "experience replay: the original's as written (restart from the initial weights) or as intended",
   ),
+  "coordinate-fraction": flag(
+    UnitIntervalFlag,
+    META_TRAIN_DEFAULTS.coordinateFraction,
+    "memory knob: fraction of each kind's coordinates (drawn per window) whose meta-network " +
+      "steps are backpropagated; the rest run untaped (1: all, as the original)",
+  ),
   iterations: flag(PositiveIntFlag, 60, "meta-iterations (windows) to run in total"),
   epochs: flag(
     NonNegativeNumberFlag,
@@ -89,15 +100,13 @@ export const SPECS = {
   resume: flag(BooleanFlag, false, "continue the run in --out from its checkpoint"),
 };
 
-const modelFor = (
-  problem: "mlp" | "convnet" | "resnet",
-  hidden: number,
-  classes = 10,
-): Model<Params, Params> =>
+const modelFor = (problem: Problem, hidden: number, classes = 10): Model<Params, Params> =>
   (problem === "mlp"
     ? mlp({ numClasses: classes, hidden: [hidden] })
     : problem === "convnet"
     ? cudaConvnet({ numClasses: classes })
+    : problem === "convnet-small"
+    ? cudaConvnet(SMALL_CONVNET(classes))
     : resnetV2Cifar({ depth: 20, numClasses: classes })) as unknown as Model<Params, Params>;
 
 if (import.meta.main) {
@@ -106,6 +115,9 @@ if (import.meta.main) {
     "Meta-trains MLHF's damping and preconditioner LSTMs.",
     SPECS,
     async (c) => {
+      if (!(c["coordinate-fraction"] > 0)) {
+        throw new Error("--coordinate-fraction: must be > 0 (at least one coordinate is taped)");
+      }
       if (c.resume && c.out === "-") {
         throw new Error("--resume needs --out (the run directory to continue)");
       }
@@ -136,6 +148,7 @@ if (import.meta.main) {
           preconditioner: c.preconditioner,
           lambda0: c.damping,
           replayMode: c["replay-mode"],
+          coordinateFraction: c["coordinate-fraction"],
         },
       });
       console.log(

@@ -158,7 +158,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     state = initMetaTrainState(pr, o, init.params, meta);
   }
   const n = size(state.theta);
-  const est = estimateWindowBytes(n, o.metaRollBack, 0);
+  const est = estimateWindowBytes(n, o.metaRollBack, 0, o.coordinateFraction);
   const log = await openJsonl(`${c.out}/meta_train.jsonl`, {
     overwrite: !ckpt,
     truncateAfterStep: ckpt ? state.iteration - 1 : undefined,
@@ -172,7 +172,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       } GiB, ` +
         `more than 80% of this machine's ${
           (total / 2 ** 30).toFixed(1)
-        } GiB: lower --meta-roll-back`,
+        } GiB: lower --meta-roll-back or --coordinate-fraction`,
     );
   }
   if (!c.quiet) {
@@ -180,9 +180,9 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       `meta-training ${c.modelName} on ${c.dataset} (meta-train split): ${n} coordinates, kinds ${
         presentKinds.join(", ")
       }; ` +
-        `T=${o.metaRollBack}, K=${o.cgIterations}, batch ${c.batchSize}; BPTT state ≈ ${
-          (est / 2 ** 20).toFixed(0)
-        } MiB + activations` +
+        `T=${o.metaRollBack}, K=${o.cgIterations}, batch ${c.batchSize}` +
+        (o.coordinateFraction < 1 ? `, ${o.coordinateFraction} of the coordinates taped` : "") +
+        `; BPTT state ≈ ${(est / 2 ** 20).toFixed(0)} MiB + activations` +
         (ckpt ? `; resuming at iteration ${state.iteration}` : ""),
     );
   }
@@ -225,6 +225,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       metaLr: o.metaLr,
       lr: o.lr,
       replayMode: o.replayMode,
+      coordinateFraction: o.coordinateFraction,
       iterations: state.iteration,
     },
     provenance: { command: c.command, seed: c.seed, commit, wallSeconds, backend: tf.getBackend() },

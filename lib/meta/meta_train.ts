@@ -34,7 +34,7 @@ import {
   vdot,
   zipTree,
 } from "../tree.ts";
-import { foldIn, type Key, stream, uniform } from "../prng.ts";
+import { foldIn, type Key, permutation, stream, uniform } from "../prng.ts";
 import { type AdamState, scaleByAdam } from "../optim/transforms.ts";
 import {
   initMlhfState,
@@ -42,8 +42,9 @@ import {
   mlhfDirection,
   type MlhfOptions,
   type MlhfState,
+  type TapedCoordinates,
 } from "./mlhf_step.ts";
-import { PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
+import { groupByKind, PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
 
 /** Meta-training settings (spec §5.8; defaults in `META_TRAIN_DEFAULTS`). */
 export interface MetaTrainOptions extends MlhfOptions {
@@ -66,6 +67,12 @@ export interface MetaTrainOptions extends MlhfOptions {
   readonly clipFraction: number;
   /** Multiplicative noise half-width (0.02: u ~ U[0.98, 1.02]). */
   readonly noise: number;
+  /**
+   * Memory knob (not in the original): the fraction of each kind's coordinates, drawn afresh per
+   * window, whose meta-network steps are backpropagated; the others run untaped (same values, no
+   * meta-gradient, no stored activations). 1 = all, as the original.
+   */
+  readonly coordinateFraction: number;
 }
 
 export const META_TRAIN_DEFAULTS: MetaTrainOptions = {
@@ -84,6 +91,7 @@ export const META_TRAIN_DEFAULTS: MetaTrainOptions = {
   l2: 2e-7,
   clipFraction: 0.25,
   noise: 0.02,
+  coordinateFraction: 1,
 };
 
 /** Everything a run carries between iterations (all of it is checkpointed). */
@@ -127,18 +135,53 @@ export interface MetaDiagnostics {
 }
 
 /**
- * Estimated bytes that BPTT through one window keeps: per coordinate and inner step ≈ 1000 floats
- * (the LSTM activations of both roles, the CG vectors and the tape's saved copies; measured with
- * the MNIST MLP: 653 MiB at the end of a T = 10 window over 15 910 coordinates, `windowBytes` in
- * the log), plus `activationFloats` of model activations per inner step. Float32: 4 bytes a float.
- * The knobs are T (`--meta-roll-back`) and the batch size; the CUDA-convnet's 1.76 M coordinates
- * need T ≤ 3 to stay within 24 GiB.
+ * Estimated bytes that BPTT through one window keeps: per coordinate and inner step ≈ 620 floats
+ * (the CG vectors, features and the tape's saved copies) plus ≈ 400·f for the LSTM activations of
+ * both roles, f = `coordinateFraction` (measured with MLPs: 653 MiB at the end of a T = 10 window
+ * over the MNIST MLP's 15 910 coordinates, `windowBytes` in the log; 0.65 of the memory with
+ * f = 0.1), plus `activationFloats` of model activations per inner step. Float32: 4 bytes a float.
+ * The knobs are T (`--meta-roll-back`), f (`--coordinate-fraction`) and the batch size; the
+ * CUDA-convnet's 1.76 M coordinates need T ≤ 3 (f = 1) or T ≤ 4 (f = 0.1) within 24 GiB.
  */
 export const estimateWindowBytes = (
   coordinates: number,
   T: number,
   activationFloats: number,
-): number => 4 * T * (coordinates * 1000 + 3 * activationFloats);
+  coordinateFraction = 1,
+): number => 4 * T * (coordinates * (620 + 400 * coordinateFraction) + 3 * activationFloats);
+
+/**
+ * The coordinates backpropagated in one window (`coordinateFraction`): per kind, ⌈f·n⌉ of its n
+ * coordinates drawn without replacement from `key` (at least one), the rest run untaped.
+ */
+export const tapedCoordinates = (
+  key: Key,
+  kinds: readonly ParamKind[],
+  like: readonly tf.Tensor[],
+  fraction: number,
+): TapedCoordinates => {
+  if (!(fraction > 0 && fraction <= 1)) {
+    throw new RangeError(`coordinateFraction must be in (0, 1], got ${fraction}`);
+  }
+  const out = new Map<ParamKind, { taped: tf.Tensor1D; rest: tf.Tensor1D; order: tf.Tensor1D }>();
+  for (const [kind, idx] of groupByKind(kinds)) {
+    const n = idx.reduce((acc, i) => acc + like[i].size, 0);
+    const perm = permutation(foldIn(key, PARAM_KINDS.indexOf(kind) + 1), n);
+    const m = Math.max(1, Math.ceil(fraction * n));
+    const order = new Int32Array(n);
+    perm.forEach((coord, pos) => (order[coord] = pos));
+    out.set(kind, {
+      taped: tf.tensor1d(perm.slice(0, m), "int32"),
+      rest: tf.tensor1d(perm.slice(m), "int32"),
+      order: tf.tensor1d(order, "int32"),
+    });
+  }
+  return out;
+};
+
+/** The tensors of a `tapedCoordinates` result. */
+export const tapedCoordinateTensors = (t: TapedCoordinates | undefined): tf.Tensor[] =>
+  t ? [...t.values()].flatMap((s) => [s.taped, s.rest, s.order]) : [];
 
 /** The context of a meta-training run: the optimizee and its kinds. */
 export interface MetaProblem<P extends Params> {
@@ -204,6 +247,7 @@ export const unrollWindow = <P extends Params>(
   inner0: MlhfState<P>,
   batches: readonly Batch[],
   noise: readonly P[],
+  taped?: TapedCoordinates,
 ): Window<P> => {
   const T = batches.length;
   let theta = theta0, inner = inner0;
@@ -225,7 +269,7 @@ export const unrollWindow = <P extends Params>(
     try {
       ell.push(gn.loss.dataSync()[0]);
       const G = symmetricProduct(gn, thetaSg);
-      const d = mlhfDirection(meta, inner, gn.gradient, G, pr.kinds, o);
+      const d = mlhfDirection(meta, inner, gn.gradient, G, pr.kinds, o, taped);
       const g = gn.gradient;
       h.push(tf.neg(tf.div(vdot(g, d.x), tf.sqrt(vdot(d.x, sub(g, d.r))))) as tf.Scalar);
       rNorms.push(norm(d.r).dataSync()[0]);
@@ -314,6 +358,7 @@ export const windowGradient = <P extends Params>(
   inner: MlhfState<P>,
   batches: readonly Batch[],
   noise: readonly P[],
+  taped?: TapedCoordinates,
 ): { grads: MetaWeights; window: Window<P> } => {
   const mine = groupOf(meta, group);
   const other = groupOf(meta, group === "damping" ? "precond" : "damping");
@@ -321,7 +366,7 @@ export const windowGradient = <P extends Params>(
   let win!: Window<P>;
   const f = (...vs: tf.Tensor[]) => {
     const w = merge(unflatten(mine as Params, vs) as MetaWeights, other);
-    win = unrollWindow(pr, o, w, theta, inner, batches, noise);
+    win = unrollWindow(pr, o, w, theta, inner, batches, noise, taped);
     tf.keep(win.metaLoss);
     tf.keep(win.hessianLoss);
     leaves(win.thetaEnd).forEach((t) => tf.keep(t));
@@ -376,10 +421,13 @@ export const metaIteration = <P extends Params>(
 ): { state: MetaTrainState<P>; diagnostics: MetaDiagnostics } => {
   const noise = windowNoise(foldIn(key, 1), s.theta, batches.length, o.noise);
   const hasPrecond = o.preconditioner === "rnn";
+  const taped = o.coordinateFraction < 1
+    ? tapedCoordinates(foldIn(key, 3), pr.kinds, leaves(s.theta), o.coordinateFraction)
+    : undefined;
   try {
-    const a = windowGradient(pr, o, s.meta, "damping", s.theta, s.inner, batches, noise);
+    const a = windowGradient(pr, o, s.meta, "damping", s.theta, s.inner, batches, noise, taped);
     const b = hasPrecond
-      ? windowGradient(pr, o, s.meta, "precond", s.theta, s.inner, batches, noise)
+      ? windowGradient(pr, o, s.meta, "precond", s.theta, s.inner, batches, noise, taped)
       : null;
     const win = a.window;
     const mLoss = win.metaLoss.dataSync()[0];
@@ -477,6 +525,7 @@ export const metaIteration = <P extends Params>(
     };
   } finally {
     tf.dispose(noise.flatMap((n) => leaves(n)));
+    tf.dispose(tapedCoordinateTensors(taped));
   }
 };
 

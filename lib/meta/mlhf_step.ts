@@ -116,6 +116,63 @@ const scatter = (
   idx.forEach((i, j) => (out[i] = tf.reshape(parts[j], like[i].shape)));
 };
 
+/**
+ * Meta-training's memory knob (`coordinateFraction`): per kind, the coordinates whose meta-network
+ * steps stay on the autodiff tape (`taped`), the others (`rest`, run untaped: they pass no
+ * meta-gradient and keep no activations), and `order`, the inverse permutation that puts
+ * concat(taped, rest) back in coordinate order. All int32.
+ */
+export type TapedCoordinates = ReadonlyMap<ParamKind, {
+  readonly taped: tf.Tensor1D;
+  readonly rest: tf.Tensor1D;
+  readonly order: tf.Tensor1D;
+}>;
+
+/** The net's step with no tape: outputs and states packed in one tensor [N, 1 + 2·layers·units]. */
+const untapedStep = (w: LstmNetWeights, state: LstmState, input: tf.Tensor2D): tf.Tensor2D => {
+  // Ops inside a customGrad's forward are not recorded (TF.js records at kernel depth 0 only).
+  const f = tf.customGrad(
+    ((...xs: tf.Tensor[]) => {
+      const s = lstmNetStep(w, state, xs[0] as tf.Tensor2D);
+      return {
+        value: tf.concat([tf.reshape(s.out, [-1, 1]), ...s.state.c, ...s.state.h], 1),
+        gradFunc: () => [tf.zerosLike(xs[0])],
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0],
+  );
+  return f(input) as tf.Tensor2D;
+};
+
+/**
+ * One step of a kind's network with only `sub.taped` rows on the tape: the two parts run
+ * separately and are put back in coordinate order (values are those of the plain step).
+ */
+const splitStep = (
+  w: LstmNetWeights,
+  state: LstmState,
+  input: tf.Tensor2D,
+  sub: NonNullable<ReturnType<TapedCoordinates["get"]>>,
+): { out: tf.Tensor1D; state: LstmState } => {
+  const rows = (t: tf.Tensor2D, idx: tf.Tensor1D) => tf.gather(t, idx) as tf.Tensor2D;
+  const part = (s: LstmState, idx: tf.Tensor1D): LstmState => ({
+    c: s.c.map((t) => rows(t, idx)),
+    h: s.h.map((t) => rows(t, idx)),
+  });
+  const a = lstmNetStep(w, part(state, sub.taped), rows(input, sub.taped));
+  const packed = untapedStep(w, part(state, sub.rest), rows(input, sub.rest));
+  const widths = [1, ...state.c.map((t) => t.shape[1]), ...state.h.map((t) => t.shape[1])];
+  const [bOut, ...bStates] = tf.split(packed, widths, 1);
+  const L = state.c.length;
+  const join = (x: tf.Tensor2D, y: tf.Tensor2D) => rows(tf.concat([x, y], 0), sub.order);
+  return {
+    out: tf.reshape(join(tf.reshape(a.out, [-1, 1]), bOut as tf.Tensor2D), [-1]) as tf.Tensor1D,
+    state: {
+      c: a.state.c.map((t, l) => join(t, bStates[l] as tf.Tensor2D)),
+      h: a.state.h.map((t, l) => join(t, bStates[L + l] as tf.Tensor2D)),
+    },
+  };
+};
+
 /** Runs one role's network over all kinds: features → per-leaf outputs and next states. */
 const runRole = <P extends Params>(
   role: Role,
@@ -125,12 +182,16 @@ const runRole = <P extends Params>(
   features: readonly (readonly tf.Tensor[])[],
   like: readonly tf.Tensor[],
   post: (out: tf.Tensor1D) => tf.Tensor1D,
+  taped?: TapedCoordinates,
 ): { values: tf.Tensor[]; next: Map<ParamKind, LstmState> } => {
   const values: tf.Tensor[] = new Array(like.length);
   const next = new Map<ParamKind, LstmState>();
   for (const [kind, idx] of groups) {
     const input = tf.stack(features.map((f) => tf.tanh(gather(f, idx))), 1) as tf.Tensor2D;
-    const step = lstmNetStep(meta[kind]![role]!, state.rnn[kind]![role]!, input);
+    const sub = taped?.get(kind);
+    const step = sub
+      ? splitStep(meta[kind]![role]!, state.rnn[kind]![role]!, input, sub)
+      : lstmNetStep(meta[kind]![role]!, state.rnn[kind]![role]!, input);
     scatter(post(step.out), idx, like, values);
     next.set(kind, step.state);
   }
@@ -162,6 +223,7 @@ export const mlhfDirection = <P extends Params>(
   G: (v: P) => P,
   kinds: readonly ParamKind[],
   o: MlhfOptions,
+  taped?: TapedCoordinates,
 ): MlhfDirection<P> => {
   const groups = groupByKind(kinds);
   const g = unflatten(gradient, leaves(gradient).map((t) => stopGradient(t)));
@@ -179,7 +241,16 @@ export const mlhfDirection = <P extends Params>(
   // 1. λ from (tanh g, tanh r_prev, tanh x_prev).
   let lambda: P | number = o.lambda0;
   if (o.damping === "rnn") {
-    const d = runRole("damping", meta, state, groups, [lg, lr, lx], lg, softplusPlus(o.lambda0));
+    const d = runRole(
+      "damping",
+      meta,
+      state,
+      groups,
+      [lg, lr, lx],
+      lg,
+      softplusPlus(o.lambda0),
+      taped,
+    );
     lambda = unflatten(gradient, d.values);
     setState("damping", d.next);
   }
@@ -187,7 +258,7 @@ export const mlhfDirection = <P extends Params>(
   let x0: P = xPrev;
   if (o.xInit === "gradient") x0 = g;
   else if (o.xInit === "rnn") {
-    const d = runRole("x0", meta, state, groups, [lg, lr, lx], lg, (out) => out);
+    const d = runRole("x0", meta, state, groups, [lg, lr, lx], lg, (out) => out, taped);
     x0 = unflatten(gradient, d.values);
     setState("x0", d.next);
   }
@@ -204,6 +275,7 @@ export const mlhfDirection = <P extends Params>(
         [lg, leaves(r0), leaves(x0)],
         lg,
         softplusPlus(0),
+        taped,
       );
       setState("precond", d.next);
       precond = unflatten(gradient, d.values);

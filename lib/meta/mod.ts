@@ -11,3 +11,4 @@ export * from "./meta_weights.ts";
 export * from "./meta_weights_file.ts";
 export * from "./meta_train.ts";
 export * from "./meta_run.ts";
+export * from "./kind_map.ts";

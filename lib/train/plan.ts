@@ -26,6 +26,7 @@ import {
   settingsOf,
 } from "./optimizers.ts";
 import { type Preset, PRESET_NAMES, type PresetName, PRESETS } from "./presets.ts";
+import { type KindMap, parseKindMap } from "../meta/kind_map.ts";
 
 /** "preset" (take the preset's value) or a value of `codec`. */
 const presetOr = <A>(codec: t.Type<A, unknown, unknown>) =>
@@ -107,6 +108,13 @@ export const EVAL_FLAGS = {
       "HF(fixed) while it does not exist)",
     "a path, untrained or preset",
   ),
+  "meta-kind-map": flag(
+    StringFlag,
+    "",
+    "transfer: give parameter kinds without meta-networks another kind's networks, " +
+      "target=source pairs (e.g. conv2d/kernel=dense/kernel,conv2d/bias=dense/bias)",
+    "comma-separated kind=kind pairs",
+  ),
   "batch-size": flag(
     presetOr(PositiveIntFlag),
     "preset" as "preset" | number,
@@ -174,6 +182,8 @@ export interface EvalPlan {
   readonly overrides: Settings;
   /** The meta-weights file (or "untrained"), and whether its absence is an error. */
   readonly metaWeights: { readonly spec: string; readonly required: boolean };
+  /** Kinds that use another kind's meta-networks (transfer). */
+  readonly metaKindMap: KindMap;
 }
 
 const pick = <A>(v: "preset" | A, fallback: A): A => (v === "preset" ? fallback : v);
@@ -219,7 +229,22 @@ export const planEval = (f: EvalFlags): EvalPlan => {
     metaWeights: f["meta-weights"] === "preset"
       ? { spec: preset.metaWeights, required: false }
       : { spec: f["meta-weights"], required: true },
+    metaKindMap: kindMapFlag(f["meta-kind-map"], list),
   };
+};
+
+/** `--meta-kind-map`, parsed; only meaningful when MLHF is among the optimizers. */
+const kindMapFlag = (text: string, list: readonly { name: string }[]): KindMap => {
+  let map: KindMap;
+  try {
+    map = parseKindMap(text);
+  } catch (e) {
+    throw new FlagError(`--meta-kind-map: ${(e as Error).message}`);
+  }
+  if (map.length && !list.some((o) => o.name === "mlhf")) {
+    throw new FlagError("--meta-kind-map: no mlhf among the selected optimizers");
+  }
+  return map;
 };
 
 /** The overrides that optimizer `name` takes. */

@@ -8,6 +8,7 @@ import { openSource } from "../data/dataset.ts";
 import type { DatasetName } from "../data/dataset.ts";
 import type { Source } from "../data/source.ts";
 import { loadMetaWeights } from "../meta/meta_weights_file.ts";
+import { describeKindMap, type KindMap, mapMetaWeightKinds } from "../meta/kind_map.ts";
 import { initMetaWeights } from "../meta/meta_weights.ts";
 import { MLHF_DEFAULTS } from "../meta/mlhf_step.ts";
 import { keyFromSeed } from "../prng.ts";
@@ -72,21 +73,35 @@ const trainedLr = (training: Record<string, unknown> | undefined): number | unde
  */
 export const resolveMetaWeights = async (
   spec: string,
-  { seed, required }: { readonly seed: number; readonly required: boolean },
+  { seed, required, kindMap = [] }: {
+    readonly seed: number;
+    readonly required: boolean;
+    /** Transfer: kinds that use another kind's networks (`--meta-kind-map`). */
+    readonly kindMap?: KindMap;
+  },
 ): Promise<MetaWeightsSource | null> => {
+  const mapped = kindMap.length ? `, kinds mapped ${describeKindMap(kindMap)}` : "";
   if (spec === "untrained") {
     return {
-      weights: initMetaWeights(keyFromSeed(seed), MLHF_DEFAULTS),
+      weights: mapMetaWeightKinds(initMetaWeights(keyFromSeed(seed), MLHF_DEFAULTS), kindMap),
       options: {},
-      description: `untrained meta-weights (glorot init from seed ${seed})`,
+      description: `untrained meta-weights (glorot init from seed ${seed}${mapped})`,
     };
   }
   if (!required && !(await exists(spec))) return null;
   const file = await loadMetaWeights(spec);
+  let weights;
+  try {
+    weights = mapMetaWeightKinds(file.weights, kindMap);
+  } catch (e) {
+    throw new Error(`${spec}: ${(e as Error).message}`);
+  }
   return {
-    weights: file.weights,
+    weights,
     options: file.header.options,
     trainedLearningRate: trainedLr(file.header.training),
-    description: `meta-weights ${spec} (trained with ${JSON.stringify(file.header.options)})`,
+    description: `meta-weights ${spec} (trained with ${
+      JSON.stringify(file.header.options)
+    }${mapped})`,
   };
 };

@@ -1,0 +1,63 @@
+/**
+ * Transfer of meta-weights across parameter kinds: MLHF's networks are coordinatewise, so the
+ * networks meta-trained for one kind can drive the coordinates of another (the MLP's `dense/kernel`
+ * networks applied to a convnet's `conv2d/kernel`). A map is explicit data, `target=source` pairs;
+ * every mapped kind keeps its own LSTM states, only the weights are shared.
+ * @module
+ */
+import type { MetaWeights } from "./mlhf_step.ts";
+import { isParamKind, PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
+
+/** Pairs [target, source]: the target kind uses the source kind's networks. */
+export type KindMap = readonly (readonly [ParamKind, ParamKind])[];
+
+/**
+ * Parses `"conv2d/kernel=dense/kernel,conv2d/bias=dense/bias"` (empty: no mapping). Throws naming
+ * the pair and the known kinds when a kind is unknown, a pair is malformed or a target repeats.
+ */
+export const parseKindMap = (text: string): KindMap => {
+  if (text.trim() === "") return [];
+  const known = PARAM_KINDS.join(", ");
+  const seen = new Set<string>();
+  return text.split(",").map((pair) => {
+    const parts = pair.trim().split("=");
+    if (parts.length !== 2) {
+      throw new Error(`kind map: '${pair}' is not target=source (e.g. conv2d/kernel=dense/kernel)`);
+    }
+    const [target, source] = parts.map((p) => p.trim());
+    for (const k of [target, source]) {
+      if (!isParamKind(k)) throw new Error(`kind map: unknown kind '${k}' in '${pair}' (${known})`);
+    }
+    if (seen.has(target)) throw new Error(`kind map: '${target}' is mapped twice`);
+    seen.add(target);
+    return [target as ParamKind, source as ParamKind] as const;
+  });
+};
+
+/**
+ * Meta-weights where each target kind has its source kind's networks. The source must have
+ * networks and the target must have none (a map never silently replaces trained networks).
+ */
+export const mapMetaWeightKinds = (meta: MetaWeights, map: KindMap): MetaWeights => {
+  const out: { -readonly [K in ParamKind]?: MetaWeights[K] } = { ...meta };
+  for (const [target, source] of map) {
+    const nets = meta[source];
+    if (!nets) {
+      throw new Error(
+        `kind map ${target}=${source}: the meta-weights have no networks for '${source}' ` +
+          `(they have: ${Object.keys(meta).join(", ") || "none"})`,
+      );
+    }
+    if (meta[target]) {
+      throw new Error(
+        `kind map ${target}=${source}: the meta-weights already have networks for '${target}'`,
+      );
+    }
+    out[target] = nets;
+  }
+  return out;
+};
+
+/** The map as text, for reports: "conv2d/kernel←dense/kernel, conv2d/bias←dense/bias". */
+export const describeKindMap = (map: KindMap): string =>
+  map.map(([t, s]) => `${t}←${s}`).join(", ");
