@@ -19,11 +19,9 @@ import {
 import { META_TRAIN_DEFAULTS } from "../lib/meta/meta_train.ts";
 import { metaTrainRun } from "../lib/meta/meta_run.ts";
 import { mlp } from "../models/mlp.ts";
-import { cudaConvnet } from "../models/cuda_convnet.ts";
-import { resnetV2Cifar } from "../models/resnet_v2.ts";
 import type { Model } from "../models/types.ts";
 import type { Params } from "../lib/tree.ts";
-import { SMALL_CONVNET } from "../lib/train/models.ts";
+import { makeModel } from "../lib/train/models.ts";
 
 const PROBLEMS = ["mlp", "convnet", "convnet-small", "resnet"] as const;
 type Problem = typeof PROBLEMS[number];
@@ -100,14 +98,11 @@ export const SPECS = {
   resume: flag(BooleanFlag, false, "continue the run in --out from its checkpoint"),
 };
 
+/** The optimizee: eval's models by name, except the MLP's hidden width (a flag here). */
 const modelFor = (problem: Problem, hidden: number, classes = 10): Model<Params, Params> =>
-  (problem === "mlp"
-    ? mlp({ numClasses: classes, hidden: [hidden] })
-    : problem === "convnet"
-    ? cudaConvnet({ numClasses: classes })
-    : problem === "convnet-small"
-    ? cudaConvnet(SMALL_CONVNET(classes))
-    : resnetV2Cifar({ depth: 20, numClasses: classes })) as unknown as Model<Params, Params>;
+  problem === "mlp"
+    ? mlp({ numClasses: classes, hidden: [hidden] }) as unknown as Model<Params, Params>
+    : makeModel(problem === "resnet" ? "resnet20" : problem, classes);
 
 if (import.meta.main) {
   await runCli(

@@ -163,20 +163,34 @@ export const tapedCoordinates = (
   if (!(fraction > 0 && fraction <= 1)) {
     throw new RangeError(`coordinateFraction must be in (0, 1], got ${fraction}`);
   }
-  const out = new Map<ParamKind, { taped: tf.Tensor1D; rest: tf.Tensor1D; order: tf.Tensor1D }>();
+  const out = new Map<ParamKind, ReturnType<typeof splitCoordinates>>();
   for (const [kind, idx] of groupByKind(kinds)) {
     const n = idx.reduce((acc, i) => acc + like[i].size, 0);
     const perm = permutation(foldIn(key, PARAM_KINDS.indexOf(kind) + 1), n);
-    const m = Math.max(1, Math.ceil(fraction * n));
-    const order = new Int32Array(n);
-    perm.forEach((coord, pos) => (order[coord] = pos));
-    out.set(kind, {
-      taped: tf.tensor1d(perm.slice(0, m), "int32"),
-      rest: tf.tensor1d(perm.slice(m), "int32"),
-      order: tf.tensor1d(order, "int32"),
-    });
+    out.set(kind, splitCoordinates(n, perm.subarray(0, Math.max(1, Math.ceil(fraction * n)))));
   }
   return out;
+};
+
+/**
+ * One kind's entry of `TapedCoordinates` for n coordinates: the given taped ones, the others in
+ * ascending order, and the inverse permutation of concat(taped, rest).
+ */
+export const splitCoordinates = (
+  n: number,
+  taped: ArrayLike<number>,
+): { taped: tf.Tensor1D; rest: tf.Tensor1D; order: tf.Tensor1D } => {
+  const isTaped = new Uint8Array(n);
+  for (let i = 0; i < taped.length; i++) isTaped[taped[i]] = 1;
+  const rest = Int32Array.from({ length: n }, (_, i) => i).filter((i) => !isTaped[i]);
+  const order = new Int32Array(n);
+  for (let pos = 0; pos < taped.length; pos++) order[taped[pos]] = pos;
+  rest.forEach((coord, j) => (order[coord] = taped.length + j));
+  return {
+    taped: tf.tensor1d(Int32Array.from(taped), "int32"),
+    rest: tf.tensor1d(rest, "int32"),
+    order: tf.tensor1d(order, "int32"),
+  };
 };
 
 /** The tensors of a `tapedCoordinates` result. */

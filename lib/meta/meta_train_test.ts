@@ -19,6 +19,7 @@ import {
   type MetaProblem,
   type MetaTrainOptions,
   metaTrainStateTensors,
+  splitCoordinates,
   tapedCoordinates,
   tapedCoordinateTensors,
   unrollWindow,
@@ -262,22 +263,13 @@ Deno.test("a short meta-training run lowers the mean Hessian loss; nothing leaks
 const tapedFrom = (
   pick: (kind: ParamKind, n: number) => number[],
   like: readonly tf.Tensor[],
-): TapedCoordinates => {
-  const out = new Map<ParamKind, { taped: tf.Tensor1D; rest: tf.Tensor1D; order: tf.Tensor1D }>();
-  for (const kind of ["dense/kernel", "dense/bias"] as const) {
-    const n = kinds.reduce((a, k, i) => a + (k === kind ? like[i].size : 0), 0);
-    const taped = pick(kind, n);
-    const rest = Array.from({ length: n }, (_, i) => i).filter((i) => !taped.includes(i));
-    const order = new Int32Array(n);
-    [...taped, ...rest].forEach((coord, pos) => (order[coord] = pos));
-    out.set(kind, {
-      taped: tf.tensor1d(taped, "int32"),
-      rest: tf.tensor1d(rest, "int32"),
-      order: tf.tensor1d(order, "int32"),
-    });
-  }
-  return out;
-};
+): TapedCoordinates =>
+  new Map(
+    (["dense/kernel", "dense/bias"] as const).map((kind) => {
+      const n = kinds.reduce((a, k, i) => a + (k === kind ? like[i].size : 0), 0);
+      return [kind, splitCoordinates(n, pick(kind, n))] as const;
+    }),
+  );
 
 Deno.test("coordinate fraction: same window values; meta-gradients over a partition of the coordinates sum to the full one", () => {
   // Each coordinate's LSTM chain is separate, so every path from φ to the loss runs through one
@@ -298,38 +290,9 @@ Deno.test("coordinate fraction: same window values; meta-gradients over a partit
         like,
       );
       for (const group of ["damping", "precond"] as const) {
-        const full = windowGradient(
-          s.pr,
-          s.o,
-          s.meta,
-          group,
-          s.net.params,
-          inner,
-          s.batches,
-          noise,
-        );
-        const a = windowGradient(
-          s.pr,
-          s.o,
-          s.meta,
-          group,
-          s.net.params,
-          inner,
-          s.batches,
-          noise,
-          S,
-        );
-        const b = windowGradient(
-          s.pr,
-          s.o,
-          s.meta,
-          group,
-          s.net.params,
-          inner,
-          s.batches,
-          noise,
-          C,
-        );
+        const grad = (taped?: TapedCoordinates) =>
+          windowGradient(s.pr, s.o, s.meta, group, s.net.params, inner, s.batches, noise, taped);
+        const full = grad(), a = grad(S), b = grad(C);
         for (const key of ["metaLoss", "hessianLoss"] as const) {
           const v = full.window[key].dataSync()[0], va = a.window[key].dataSync()[0];
           if (v !== va) throw new Error(`${group}: ${key} ${va} with a subset, ${v} without`);

@@ -2,8 +2,9 @@
  * The models `deno task eval` trains, by name, and the data each is evaluated on by default:
  * `mlp` (the original's quick MLP, 784→20 sigmoid→10, spec §6.5), `convnet` (CUDA-convnet,
  * §6.1), `convnet-small` (the CUDA-convnet at reduced width, filters 16, 32 and units 64, 32: the
- * small convnet of the MNIST results), `resnet20 | resnet32 | resnet56` (ResNet v2 for CIFAR, §6.2) and `resnet18` (ResNet-18 v2
- * for ImageNet, §6.3). The number of classes always comes from the data set.
+ * small convnet of the MNIST results), `resnet20 | resnet32 | resnet56` (ResNet v2 for CIFAR,
+ * §6.2) and `resnet18` (ResNet-18 v2 for ImageNet, §6.3). The number of classes always comes from
+ * the data set.
  * @module
  */
 import {
@@ -28,13 +29,6 @@ export const MODEL_NAMES = [
 ] as const;
 export type ModelName = typeof MODEL_NAMES[number];
 
-/** The reduced-width CUDA-convnet (116 074 parameters on 28×28×1 MNIST). */
-export const SMALL_CONVNET = (numClasses: number) => ({
-  numClasses,
-  filters: [16, 32] as const,
-  units: [64, 32] as const,
-});
-
 /** Any model (parameters and batch-norm state are opaque trees here). */
 export type AnyModel = Model<Params, Params>;
 
@@ -47,7 +41,8 @@ export const makeModel = (name: ModelName, numClasses: number): AnyModel => {
       case "convnet":
         return cudaConvnet({ numClasses });
       case "convnet-small":
-        return cudaConvnet(SMALL_CONVNET(numClasses));
+        // 116 074 parameters on 28×28×1 MNIST.
+        return cudaConvnet({ numClasses, filters: [16, 32], units: [64, 32] });
       case "resnet20":
       case "resnet32":
       case "resnet56":

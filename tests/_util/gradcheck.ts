@@ -10,7 +10,7 @@ import { leaves, mapTree, type Params, vdot } from "../../lib/tree.ts";
 import { linearize, plain } from "../../ops/interpret.ts";
 import type { Nn } from "../../ops/nn.ts";
 import { type Key, normal, split } from "../../lib/prng.ts";
-import { defaultFdStep } from "./numeric.ts";
+import { defaultFdStep, diffAndSize } from "./numeric.ts";
 
 /** A tree of random normal tensors shaped like `like`. */
 export const randomLike = <P extends Params>(key: Key, like: P, std = 1): P => {
@@ -90,7 +90,8 @@ export const vjpTapeError = <P extends Params>(f: DslFn<P>, p: P, key: Key): num
       const u = tf.tensor(normal(ku, lin.output.size), lin.output.shape);
       const w = tf.tensor(normal(kw, lin.output.size), lin.output.shape);
       const mine = leaves(lin.vjp(u)).flatMap((t) => [...t.dataSync()]);
-      const typical = Math.sqrt(vdot(lin.vjp(w), lin.vjp(w)).dataSync()[0]) *
+      const jtw = lin.vjp(w);
+      const typical = Math.sqrt(vdot(jtw, jtw).dataSync()[0]) *
         tf.norm(u).dataSync()[0] / Math.max(tf.norm(w).dataSync()[0], 1e-30);
       const ps = leaves(p);
       const grads = tf.grads((...xs: tf.Tensor[]) => {
@@ -98,12 +99,8 @@ export const vjpTapeError = <P extends Params>(f: DslFn<P>, p: P, key: Key): num
         return tf.sum(tf.mul(u, f(plain, rebuilt)));
       })(ps);
       const tape = grads.flatMap((t) => [...t.dataSync()]);
-      let num = 0, den = 0;
-      for (let i = 0; i < tape.length; i++) {
-        num += (mine[i] - tape[i]) ** 2;
-        den += tape[i] ** 2;
-      }
-      return Math.sqrt(num) / Math.max(Math.sqrt(den) + 1e-2 * typical, 1e-30);
+      const { diff, size } = diffAndSize(mine, tape);
+      return diff / Math.max(size + 1e-2 * typical, 1e-30);
     } finally {
       lin.dispose();
     }

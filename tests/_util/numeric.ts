@@ -53,14 +53,23 @@ export const assertAllClose = (
   }
 };
 
-/** Relative error ‖a − b‖ / max(‖b‖, tiny) over flattened values. */
-export const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+/** ‖a − b‖ and ‖b‖ over flattened values. */
+export const diffAndSize = (
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+): { diff: number; size: number } => {
   let num = 0, den = 0;
   for (let i = 0; i < a.length; i++) {
     num += (a[i] - b[i]) ** 2;
     den += b[i] ** 2;
   }
-  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+  return { diff: Math.sqrt(num), size: Math.sqrt(den) };
+};
+
+/** Relative error ‖a − b‖ / max(‖b‖, tiny) over flattened values. */
+export const relErr = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  const { diff, size } = diffAndSize(a, b);
+  return diff / Math.max(size, 1e-30);
 };
 
 /** The FD step used by `centralDifference` when none is given: 1e-3·max(1, ‖x‖∞)/‖v‖∞. */
