@@ -173,29 +173,31 @@ export const tapedCoordinates = (
 };
 
 /**
- * One kind's entry of `TapedCoordinates` for n coordinates: the given taped ones, the others in
- * ascending order, and the inverse permutation of concat(taped, rest).
+ * One kind's entry of `TapedCoordinates` for n coordinates: the given taped ones first, then the
+ * others in ascending order, and the inverse of that permutation.
  */
 export const splitCoordinates = (
   n: number,
   taped: ArrayLike<number>,
-): { taped: tf.Tensor1D; rest: tf.Tensor1D; order: tf.Tensor1D } => {
+): { perm: tf.Tensor1D; order: tf.Tensor1D; count: number } => {
   const isTaped = new Uint8Array(n);
   for (let i = 0; i < taped.length; i++) isTaped[taped[i]] = 1;
-  const rest = Int32Array.from({ length: n }, (_, i) => i).filter((i) => !isTaped[i]);
+  const perm = new Int32Array(n);
+  perm.set(Int32Array.from(taped));
+  let k = taped.length;
+  for (let i = 0; i < n; i++) if (!isTaped[i]) perm[k++] = i;
   const order = new Int32Array(n);
-  for (let pos = 0; pos < taped.length; pos++) order[taped[pos]] = pos;
-  rest.forEach((coord, j) => (order[coord] = taped.length + j));
+  perm.forEach((coord, pos) => (order[coord] = pos));
   return {
-    taped: tf.tensor1d(Int32Array.from(taped), "int32"),
-    rest: tf.tensor1d(rest, "int32"),
+    perm: tf.tensor1d(perm, "int32"),
     order: tf.tensor1d(order, "int32"),
+    count: taped.length,
   };
 };
 
 /** The tensors of a `tapedCoordinates` result. */
 export const tapedCoordinateTensors = (t: TapedCoordinates | undefined): tf.Tensor[] =>
-  t ? [...t.values()].flatMap((s) => [s.taped, s.rest, s.order]) : [];
+  t ? [...t.values()].flatMap((s) => [s.perm, s.order]) : [];
 
 /** The context of a meta-training run: the optimizee and its kinds. */
 export interface MetaProblem<P extends Params> {
@@ -394,7 +396,12 @@ export const windowGradient = <P extends Params>(
   };
   let gs: tf.Tensor[];
   try {
-    gs = tf.grads(f)(xs);
+    if (group === "damping" && batches.length < 2) {
+      // T = 1: M ≡ 0 (no next batch), so the damping networks' meta-gradient is zero; tf.grads
+      // would refuse a loss that does not depend on them.
+      tf.tidy(() => void f(...xs));
+      gs = xs.map((x) => tf.zerosLike(x));
+    } else gs = tf.grads(f)(xs);
   } finally {
     win?.release();
   }

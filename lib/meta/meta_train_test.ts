@@ -369,3 +369,45 @@ Deno.test("coordinate fraction: the window keeps less memory with fewer taped co
     );
   }
 });
+
+Deno.test("T = 1: the meta-loss is 0, the damping networks get a zero meta-gradient, the iteration runs", async () => {
+  const s = setup(5, 1);
+  try {
+    tidyValue(() => {
+      const noise = windowNoise(keyFromSeed(3), s.net.params, 1, s.o.noise);
+      const inner = initMlhfState(s.net.params, kinds, s.o);
+      const g = windowGradient(
+        s.pr,
+        s.o,
+        s.meta,
+        "damping",
+        s.net.params,
+        inner,
+        s.batches,
+        noise,
+      );
+      if (g.window.metaLoss.dataSync()[0] !== 0) throw new Error("M ≠ 0 with T = 1");
+      const total = leaves(g.grads as Params).reduce(
+        (acc, t) => acc + tf.sum(tf.abs(t)).dataSync()[0],
+        0,
+      );
+      if (total !== 0) throw new Error(`damping meta-gradient ${total} with T = 1`);
+      if (!(Math.abs(g.window.hessianLoss.dataSync()[0]) > 0)) throw new Error("no Hessian loss");
+    });
+    await withNoLeaks(() => {
+      const st = initMetaTrainState(
+        s.pr,
+        s.o,
+        mapTree(s.net.params as Params, (t) => t.clone()) as P,
+        mapTree(s.meta as Params, (t) => t.clone()) as MetaWeights,
+      );
+      const r = metaIteration(s.pr, s.o, st, s.batches, keyFromSeed(4));
+      if (!(r.diagnostics.metaLoss === 0 && Number.isFinite(r.diagnostics.hessianLoss))) {
+        throw new Error(`diagnostics ${JSON.stringify(r.diagnostics)}`);
+      }
+      tf.dispose(metaTrainStateTensors(r.state));
+    });
+  } finally {
+    s.dispose();
+  }
+});

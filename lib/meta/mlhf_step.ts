@@ -117,16 +117,28 @@ const scatter = (
 };
 
 /**
- * Meta-training's memory knob (`coordinateFraction`): per kind, the coordinates whose meta-network
- * steps stay on the autodiff tape (`taped`), the others (`rest`, run untaped: they pass no
- * meta-gradient and keep no activations), and `order`, the inverse permutation that puts
- * concat(taped, rest) back in coordinate order. All int32.
+ * Meta-training's memory knob (`coordinateFraction`): per kind, a permutation `perm` of the
+ * coordinates whose first `count` entries have their meta-network steps on the autodiff tape (the
+ * others run untaped: they pass no meta-gradient and keep no activations), and `order`, its inverse.
+ * Both int32.
  */
 export type TapedCoordinates = ReadonlyMap<ParamKind, {
-  readonly taped: tf.Tensor1D;
-  readonly rest: tf.Tensor1D;
+  readonly perm: tf.Tensor1D;
   readonly order: tf.Tensor1D;
+  readonly count: number;
 }>;
+
+/**
+ * Rows of x reordered by the permutation `perm` (with inverse `inv`). Its gradient is the inverse
+ * reordering, a plain gather: tf.gather's own needs UnsortedSegmentSum, which wasm lacks.
+ */
+const permuteRows = (x: tf.Tensor2D, perm: tf.Tensor1D, inv: tf.Tensor1D): tf.Tensor2D =>
+  tf.customGrad(
+    ((t: tf.Tensor) => ({
+      value: tf.gather(t, perm),
+      gradFunc: (dy: tf.Tensor) => [tf.gather(dy, inv)],
+    })) as unknown as Parameters<typeof tf.customGrad>[0],
+  )(x) as tf.Tensor2D;
 
 /** The net's step with no tape: outputs and states packed in one tensor [N, 1 + 2·layers·units]. */
 const untapedStep = (w: LstmNetWeights, state: LstmState, input: tf.Tensor2D): tf.Tensor2D => {
@@ -144,8 +156,9 @@ const untapedStep = (w: LstmNetWeights, state: LstmState, input: tf.Tensor2D): t
 };
 
 /**
- * One step of a kind's network with only `sub.taped` rows on the tape: the two parts run
- * separately and are put back in coordinate order (values are those of the plain step).
+ * One step of a kind's network with only the first `sub.count` coordinates of `sub.perm` on the
+ * tape: the two parts run separately and are put back in coordinate order (values are those of
+ * the plain step).
  */
 const splitStep = (
   w: LstmNetWeights,
@@ -153,22 +166,27 @@ const splitStep = (
   input: tf.Tensor2D,
   sub: NonNullable<ReturnType<TapedCoordinates["get"]>>,
 ): { out: tf.Tensor1D; state: LstmState } => {
-  const rows = (t: tf.Tensor2D, idx: tf.Tensor1D) => tf.gather(t, idx) as tf.Tensor2D;
-  const part = (s: LstmState, idx: tf.Tensor1D): LstmState => ({
-    c: s.c.map((t) => rows(t, idx)),
-    h: s.h.map((t) => rows(t, idx)),
-  });
-  const a = lstmNetStep(w, part(state, sub.taped), rows(input, sub.taped));
-  const packed = untapedStep(w, part(state, sub.rest), rows(input, sub.rest));
+  const n = input.shape[0], m = sub.count;
+  if (m === n) return lstmNetStep(w, state, input);
+  /** [taped rows, other rows] of t. */
+  const parts = (t: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] => {
+    const p = permuteRows(t, sub.perm, sub.order);
+    return [tf.slice(p, [0, 0], [m, -1]), tf.slice(p, [m, 0], [n - m, -1])];
+  };
+  const [inA, inB] = parts(input);
+  const c = state.c.map(parts), h = state.h.map(parts);
+  const a = lstmNetStep(w, { c: c.map((x) => x[0]), h: h.map((x) => x[0]) }, inA);
+  const packed = untapedStep(w, { c: c.map((x) => x[1]), h: h.map((x) => x[1]) }, inB);
   const widths = [1, ...state.c.map((t) => t.shape[1]), ...state.h.map((t) => t.shape[1])];
-  const [bOut, ...bStates] = tf.split(packed, widths, 1);
+  const [bOut, ...bStates] = tf.split(packed, widths, 1) as tf.Tensor2D[];
   const L = state.c.length;
-  const join = (x: tf.Tensor2D, y: tf.Tensor2D) => rows(tf.concat([x, y], 0), sub.order);
+  const join = (x: tf.Tensor2D, y: tf.Tensor2D) =>
+    permuteRows(tf.concat([x, y], 0), sub.order, sub.perm);
   return {
-    out: tf.reshape(join(tf.reshape(a.out, [-1, 1]), bOut as tf.Tensor2D), [-1]) as tf.Tensor1D,
+    out: tf.reshape(join(tf.reshape(a.out, [-1, 1]), bOut), [-1]) as tf.Tensor1D,
     state: {
-      c: a.state.c.map((t, l) => join(t, bStates[l] as tf.Tensor2D)),
-      h: a.state.h.map((t, l) => join(t, bStates[L + l] as tf.Tensor2D)),
+      c: a.state.c.map((t, l) => join(t, bStates[l])),
+      h: a.state.h.map((t, l) => join(t, bStates[L + l])),
     },
   };
 };
