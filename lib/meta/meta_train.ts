@@ -138,7 +138,7 @@ export interface MetaDiagnostics {
  * Estimated bytes that BPTT through one window keeps: per coordinate and inner step ≈ 620 floats
  * (the CG vectors, features and the tape's saved copies) plus ≈ 400·f for the LSTM activations of
  * both roles, f = `coordinateFraction` (measured with MLPs: 653 MiB at the end of a T = 10 window
- * over the MNIST MLP's 15 910 coordinates, `windowBytes` in the log; 0.65 of the memory with
+ * over the MNIST MLP's 15 910 coordinates, `windowBytes` in the log; 0.64 of the memory with
  * f = 0.1), plus `activationFloats` of model activations per inner step. Float32: 4 bytes a float.
  * The knobs are T (`--meta-roll-back`), f (`--coordinate-fraction`) and the batch size; the
  * CUDA-convnet's 1.76 M coordinates need T ≤ 3 (f = 1) or T ≤ 4 (f = 0.1) within 24 GiB (measured

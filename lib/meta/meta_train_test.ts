@@ -326,7 +326,7 @@ Deno.test("coordinate fraction: same window values; meta-gradients over a partit
 Deno.test("coordinate fraction: the window keeps less memory with fewer taped coordinates", () => {
   // An MLP 64→16 sigmoid→10 (1 210 coordinates), so that per-coordinate storage dominates. The
   // LSTM activations are ≈ 40 % of a window's ≈ 1000 floats per coordinate and step; with 10 % of
-  // the coordinates taped, 0.65 of the memory was measured (the CG vectors and the tape's copies
+  // the coordinates taped, 0.64 of the memory was measured (the CG vectors and the tape's copies
   // of the features stay full size).
   const model = mlp({ hidden: [16] });
   const init = model.init(keyFromSeed(3), [8, 8, 1]);
