@@ -30,6 +30,21 @@ export interface WindowFastPaths {
     strides: readonly [number, number],
     padding: Padding,
   ) => tf.Tensor4D | null;
+  /**
+   * Max-pool's first arg-max as indices instead of masks: for each output element, the flat index
+   * into x (int32, the output's shape) of the first maximum of its window in row-major window order
+   * (spec §9 item 14). Its J·v is then `maxPoolGather(v, idx)` and Jᵀ·u `maxPoolScatter(u, idx, …)`.
+   */
+  maxPoolArgMax?: (
+    x: tf.Tensor4D,
+    filterSize: readonly [number, number],
+    strides: readonly [number, number],
+    padding: Padding,
+  ) => tf.Tensor4D | null;
+  /** out[o] = dx.flat[idx[o]], shaped like idx; differentiable (its gradient is the scatter). */
+  maxPoolGather?: (dx: tf.Tensor, idx: tf.Tensor) => tf.Tensor | null;
+  /** The gather's adjoint: zeros of xShape, then out.flat[idx[o]] += ct[o]; differentiable. */
+  maxPoolScatter?: (ct: tf.Tensor, idx: tf.Tensor, xShape: readonly number[]) => tf.Tensor | null;
 }
 const fastPaths: WindowFastPaths = {};
 /** Installs fast paths (called once by a backend's registration). */

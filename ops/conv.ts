@@ -1,7 +1,8 @@
 /**
  * Convolution and pooling (NHWC). conv2d is bilinear in (x, w); its transposes are
  * Conv2DBackpropInput and an im2col filter gradient (`ops/_windows.ts`). Max-pool's tangent follows
- * the first arg-max of each window (spec §3, §9 item 14); avg-pool is linear.
+ * the first arg-max of each window (spec §3, §9 item 14), kept as masks or, where the backend has the
+ * kernels (native), as indices; avg-pool is linear.
  * @module
  */
 import { tf } from "../lib/_deps.ts";
@@ -51,30 +52,52 @@ export interface PoolAttrs {
 const geometry = (x: tf.Tensor, a: PoolAttrs): WindowGeometry =>
   windowGeometry(x.shape[1]!, x.shape[2]!, a.filterSize, a.strides, a.padding);
 
-interface MaxPoolRes {
-  readonly g: WindowGeometry;
-  readonly masks: tf.Tensor4D[];
-}
+/**
+ * The first arg-max of each window: as flat indices into x when the backend has the index fast
+ * paths (`maxPoolArgMax`; then J·v is one gather and Jᵀ·u one scatter-add), else as kh·kw one-hot
+ * masks (every backend; J·v and Jᵀ·u then cost kh·kw patches, products and a sum).
+ */
+type MaxPoolRes =
+  | { readonly idx: tf.Tensor4D }
+  | { readonly idx?: undefined; readonly g: WindowGeometry; readonly masks: tf.Tensor4D[] };
+
+/** A result of the index fast paths, which exist whenever `maxPoolArgMax` gave the indices. */
+const viaIndices = (t: tf.Tensor | null | undefined, what: string): tf.Tensor => {
+  if (!t) {
+    throw new Error(
+      `maxPool ${what}: the arg-max indices came from a backend fast path that is no longer ` +
+        `active (backend ${tf.getBackend()}); linearize and apply on one backend`,
+    );
+  }
+  return t;
+};
 
 /** Max-pool; tangents and cotangents route through the first arg-max of each window. */
 export const maxPool: OpDef<PoolAttrs, MaxPoolRes> = {
   name: "maxPool",
   primal: ([x], a) => tf.maxPool(T4(x), [...a.filterSize], [...a.strides], a.padding),
   residuals: ([x], _y, a) => {
+    const idx = windowFastPaths().maxPoolArgMax?.(T4(x), a.filterSize, a.strides, a.padding);
+    if (idx) return { idx };
     const g = geometry(x, a);
     return { g, masks: firstArgMaxMasks(T4(x), g) };
   },
-  jvp: (_xs, _y, [dx], _a, { g, masks }): Tangent => {
+  jvp: (_xs, _y, [dx], _a, res): Tangent => {
     if (dx === null) return null;
-    const parts = extractPatches(T4(dx), g).map((p, k) => tf.mul(p, masks[k]));
+    if (res.idx) return viaIndices(windowFastPaths().maxPoolGather?.(dx, res.idx), "J·v");
+    const parts = extractPatches(T4(dx), res.g).map((p, k) => tf.mul(p, res.masks[k]));
     return tf.addN(parts);
   },
-  transpose: ([x], _y, ct, needs, a, { g, masks }) => [
-    needs[0]
-      ? windowFastPaths().maxPoolTranspose?.(T4(ct), T4(x), a.filterSize, a.strides, a.padding) ??
-        scatterPatches(masks.map((m) => tf.mul(m, ct) as tf.Tensor4D), g)
-      : null,
-  ],
+  transpose: ([x], _y, ct, needs, a, res) => {
+    if (!needs[0]) return [null];
+    if (res.idx) {
+      return [viaIndices(windowFastPaths().maxPoolScatter?.(ct, res.idx, x.shape), "Jᵀ·u")];
+    }
+    return [
+      windowFastPaths().maxPoolTranspose?.(T4(ct), T4(x), a.filterSize, a.strides, a.padding) ??
+        scatterPatches(res.masks.map((m) => tf.mul(m, ct) as tf.Tensor4D), res.g),
+    ];
+  },
 };
 
 interface AvgPoolRes {

@@ -191,6 +191,21 @@ const splitStep = (
   };
 };
 
+/**
+ * tanh of one kind's concatenated feature, computed once per step: the damping and preconditioner
+ * networks share g (and x₀ = x_prev by default), so the same squashed vector serves both.
+ */
+type Squash = (f: readonly tf.Tensor[], idx: readonly number[]) => tf.Tensor1D;
+const squashOncePerStep = (): Squash => {
+  const memo = new Map<string, tf.Tensor1D>();
+  return (f, idx) => {
+    const key = idx.map((i) => f[i].id).join(",");
+    let t = memo.get(key);
+    if (!t) memo.set(key, t = tf.tanh(gather(f, idx)));
+    return t;
+  };
+};
+
 /** Runs one role's network over all kinds: features → per-leaf outputs and next states. */
 const runRole = <P extends Params>(
   role: Role,
@@ -200,12 +215,13 @@ const runRole = <P extends Params>(
   features: readonly (readonly tf.Tensor[])[],
   like: readonly tf.Tensor[],
   post: (out: tf.Tensor1D) => tf.Tensor1D,
+  squash: Squash,
   taped?: TapedCoordinates,
 ): { values: tf.Tensor[]; next: Map<ParamKind, LstmState> } => {
   const values: tf.Tensor[] = new Array(like.length);
   const next = new Map<ParamKind, LstmState>();
   for (const [kind, idx] of groups) {
-    const input = tf.stack(features.map((f) => tf.tanh(gather(f, idx))), 1) as tf.Tensor2D;
+    const input = tf.stack(features.map((f) => squash(f, idx)), 1) as tf.Tensor2D;
     const sub = taped?.get(kind);
     const step = sub
       ? splitStep(meta[kind]![role]!, state.rnn[kind]![role]!, input, sub)
@@ -255,6 +271,7 @@ export const mlhfDirection = <P extends Params>(
   };
   const softplusPlus = (c: number) => (out: tf.Tensor1D) =>
     tf.add(tf.softplus(out), c) as tf.Tensor1D;
+  const squash = squashOncePerStep();
 
   // 1. λ from (tanh g, tanh r_prev, tanh x_prev).
   let lambda: P | number = o.lambda0;
@@ -267,6 +284,7 @@ export const mlhfDirection = <P extends Params>(
       [lg, lr, lx],
       lg,
       softplusPlus(o.lambda0),
+      squash,
       taped,
     );
     lambda = unflatten(gradient, d.values);
@@ -276,7 +294,7 @@ export const mlhfDirection = <P extends Params>(
   let x0: P = xPrev;
   if (o.xInit === "gradient") x0 = g;
   else if (o.xInit === "rnn") {
-    const d = runRole("x0", meta, state, groups, [lg, lr, lx], lg, (out) => out, taped);
+    const d = runRole("x0", meta, state, groups, [lg, lr, lx], lg, (out) => out, squash, taped);
     x0 = unflatten(gradient, d.values);
     setState("x0", d.next);
   }
@@ -293,6 +311,7 @@ export const mlhfDirection = <P extends Params>(
         [lg, leaves(r0), leaves(x0)],
         lg,
         softplusPlus(0),
+        squash,
         taped,
       );
       setState("precond", d.next);

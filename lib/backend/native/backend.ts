@@ -5,7 +5,9 @@
  * public kernel API (`tf.registerBackend`, `tf.getKernelsForBackend`, `tf.registerKernel`): the
  * GEMM-based matMul and conv kernels, the pooling kernels, the few element-wise kernels that
  * dominate a conv-net step once the GEMMs are fast, and block-copy `Slice`/`PadV2` (the window ops
- * of `ops/_windows.ts` are built from them; the stock cpu ones are element by element).
+ * of `ops/_windows.ts` are built from them; the stock cpu ones are element by element). Three
+ * kernels have no cpu counterpart ({@link NATIVE_ONLY_KERNELS}: max-pool's arg-max indices and the
+ * flat gather/scatter-add over them); their gradients are registered with them.
  * The backend instance recycles its kernels' large output arrays (`kernels/_util.ts`,
  * `installRecycling`): first-touch page faults of fresh arrays cost more than most kernels' work.
  * Registration happens at most once per process.
@@ -16,7 +18,7 @@ import type { Blas } from "./blas.ts";
 import { convKernels } from "./kernels/conv.ts";
 import { elementwiseKernels } from "./kernels/elementwise.ts";
 import { matMulKernels } from "./kernels/matmul.ts";
-import { poolKernels } from "./kernels/pool.ts";
+import { poolIndexGradients, poolKernels } from "./kernels/pool.ts";
 import { shapeKernels } from "./kernels/shape.ts";
 import { installRecycling, type NativeKernel } from "./kernels/_util.ts";
 
@@ -42,6 +44,8 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
   "Step",
   "Neg",
   "Square",
+  "Tanh",
+  "Softplus",
   "Greater",
   "GreaterEqual",
   "Less",
@@ -55,6 +59,17 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
   "PadV2",
   "Tile",
   "Pack",
+];
+
+/**
+ * Kernels only the native backend has (no cpu kernel of that name): max-pool's arg-max indices and
+ * the flat gather and scatter-add that route its tangents and cotangents (`kernels/pool.ts`), with
+ * their gradients registered alongside.
+ */
+export const NATIVE_ONLY_KERNELS: readonly string[] = [
+  "MlhfMaxPoolArgMax",
+  "MlhfGatherFlat",
+  "MlhfScatterAddFlat",
 ];
 
 const allKernels = (blas: Blas): NativeKernel[] => [
@@ -86,8 +101,9 @@ export const registerNativeBackend = (blas: Blas): void => {
     tf.registerKernel({ ...k, backendName: NATIVE_BACKEND });
   }
   const kernels = allKernels(blas);
-  if (kernels.map((k) => k.kernelName).sort().join() !== [...OVERRIDDEN_KERNELS].sort().join()) {
-    throw new Error("native backend: OVERRIDDEN_KERNELS is out of date");
+  const listed = [...OVERRIDDEN_KERNELS, ...NATIVE_ONLY_KERNELS].sort().join();
+  if (kernels.map((k) => k.kernelName).sort().join() !== listed) {
+    throw new Error("native backend: OVERRIDDEN_KERNELS or NATIVE_ONLY_KERNELS is out of date");
   }
   for (const k of kernels) {
     if (tf.getKernel(k.kernelName, NATIVE_BACKEND)) {
@@ -99,5 +115,6 @@ export const registerNativeBackend = (blas: Blas): void => {
       kernelFunc: k.kernelFunc as tf.KernelFunc,
     });
   }
+  for (const g of poolIndexGradients()) tf.registerGradient(g);
   registered = true;
 };

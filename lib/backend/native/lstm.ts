@@ -2,7 +2,8 @@
  * The coordinatewise LSTM meta-networks (`lib/meta/lstm.ts`) as single-pass native kernels: the
  * op composition runs ~14 element-wise kernels over [N, 4] per layer, each a full pass over memory
  * (≈ 2.3 s for one 2-layer step at N = 1.6 M on this backend); these kernels walk the rows once
- * (≈ 0.65 s), a block at a time: gate pre-activations by `cblas_sgemm`, activations in JS loops.
+ * (≈ 0.5 s on one thread): gate pre-activations by `cblas_sgemm`, activations in JS loops
+ * (`lstm_rows.ts`), the activations shared out over threads (`lstm_threads.ts`).
  *
  * - `MlhfLstmCell` (inputs `kernel`, `bias`, `x`, `c`, `h`): TF 1.7's LSTMBlockCell with forget
  *   bias 1 (gates [i, ĉ, f, o] = [x, h]·W + b; c′ = σ(i)·tanh(ĉ) + c·σ(f + 1); h′ = tanh(c′)·σ(o)),
@@ -26,114 +27,12 @@ import { installLstmFastPaths, type LstmNetWeights, type LstmState } from "../..
 import type { Blas } from "./blas.ts";
 import { NATIVE_BACKEND } from "./backend.ts";
 import { cpuBackend, f32, type KernelArgs, type NativeKernel } from "./kernels/_util.ts";
+import { U } from "./lstm_rows.ts";
+import { runLstmRows } from "./lstm_threads.ts";
 
 /** Kernel names (registered for the `native` backend only). */
 export const LSTM_CELL_KERNEL = "MlhfLstmCell";
 export const LSTM_NET_KERNEL = "MlhfLstmNet";
-
-interface LayerData {
-  readonly w: Float32Array;
-  readonly b: Float32Array;
-  readonly c: Float32Array;
-  readonly h: Float32Array;
-}
-
-// e^x by a 2^(k/32) table and a cubic on |r| ≤ ln2/64 (relative error < 6e-10; ~3× faster than
-// Math.exp here, and Math.tanh is slower still). tanh(z) is written 2σ(2z) − 1.
-const EXP_STEPS = 32, EXP_KMIN = -EXP_STEPS * 126, EXP_KMAX = EXP_STEPS * 126;
-const EXP_TABLE = (() => {
-  const t = new Float64Array(EXP_KMAX - EXP_KMIN + 1);
-  for (let k = EXP_KMIN; k <= EXP_KMAX; k++) t[k - EXP_KMIN] = 2 ** (k / EXP_STEPS);
-  return t;
-})();
-const EXP_SCALE = EXP_STEPS * Math.LOG2E, EXP_R = Math.LN2 / EXP_STEPS;
-
-/** e^x, clamped to [2^-126, 2^126] (σ and tanh saturate long before); NaN stays NaN. */
-const fastExp = (x: number): number => {
-  let t = x * EXP_SCALE;
-  if (t !== t) return t;
-  if (t > EXP_KMAX) t = EXP_KMAX;
-  else if (t < EXP_KMIN) t = EXP_KMIN;
-  const q = (t - EXP_KMIN + 0.5) | 0;
-  const r = (t - EXP_KMIN - q) * EXP_R;
-  return EXP_TABLE[q] * (1 + r * (1 + r * (0.5 + r * (1 / 6))));
-};
-
-/** Units per layer the kernels handle (the fast paths fall back to the composition otherwise). */
-const U = 4;
-/** Rows per block: one GEMM per layer input for the block's gates, then flat activation loops. */
-const BLOCK = 2048;
-
-/**
- * The single pass over rows of `x` ([n, inW]) through the stacked cells (U = 4 units), then the
- * head if given, a block of rows at a time: the block's 16 gate pre-activations per row by
- * `cblas_sgemm` (x·W_x + h·W_h onto the bias: W's input rows and recurrent rows are contiguous, so
- * no [x, h] concatenation), then flat loops of independent activations (far better pipelined than
- * row by row); a NaN pre-activation stays NaN, ±∞ saturates as σ and tanh do. Returns
- * [out (n, only with a head) | c′₀ | h′₀ | c′₁ | h′₁ | …].
- */
-const lstmRows = (
-  blas: Blas,
-  n: number,
-  x: Float32Array,
-  inW: number,
-  layers: readonly LayerData[],
-  head?: { readonly w: Float32Array; readonly b: number },
-): Float32Array => {
-  const nU = n * U, base = head ? n : 0, G = 4 * U;
-  const out = new Float32Array(base + 2 * layers.length * nU);
-  const hw = head ? Float64Array.from(head.w) : new Float64Array(U), hb = head?.b ?? 0;
-  const pre = new Float32Array(Math.min(BLOCK, n) * G);
-  const act = new Float64Array(Math.min(BLOCK, n) * G);
-  const tc = new Float64Array(Math.min(BLOCK, n) * U);
-  for (let r0 = 0; r0 < n; r0 += BLOCK) {
-    const m = Math.min(BLOCK, n - r0);
-    for (let l = 0; l < layers.length; l++) {
-      const { w, b, c, h } = layers[l];
-      const width = l === 0 ? inW : U;
-      for (let s = 0; s < m; s++) pre.set(b, s * G);
-      const input = l === 0
-        ? x.subarray(r0 * inW, (r0 + m) * inW)
-        : out.subarray(base + (2 * l - 1) * nU + r0 * U, base + (2 * l - 1) * nU + (r0 + m) * U);
-      blas.sgemm(false, false, m, G, width, 1, input, width, w, G, 1, pre, G);
-      const hb0 = r0 * U, hRows = h.subarray(hb0, hb0 + m * U);
-      blas.sgemm(false, false, m, G, U, 1, hRows, U, w.subarray(width * G), G, 1, pre, G);
-      for (let s = 0; s < m; s++) {
-        for (let u = 0, po = s * G; u < U; u++) { // σ(i), tanh(ĉ) = 2σ(2ĉ) − 1, σ(f + 1), σ(o)
-          act[po + u] = 1 / (1 + fastExp(-pre[po + u]));
-          act[po + U + u] = 2 / (1 + fastExp(-2 * pre[po + U + u])) - 1;
-          act[po + 2 * U + u] = 1 / (1 + fastExp(-1 - pre[po + 2 * U + u]));
-          act[po + 3 * U + u] = 1 / (1 + fastExp(-pre[po + 3 * U + u]));
-        }
-      }
-      const co = base + 2 * l * nU + r0 * U, ho = co + nU;
-      for (let s = 0; s < m; s++) {
-        const po = s * G, q = s * U;
-        for (let u = 0; u < U; u++) {
-          const cn = Math.fround(
-            act[po + u] * act[po + U + u] + c[hb0 + q + u] * act[po + 2 * U + u],
-          );
-          out[co + q + u] = cn;
-          tc[q + u] = cn;
-        }
-      }
-      for (let e = 0, E = m * U; e < E; e++) tc[e] = 2 / (1 + fastExp(-2 * tc[e])) - 1;
-      for (let s = 0; s < m; s++) {
-        const po = s * G + 3 * U, q = s * U;
-        for (let u = 0; u < U; u++) out[ho + q + u] = tc[q + u] * act[po + u];
-      }
-    }
-    if (head) {
-      const ho = base + (2 * layers.length - 1) * nU + r0 * U;
-      for (let s = 0; s < m; s++) {
-        const q = ho + s * U;
-        out[r0 + s] = hb + out[q] * hw[0] + out[q + 1] * hw[1] + out[q + 2] * hw[2] +
-          out[q + 3] * hw[3];
-      }
-    }
-  }
-  return out;
-};
 
 const cellKernel = (blas: Blas): NativeKernel => ({
   kernelName: LSTM_CELL_KERNEL,
@@ -141,7 +40,7 @@ const cellKernel = (blas: Blas): NativeKernel => ({
     const { kernel, bias, x, c, h } = args.inputs;
     const be = cpuBackend(args);
     const [n, inW] = x.shape;
-    const packed = lstmRows(blas, n, f32(be, x), inW, [{
+    const packed = runLstmRows(blas, n, f32(be, x), inW, [{
       w: f32(be, kernel),
       b: f32(be, bias),
       c: f32(be, c),
@@ -165,7 +64,7 @@ const netKernel = (blas: Blas): NativeKernel => ({
       h: f32(be, ins[`h${l}`]),
     }));
     const head = { w: f32(be, ins.headKernel), b: f32(be, ins.headBias)[0] };
-    const packed = lstmRows(blas, n, f32(be, ins.x), inW, layers, head);
+    const packed = runLstmRows(blas, n, f32(be, ins.x), inW, layers, head);
     return be.makeTensorInfo([packed.length], "float32", packed);
   },
 });

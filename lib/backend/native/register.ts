@@ -8,7 +8,13 @@
 import { type NativeBackendProvider, setNativeBackendProvider } from "../select.ts";
 import { loadBlas } from "./blas.ts";
 import { registerNativeBackend } from "./backend.ts";
-import { nativeConv2dFilterGrad, nativeMaxPoolGrad } from "./hooks.ts";
+import {
+  nativeConv2dFilterGrad,
+  nativeGather,
+  nativeMaxPoolArgMax,
+  nativeMaxPoolGrad,
+  nativeScatterAdd,
+} from "./hooks.ts";
 import { installWindowFastPaths } from "../../../ops/_windows.ts";
 import { installNativeLstm } from "./lstm.ts";
 
@@ -21,10 +27,13 @@ export const tryRegisterNative = (): string | null => {
   if (!r.ok) return r.reason;
   try {
     registerNativeBackend(r.blas);
-    // The DSL's conv and max-pool transposes (and so the gradient fixes) use the native kernels.
+    // The DSL's conv and max-pool rules (and so the gradient fixes) use the native kernels.
     installWindowFastPaths({
       conv2dFilterGrad: nativeConv2dFilterGrad,
       maxPoolTranspose: nativeMaxPoolGrad,
+      maxPoolArgMax: nativeMaxPoolArgMax,
+      maxPoolGather: nativeGather,
+      maxPoolScatter: nativeScatterAdd,
     });
     // The meta-networks' LSTM steps run as single-pass kernels (lib/meta/lstm.ts's fast paths).
     installNativeLstm(r.blas);

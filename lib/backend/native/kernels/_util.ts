@@ -11,7 +11,11 @@ import type { Blas } from "../blas.ts";
 /** The part of TF.js's cpu backend (`MathBackendCPU`) the native kernels rely on. */
 export interface CpuBackendLike {
   readonly data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values?: Float32Array): tf.TensorInfo;
+  makeTensorInfo(
+    shape: number[],
+    dtype: tf.DataType,
+    values?: Float32Array | Int32Array,
+  ): tf.TensorInfo;
   disposeIntermediateTensorInfo(info: tf.TensorInfo): void;
 }
 
@@ -61,6 +65,14 @@ export const f32 = (backend: CpuBackendLike, t: tf.TensorInfo): Float32Array => 
   if (v instanceof Float32Array) return v;
   if (v == null) throw new Error(`native backend: tensor ${t.shape} has no values on this backend`);
   return Float32Array.from(v as ArrayLike<number>);
+};
+
+/** The values of an int32 tensor as an Int32Array, without a copy when they already are one. */
+export const i32 = (backend: CpuBackendLike, t: tf.TensorInfo): Int32Array => {
+  const v = backend.data.get(t.dataId).values;
+  if (v instanceof Int32Array) return v;
+  if (v == null) throw new Error(`native backend: tensor ${t.shape} has no values on this backend`);
+  return Int32Array.from(v as ArrayLike<number>);
 };
 
 /** Number of elements of a shape. */

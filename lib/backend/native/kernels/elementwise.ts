@@ -3,7 +3,9 @@
  * or ResNet training step on the native backend once the GEMMs are fast (profiled: the bias add and
  * its gradient, the relu and its gradient, batch norm): `Add`, `Sub`, `Multiply`, and the
  * comparisons `Greater`, `GreaterEqual`, `Less`, `LessEqual` (same shapes, a scalar, or one operand
- * broadcast along trailing axes such as a bias), `Relu`, `Step`, `Neg`, `Square`, `Cast` of bool or
+ * broadcast along trailing axes such as a bias), `Relu`, `Step`, `Neg`, `Square`, `Tanh` and
+ * `Softplus` (the meta-networks' input squashing and output: the cpu kernels' formulas, same bits,
+ * without their per-element call and fresh array), `Cast` of bool or
  * int32 to float32, `Sum` and `Mean` over one contiguous block of axes (the bias gradient sums the
  * leading axes, which the cpu kernel does by a transpose), and `ArgMax` along any axis and `Equal`
  * against a scalar (max-pool masks take the arg-max over stacked patches and compare it with each
@@ -177,7 +179,10 @@ const compareKernel = (op: CmpOp): NativeKernel => {
   };
 };
 
-type UnaryOp = "Relu" | "Step" | "Neg" | "Square";
+type UnaryOp = "Relu" | "Step" | "Neg" | "Square" | "Tanh" | "Softplus";
+
+/** The cpu kernel's softplus cut-offs (tf.nn.softplus): log of float32's epsilon, plus 2. */
+const SOFTPLUS_THRESHOLD = Math.log(1.1920928955078125e-7) + 2;
 
 /** The element-wise unary ops, branch-free where the data decide (random signs). */
 export const unaryValues = (op: UnaryOp, x: Float32Array, alpha: number): Float32Array => {
@@ -205,7 +210,16 @@ export const unaryValues = (op: UnaryOp, x: Float32Array, alpha: number): Float3
       }
     }
   } else if (op === "Neg") { for (let i = 0; i < n; i++) out[i] = -x[i]; }
-  else for (let i = 0; i < n; i++) out[i] = x[i] * x[i];
+  else if (op === "Square") { for (let i = 0; i < n; i++) out[i] = x[i] * x[i]; }
+  else if (op === "Tanh") { for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); }
+  else {
+    // The cpu kernel's formula, branch for branch (so the values are the same bits).
+    const t = SOFTPLUS_THRESHOLD;
+    for (let i = 0; i < n; i++) {
+      const v = x[i], e = Math.exp(v);
+      out[i] = v < t ? e : v > -t ? v : Math.log(1 + e);
+    }
+  }
   return out;
 };
 
@@ -410,6 +424,8 @@ export const elementwiseKernels = (): NativeKernel[] => [
   unaryKernel("Step"),
   unaryKernel("Neg"),
   unaryKernel("Square"),
+  unaryKernel("Tanh"),
+  unaryKernel("Softplus"),
   castKernel(),
   reduceKernel("Sum"),
   reduceKernel("Mean"),

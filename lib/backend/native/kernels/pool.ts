@@ -12,19 +12,32 @@
  *   window size, which differs from the gradient of its own forward at SAME-padded borders.)
  * Geometry comes from `backend_util.computePool2DInfo` (any stride, SAME/VALID/explicit padding).
  * Non-float32 inputs fall back to the cpu kernels.
+ *
+ * Kernels of this project only (no cpu counterpart; `ops/conv.ts` routes max-pool's tangents and
+ * cotangents through them on this backend, `hooks.ts`):
+ * - `MlhfMaxPoolArgMax` {x} → int32 of the output's shape: the flat index into x of the element
+ *   MaxPoolGrad routes each window's cotangent to (the first maximum, NaN never winning, a window
+ *   with no value above −∞ giving its first in-bounds element).
+ * - `MlhfGatherFlat` {x, indices} → float32 shaped like indices: out[o] = x.flat[indices[o]].
+ * - `MlhfScatterAddFlat` {updates, indices}, attr `shape` → float32 of that shape: zeros, then
+ *   out.flat[indices[o]] += updates[o] in increasing o (the adjoint of the gather; with arg-max
+ *   indices the same sums in the same order as MaxPoolGrad).
  * @module
  */
 import { tf } from "../../../_deps.ts";
 import {
   allFloat32,
+  alloc,
   allocF32,
   cpuBackend,
   cpuKernel,
   f32,
   floatKey,
+  i32,
   type KernelArgs,
   keyBits,
   type NativeKernel,
+  sizeOf,
   zerosF32,
 } from "./_util.ts";
 
@@ -164,6 +177,88 @@ export const maxPoolGradValues = (dy: Float32Array, x: Float32Array, g: Info): F
   return dx;
 };
 
+/**
+ * The flat index into x of the element {@link maxPoolGradValues} routes each output's cotangent to:
+ * the same branch-free loop, writing the winning positions out instead of scattering into them.
+ */
+export const maxPoolArgMaxValues = (x: Float32Array, g: Info): Int32Array => {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = g;
+  const top = g.padInfo.top, left = g.padInfo.left;
+  const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
+  const idx = alloc(Int32Array, g.batchSize * OH * OW * C);
+  const best = new Int32Array(C);
+  let o = 0;
+  for (let b = 0; b < g.batchSize; b++) {
+    for (let p = 0; p < OH; p++) {
+      const r = p * SH - top;
+      const h0 = Math.max(0, r), h1 = Math.min(H, r + KH);
+      for (let q = 0; q < OW; q++, o += C) {
+        const cc = q * SW - left;
+        const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
+        if (h0 >= h1 || w0 >= w1) {
+          throw new RangeError("max-pool arg-max: a window lies entirely in the padding");
+        }
+        best.fill(KEY_NEG_INF);
+        const first = ((b * H + h0) * W + w0) * C;
+        for (let c = 0; c < C; c++) idx[o + c] = first + c;
+        for (let ih = h0; ih < h1; ih++) {
+          for (let iw = w0; iw < w1; iw++) {
+            const s = ((b * H + ih) * W + iw) * C;
+            for (let c = 0; c < C; c++) {
+              const v = xi[s + c];
+              let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
+              if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN
+              const m = best[c];
+              const win = (0 - +(k > m)) | 0; // -1 where this element is a new maximum, else 0
+              best[c] = Math.max(m, k);
+              const ps = idx[o + c];
+              idx[o + c] = ps ^ ((ps ^ (s + c)) & win);
+            }
+          }
+        }
+      }
+    }
+  }
+  return idx;
+};
+
+const checkIndices = (bad: number, size: number, what: string) => {
+  if (bad !== 0) throw new RangeError(`${what}: an index is outside [0, ${size})`);
+};
+
+/** out[o] = x[idx[o]] (indices checked: any outside x throws). */
+export const gatherFlatValues = (x: Float32Array, idx: Int32Array): Float32Array => {
+  const n = idx.length, size = x.length;
+  const out = allocF32(n);
+  let bad = 0;
+  for (let o = 0; o < n; o++) {
+    const j = idx[o];
+    bad |= +((j >>> 0) >= size); // also catches negative indices (as large unsigned ones)
+    out[o] = x[j];
+  }
+  checkIndices(bad, size, "MlhfGatherFlat");
+  return out;
+};
+
+/** Zeros of `size`, then out[idx[o]] += u[o] for o = 0, 1, … (the adjoint of the gather). */
+export const scatterAddFlatValues = (
+  u: Float32Array,
+  idx: Int32Array,
+  size: number,
+): Float32Array => {
+  const n = idx.length;
+  const out = zerosF32(size);
+  let bad = 0;
+  for (let o = 0; o < n; o++) {
+    const j = idx[o];
+    bad |= +((j >>> 0) >= size); // (a typed-array write outside its bounds is a no-op)
+    out[j] += u[o];
+  }
+  checkIndices(bad, size, "MlhfScatterAddFlat");
+  return out;
+};
+
 /** Average pooling forward values (mean over the in-bounds part of each window). */
 export const avgPoolValues = (x: Float32Array, g: Info): Float32Array => {
   const { inHeight: H, inWidth: W, inChannels: C } = g;
@@ -233,6 +328,47 @@ export const poolKernels = (): NativeKernel[] => {
       },
     },
     {
+      kernelName: "MlhfMaxPoolArgMax",
+      kernelFunc: (args) => {
+        const { x } = args.inputs;
+        const backend = cpuBackend(args);
+        const g = poolInfo(x.shape, args.attrs);
+        return backend.makeTensorInfo(
+          [...g.outShape],
+          "int32",
+          maxPoolArgMaxValues(f32(backend, x), g),
+        );
+      },
+    },
+    {
+      kernelName: "MlhfGatherFlat",
+      kernelFunc: (args) => {
+        const { x, indices } = args.inputs;
+        const backend = cpuBackend(args);
+        const out = gatherFlatValues(f32(backend, x), i32(backend, indices));
+        return backend.makeTensorInfo([...indices.shape], "float32", out);
+      },
+    },
+    {
+      kernelName: "MlhfScatterAddFlat",
+      kernelFunc: (args) => {
+        const { updates, indices } = args.inputs;
+        if (!tf.util.arraysEqual(updates.shape, indices.shape)) {
+          throw new RangeError(
+            `MlhfScatterAddFlat: updates [${updates.shape}] and indices [${indices.shape}] differ`,
+          );
+        }
+        const backend = cpuBackend(args);
+        const shape = [...(args.attrs as unknown as { shape: number[] }).shape];
+        const out = scatterAddFlatValues(
+          f32(backend, updates),
+          i32(backend, indices),
+          sizeOf(shape),
+        );
+        return backend.makeTensorInfo(shape, "float32", out);
+      },
+    },
+    {
       kernelName: "AvgPoolGrad",
       kernelFunc: (args) => {
         const { dy, input } = args.inputs;
@@ -245,3 +381,52 @@ export const poolKernels = (): NativeKernel[] => {
     },
   ];
 };
+
+/** Runs `MlhfGatherFlat` (active backend: native): out[o] = x.flat[indices[o]]. */
+export const gatherFlat = (x: tf.Tensor, indices: tf.Tensor): tf.Tensor =>
+  tf.engine().runKernel("MlhfGatherFlat", { x, indices }, {}) as tf.Tensor;
+
+/** Runs `MlhfScatterAddFlat` (active backend: native): the adjoint of {@link gatherFlat}. */
+export const scatterAddFlat = (
+  updates: tf.Tensor,
+  indices: tf.Tensor,
+  shape: readonly number[],
+): tf.Tensor =>
+  tf.engine().runKernel("MlhfScatterAddFlat", { updates, indices }, {
+    shape: [...shape],
+  } as unknown as tf.NamedAttrMap) as tf.Tensor;
+
+/**
+ * The gradients of the index kernels, exact in any order: the gather and the scatter-add are linear
+ * in their float input and each other's adjoint; nothing flows to the indices (float32 zeros, which
+ * TF.js's tape requires), and the arg-max is piecewise constant (zero gradient, as `tf.argMax`).
+ */
+export const poolIndexGradients = (): tf.GradConfig[] => [
+  {
+    kernelName: "MlhfMaxPoolArgMax",
+    inputsToSave: ["x"],
+    gradFunc: (_dy, saved) => ({ x: () => tf.zerosLike(saved[0]) }),
+  },
+  {
+    kernelName: "MlhfGatherFlat",
+    inputsToSave: ["x", "indices"],
+    gradFunc: (dy, saved) => {
+      const [x, indices] = saved;
+      return {
+        x: () => scatterAddFlat(dy as tf.Tensor, indices, x.shape),
+        indices: () => tf.zeros(indices.shape),
+      };
+    },
+  },
+  {
+    kernelName: "MlhfScatterAddFlat",
+    inputsToSave: ["indices"],
+    gradFunc: (dy, saved) => {
+      const [indices] = saved;
+      return {
+        updates: () => gatherFlat(dy as tf.Tensor, indices),
+        indices: () => tf.zeros(indices.shape),
+      };
+    },
+  },
+];

@@ -139,6 +139,13 @@ export const packValues = (
 ): void => {
   const outer = sizeOf(shape.slice(0, axis)), inner = sizeOf(shape.slice(axis));
   const n = xs.length;
+  if (inner === 1) { // stacking vectors as columns (the meta-networks' inputs): strided stores
+    for (let k = 0; k < n; k++) {
+      const x = xs[k];
+      for (let o = 0, d = k; o < outer; o++, d += n) out[d] = x[o];
+    }
+    return;
+  }
   for (let k = 0; k < n; k++) {
     const x = xs[k];
     for (let o = 0; o < outer; o++) {

@@ -1,0 +1,302 @@
+/**
+ * The native LSTM kernels' row pass on several threads. Its cost is the cells' activations (the
+ * exp-based loops of `lstm_rows.ts` `cellRows`: ≈ 0.5 s per pass at N = 1.76 M coordinates, the
+ * CUDA-convnet, on one thread); its GEMMs are tiny. So, a chunk of rows and a layer at a time, the
+ * calling thread computes the gate pre-activations (BLAS, on this thread only) into shared memory,
+ * then it and up to `threads − 1` row workers (`lstm_worker.ts`, `node:worker_threads`) each run
+ * the cells of a share of the chunk, written straight into one output on a SharedArrayBuffer.
+ *
+ * - Values equal the one-thread pass (`lstmRowsOneThread`) bit for bit.
+ * - BLAS is never called off the calling thread: measured here, OpenBLAS (0.3.21, pthreads) calls
+ *   from a worker thread left the GEMMs of later G·v products up to 2× slower.
+ * - Threads: `MLHF_THREADS` when set (1 turns this off), else the machine's cores, at most
+ *   {@link MAX_THREADS}. Calls under {@link THREADED_MIN_ROWS} rows use one thread.
+ * - The workers start on the first large call (a handshake); when they cannot (no worker support,
+ *   a module loaded over the network) the pass runs on one thread and {@link rowThreadsStatus}
+ *   says why. A failed share is redone on the calling thread and the workers are stopped. Workers
+ *   are unref'd: they never keep a process alive.
+ * @module
+ */
+import { Worker } from "node:worker_threads";
+import type { Blas } from "./blas.ts";
+import {
+  BLOCK,
+  type CellJob,
+  cellRows,
+  G,
+  gateRows,
+  type Head,
+  type LayerData,
+  lstmRowsOneThread,
+  packedLength,
+  stateOffset,
+  U,
+} from "./lstm_rows.ts";
+
+/** Rows under which a call runs on the calling thread only (a share must be worth a message). */
+export const THREADED_MIN_ROWS = 16 * BLOCK;
+/** Rows per chunk: gates of a chunk, then its cells shared out (8 MiB of pre-activations). */
+export const CHUNK_ROWS = 64 * BLOCK;
+/** Most threads used (the calling one included). */
+export const MAX_THREADS = 8;
+/** How long the first call waits for the workers to start. */
+const HANDSHAKE_MS = 30_000;
+/** How long a share may take before the calling thread gives up on it and redoes it. */
+const SHARE_MS = 600_000;
+
+interface RowWorker {
+  readonly worker: Worker;
+  /** [answer (0 pending, 1 done, 2 failed), error text length], then the text's UTF-8 bytes. */
+  readonly flag: Int32Array;
+}
+
+/** Bytes of a worker's error text kept in its flag buffer. */
+export const ERROR_TEXT_BYTES = 1024;
+
+/** The flag buffer of a worker: two int32s, then room for its error text. */
+const flagBuffer = (): Int32Array =>
+  new Int32Array(new SharedArrayBuffer(8 + ERROR_TEXT_BYTES), 0, 2);
+
+/** The error text a worker wrote next to its flag. */
+const errorText = (flag: Int32Array): string =>
+  new TextDecoder().decode(
+    new Uint8Array(flag.buffer, 8, Math.min(Atomics.load(flag, 1), ERROR_TEXT_BYTES)).slice(),
+  );
+
+/** Writes an error text next to a flag (the worker's side), cut to fit. */
+export const writeErrorText = (flag: Int32Array, text: string): void => {
+  const bytes = new TextEncoder().encode(text).subarray(0, ERROR_TEXT_BYTES);
+  new Uint8Array(flag.buffer, 8, ERROR_TEXT_BYTES).set(bytes);
+  Atomics.store(flag, 1, bytes.length);
+};
+
+let workers: RowWorker[] | null = null;
+let status = "not started";
+
+/** Threads wanted: `MLHF_THREADS` if set and valid, else the cores, capped at MAX_THREADS. */
+export const threadsWanted = (): number => {
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("MLHF_THREADS");
+  } catch {
+    env = undefined; // no env permission: use the default
+  }
+  const cores = (globalThis.navigator as { hardwareConcurrency?: number } | undefined)
+    ?.hardwareConcurrency ?? 1;
+  const n = env !== undefined && /^\d+$/.test(env.trim()) ? Number(env) : cores;
+  return Math.max(1, Math.min(MAX_THREADS, n));
+};
+
+/** Why the row pass runs on the threads it does (for reports and tests). */
+export const rowThreadsStatus = (): string => status;
+
+/** Stops the workers (the next large call starts them again). */
+export const stopRowWorkers = (): void => {
+  for (const w of workers ?? []) void w.worker.terminate();
+  workers = null;
+  status = "stopped";
+};
+
+/** Waits for a worker's answer: "ok", "failed" (it reported an error) or "timed out". */
+const wait = (w: RowWorker, ms: number): "ok" | "failed" | "timed out" =>
+  Atomics.wait(w.flag, 0, 0, ms) === "timed-out"
+    ? "timed out"
+    : Atomics.load(w.flag, 0) === 1
+    ? "ok"
+    : "failed";
+
+/** Where the worker module is (tests point it elsewhere to exercise a failed start). */
+let workerUrl = new URL("./lstm_worker.ts", import.meta.url);
+/** Sets the worker module's URL and stops the workers (for tests); returns the previous one. */
+export const setRowWorkerUrl = (url: URL): URL => {
+  const prev = workerUrl;
+  workerUrl = url;
+  stopRowWorkers();
+  return prev;
+};
+
+const startWorkers = (count: number): RowWorker[] => {
+  if (workerUrl.protocol !== "file:") {
+    status = "one thread: the module was not loaded from a file (workers need a local module)";
+    return [];
+  }
+  const started: RowWorker[] = [];
+  try {
+    for (let k = 0; k < count; k++) {
+      const worker = new Worker(workerUrl);
+      worker.unref();
+      const w: RowWorker = { worker, flag: flagBuffer() };
+      started.push(w);
+      worker.postMessage({ kind: "ping", flag: w.flag });
+    }
+    for (const w of started) {
+      const answer = wait(w, HANDSHAKE_MS);
+      if (answer === "timed out") {
+        throw new Error(
+          `a row worker (${workerUrl.href}) did not start in ${HANDSHAKE_MS / 1000} s`,
+        );
+      }
+      if (answer === "failed") {
+        throw new Error(`a row worker failed to start: ${errorText(w.flag)}`);
+      }
+    }
+  } catch (e) {
+    for (const w of started) void w.worker.terminate();
+    status = `one thread: ${String((e as Error)?.message ?? e)}`;
+    return [];
+  }
+  status = `${count + 1} threads`;
+  return started;
+};
+
+/** The workers for a call, started on first use; [] when the pass runs on one thread. */
+const rowWorkers = (): RowWorker[] => {
+  const want = threadsWanted() - 1;
+  if (want <= 0) {
+    status = "one thread (MLHF_THREADS or the machine's cores)";
+    return [];
+  }
+  if (workers === null) workers = startWorkers(want);
+  return workers;
+};
+
+/**
+ * A shared Float32Array as it crosses to a worker: a one-byte view of its buffer plus where it
+ * lies. (Deno's `node:worker_threads` serializes a typed array element by element even when its
+ * buffer is shared — measured 1.2 s for 7 M floats — while the buffer itself is shared as it should
+ * be; so only a 1-byte view travels and the worker rebuilds the array on the same memory.)
+ */
+export interface SharedRef {
+  readonly buffer: Uint8Array;
+  readonly byteOffset: number;
+  readonly length: number;
+}
+const ref = (a: Float32Array): SharedRef => ({
+  buffer: new Uint8Array(a.buffer, 0, 1),
+  byteOffset: a.byteOffset,
+  length: a.length,
+});
+const deref = (r: SharedRef): Float32Array =>
+  new Float32Array(r.buffer.buffer, r.byteOffset, r.length);
+
+/** A {@link CellJob} as sent to a worker: arrays as {@link SharedRef}s, the head as numbers. */
+export interface CellMessage {
+  readonly n: number;
+  readonly l: number;
+  readonly layers: number;
+  readonly first: number;
+  readonly m: number;
+  readonly pre: SharedRef;
+  readonly c: SharedRef;
+  readonly head?: { readonly w: number[]; readonly b: number };
+  readonly out: SharedRef;
+}
+
+/** The job a {@link CellMessage} describes (on the worker's side). */
+export const cellJob = (msg: CellMessage): CellJob => ({
+  ...msg,
+  pre: deref(msg.pre),
+  c: deref(msg.c),
+  head: msg.head && { w: Float32Array.from(msg.head.w), b: msg.head.b },
+  out: deref(msg.out),
+});
+
+/** Shared scratch kept between calls: a chunk's pre-activations and its copied c rows. */
+let scratch: { pre: Float32Array; c: Float32Array } | null = null;
+const sharedScratch = () =>
+  scratch ??= {
+    pre: new Float32Array(new SharedArrayBuffer(4 * CHUNK_ROWS * G)),
+    c: new Float32Array(new SharedArrayBuffer(4 * CHUNK_ROWS * U)),
+  };
+
+/**
+ * The packed output of the row pass over all `n` rows of `x` ([n, inW]) with the state rows of
+ * `layers`, on as many threads as are available (see the module doc).
+ */
+export const runLstmRows = (
+  blas: Blas,
+  n: number,
+  x: Float32Array,
+  inW: number,
+  layers: readonly LayerData[],
+  head?: Head,
+): Float32Array => {
+  let pool = n >= THREADED_MIN_ROWS ? rowWorkers() : [];
+  if (pool.length === 0) return lstmRowsOneThread(blas.sgemm, n, x, inW, layers, head);
+  const hasHead = head !== undefined, nU = n * U, L = layers.length;
+  const out = new Float32Array(new SharedArrayBuffer(4 * packedLength(n, L, hasHead)));
+  const { pre, c: cCopy } = sharedScratch();
+  const headMsg = head && { w: Array.from(head.w), b: head.b };
+  for (let r0 = 0; r0 < n; r0 += CHUNK_ROWS) {
+    const m = Math.min(CHUNK_ROWS, n - r0);
+    layers.forEach((ly, l) => {
+      const per = Math.ceil(m / (pool.length + 1)); // the calling thread's rows come first
+      const input = l === 0
+        ? x.subarray(r0 * inW)
+        : out.subarray(stateOffset(n, l - 1, hasHead) + nU + r0 * U);
+      gateRows(blas.sgemm, pre, input, l === 0 ? inW : U, ly.h.subarray(r0 * U), ly, m);
+      const sent: Array<{ w: RowWorker; job: CellJob }> = [];
+      pool.forEach((w, k) => {
+        const s0 = (k + 1) * per, sm = Math.min(per, m - s0);
+        if (sm <= 0) return;
+        let c = ly.c.subarray((r0 + s0) * U, (r0 + s0 + sm) * U);
+        if (!(c.buffer instanceof SharedArrayBuffer)) {
+          c = cCopy.subarray(s0 * U, (s0 + sm) * U);
+          c.set(ly.c.subarray((r0 + s0) * U, (r0 + s0 + sm) * U));
+        }
+        const job: CellJob = {
+          n,
+          l,
+          layers: L,
+          first: r0 + s0,
+          m: sm,
+          pre: pre.subarray(s0 * G, (s0 + sm) * G),
+          c,
+          head,
+          out,
+        };
+        const msg: CellMessage = {
+          n,
+          l,
+          layers: L,
+          first: r0 + s0,
+          m: sm,
+          pre: ref(job.pre),
+          c: ref(c),
+          head: headMsg,
+          out: ref(out),
+        };
+        Atomics.store(w.flag, 0, 0);
+        Atomics.store(w.flag, 1, 0);
+        w.worker.postMessage({ kind: "cells", msg, flag: w.flag });
+        sent.push({ w, job });
+      });
+      cellRows({
+        n,
+        l,
+        layers: L,
+        first: r0,
+        m: Math.min(per, m),
+        pre,
+        c: ly.c.subarray(r0 * U),
+        head,
+        out,
+      });
+      let failed = "";
+      for (const { w, job } of sent) {
+        const answer = wait(w, SHARE_MS);
+        if (answer === "ok") continue;
+        failed ||= answer === "failed"
+          ? errorText(w.flag)
+          : `a share did not finish in ${SHARE_MS / 1000} s`;
+        cellRows(job); // redo it here (same values)
+      }
+      if (failed) { // the rest of the call and later calls run on this thread
+        stopRowWorkers();
+        workers = pool = [];
+        status = `one thread: a row worker failed (${failed})`;
+      }
+    });
+  }
+  return out;
+};

@@ -1,0 +1,153 @@
+/**
+ * The LSTM row pass on several threads (`lstm_threads.ts`): bit-identical to the one-thread pass
+ * (`lstm_rows.ts`; `lstm_test.ts` checks that against the op composition), for inputs on plain and
+ * on shared memory, row counts that do and do not fill the last chunk or block, with
+ * and without the head; a worker that fails its shares leaves the call and later ones on one thread,
+ * with the reason, and the same values; the fused network step through TF.js equals the
+ * composition at a size that runs threaded.
+ * @module
+ */
+import { tf } from "../../_deps.ts";
+import { assert } from "../../../tests/_util/deps.ts";
+import { assertAllClose } from "../../../tests/_util/numeric.ts";
+import { lstmNetStepComposed, type LstmNetWeights } from "../../meta/lstm.ts";
+import { loadBlas } from "./blas.ts";
+import { nativeLstmNetStep } from "./lstm.ts";
+import { type LayerData, lstmRowsOneThread, U } from "./lstm_rows.ts";
+import {
+  CHUNK_ROWS,
+  rowThreadsStatus,
+  runLstmRows,
+  setRowWorkerUrl,
+  stopRowWorkers,
+  THREADED_MIN_ROWS,
+  threadsWanted,
+} from "./lstm_threads.ts";
+import { nativeAvailable, randArray, runOn, testName } from "./_test_util.ts";
+
+const ignore = !nativeAvailable;
+const threaded = threadsWanted() > 1;
+
+const onShared = (a: Float32Array): Float32Array => {
+  const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
+  s.set(a);
+  return s;
+};
+
+const inputs = (n: number, inW: number, seed: number, shared: boolean) => {
+  const f = shared ? onShared : (a: Float32Array) => a;
+  const layers: LayerData[] = [0, 1].map((l) => ({
+    w: randArray(((l === 0 ? inW : U) + U) * 4 * U, seed + 10 * l).map((v) => 2 * v),
+    b: randArray(4 * U, seed + 10 * l + 1),
+    c: f(randArray(n * U, seed + 10 * l + 2).map((v) => 3 * v)),
+    h: f(randArray(n * U, seed + 10 * l + 3)),
+  }));
+  return { x: f(randArray(n * inW, seed + 99).map((v) => 4 * v)), layers };
+};
+
+const firstDifference = (a: Float32Array, b: Float32Array): number => {
+  if (a.length !== b.length) return -2;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+};
+
+Deno.test({
+  name: testName("the threaded LSTM row pass equals the one-thread pass bit for bit"),
+  ignore,
+  // The workers are unref'd and outlive single tests by design; each test stops them at its end.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () => {
+    const r = loadBlas();
+    if (!r.ok) throw new Error(r.reason);
+    try {
+      const cases = [
+        { n: THREADED_MIN_ROWS + 777, inW: 3, shared: false, head: true },
+        { n: CHUNK_ROWS + 3 * THREADED_MIN_ROWS, inW: 3, shared: true, head: true },
+        { n: THREADED_MIN_ROWS + 1, inW: 4, shared: true, head: false },
+      ];
+      for (const [k, cs] of cases.entries()) {
+        const { x, layers } = inputs(cs.n, cs.inW, 7 + k, cs.shared);
+        const head = cs.head ? { w: randArray(U, 50 + k), b: 0.25 } : undefined;
+        const want = lstmRowsOneThread(r.blas.sgemm, cs.n, x, cs.inW, layers, head);
+        const got = runLstmRows(r.blas, cs.n, x, cs.inW, layers, head);
+        const at = firstDifference(got, want);
+        assert.equal(at, -1, `case ${k}: first difference at ${at} (${rowThreadsStatus()})`);
+        if (threaded) assert.equal(rowThreadsStatus(), `${threadsWanted()} threads`);
+      }
+    } finally {
+      stopRowWorkers();
+    }
+  },
+});
+
+Deno.test({
+  name: testName("a row worker that fails its shares: the call is redone here, later calls too"),
+  ignore: ignore || !threaded,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () => {
+    const r = loadBlas();
+    if (!r.ok) throw new Error(r.reason);
+    const prev = setRowWorkerUrl(new URL("./testdata/failing_row_worker.ts", import.meta.url));
+    try {
+      for (const n of [CHUNK_ROWS + THREADED_MIN_ROWS + 5, THREADED_MIN_ROWS]) {
+        const { x, layers } = inputs(n, 3, 3, false);
+        const head = { w: randArray(U, 4), b: -0.5 };
+        const got = runLstmRows(r.blas, n, x, 3, layers, head);
+        assert.equal(
+          rowThreadsStatus(),
+          "one thread: a row worker failed (planted failure)",
+          `status after n=${n}`,
+        );
+        const want = lstmRowsOneThread(r.blas.sgemm, n, x, 3, layers, head);
+        assert.equal(firstDifference(got, want), -1, `n=${n}`);
+      }
+    } finally {
+      setRowWorkerUrl(prev);
+    }
+  },
+});
+
+Deno.test({
+  name: testName("the fused network step equals the composition at a threaded size"),
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const n = THREADED_MIN_ROWS + 300, inW = 3;
+    const run = (which: "fused" | "composed") =>
+      runOn("native", () => {
+        const w: LstmNetWeights = {
+          layers: [0, 1].map((l) => ({
+            kernel: tf.tensor2d(randArray(((l ? U : inW) + U) * 16, 3 + l), [
+              (l ? U : inW) + U,
+              16,
+            ]),
+            bias: tf.tensor1d(randArray(16, 5 + l)),
+          })),
+          head: { kernel: tf.tensor2d(randArray(U, 8), [U, 1]), bias: tf.tensor1d([0.1]) },
+        };
+        const state = {
+          c: [0, 1].map((l) => tf.tensor2d(randArray(n * U, 20 + l), [n, U])),
+          h: [0, 1].map((l) => tf.tensor2d(randArray(n * U, 30 + l), [n, U])),
+        };
+        const x = tf.tensor2d(randArray(n * inW, 40), [n, inW]);
+        const s = which === "fused"
+          ? nativeLstmNetStep(w, state, x)
+          : lstmNetStepComposed(w, state, x);
+        if (!s) throw new Error("the fused step is inactive on native");
+        return [s.out, ...s.state.c, ...s.state.h];
+      });
+    try {
+      const fused = await run("fused");
+      if (threaded) assert.equal(rowThreadsStatus(), `${threadsWanted()} threads`);
+      const composed = await run("composed");
+      fused.forEach((v, i) =>
+        assertAllClose(v, composed[i], { rtol: 1e-5, atol: 1e-5 }, `out ${i}`)
+      );
+    } finally {
+      stopRowWorkers();
+    }
+  },
+});
