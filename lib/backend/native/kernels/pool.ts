@@ -134,59 +134,17 @@ export const maxPoolValues = (x: Float32Array, g: Info): Float32Array => {
   return y;
 };
 
-/** Max pooling gradient: dy routed to the first maximum of each window (branch-free select). */
-export const maxPoolGradValues = (dy: Float32Array, x: Float32Array, g: Info): Float32Array => {
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = g;
-  const top = g.padInfo.top, left = g.padInfo.left;
-  const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
-  const dx = zerosF32(g.batchSize * H * W * C);
-  const best = new Int32Array(C);
-  const pos = new Int32Array(C);
-  let o = 0;
-  for (let b = 0; b < g.batchSize; b++) {
-    for (let p = 0; p < OH; p++) {
-      const r = p * SH - top;
-      const h0 = Math.max(0, r), h1 = Math.min(H, r + KH);
-      for (let q = 0; q < OW; q++, o += C) {
-        const cc = q * SW - left;
-        const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
-        if (h0 >= h1 || w0 >= w1) continue;
-        best.fill(KEY_NEG_INF);
-        const first = ((b * H + h0) * W + w0) * C;
-        for (let c = 0; c < C; c++) pos[c] = first + c;
-        for (let ih = h0; ih < h1; ih++) {
-          for (let iw = w0; iw < w1; iw++) {
-            const s = ((b * H + ih) * W + iw) * C;
-            for (let c = 0; c < C; c++) {
-              const v = xi[s + c];
-              let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
-              if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN
-              const m = best[c];
-              const win = (0 - +(k > m)) | 0; // -1 where this element is a new maximum, else 0
-              best[c] = Math.max(m, k);
-              const ps = pos[c];
-              pos[c] = ps ^ ((ps ^ (s + c)) & win);
-            }
-          }
-        }
-        for (let c = 0; c < C; c++) dx[pos[c]] += dy[o + c];
-      }
-    }
-  }
-  return dx;
-};
-
 /**
- * The flat index into x of the element {@link maxPoolGradValues} routes each output's cotangent to:
- * the same branch-free loop, writing the winning positions out instead of scattering into them.
+ * Into `idx` (the output's length): the flat index into x of each window's first maximum (row-major
+ * window order; NaN never wins; a window with nothing above −∞ gives its first in-bounds element),
+ * by a branch-free select on order-preserving keys. A window entirely in the padding gets −1, or
+ * throws when `emptyThrows`.
  */
-export const maxPoolArgMaxValues = (x: Float32Array, g: Info): Int32Array => {
+const firstMaxPositions = (x: Float32Array, g: Info, idx: Int32Array, emptyThrows: boolean) => {
   const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
   const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = g;
   const top = g.padInfo.top, left = g.padInfo.left;
   const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
-  const idx = alloc(Int32Array, g.batchSize * OH * OW * C);
   const best = new Int32Array(C);
   let o = 0;
   for (let b = 0; b < g.batchSize; b++) {
@@ -197,7 +155,11 @@ export const maxPoolArgMaxValues = (x: Float32Array, g: Info): Int32Array => {
         const cc = q * SW - left;
         const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
         if (h0 >= h1 || w0 >= w1) {
-          throw new RangeError("max-pool arg-max: a window lies entirely in the padding");
+          if (emptyThrows) {
+            throw new RangeError("max-pool arg-max: a window lies entirely in the padding");
+          }
+          idx.fill(-1, o, o + C);
+          continue;
         }
         best.fill(KEY_NEG_INF);
         const first = ((b * H + h0) * W + w0) * C;
@@ -220,6 +182,34 @@ export const maxPoolArgMaxValues = (x: Float32Array, g: Info): Int32Array => {
       }
     }
   }
+};
+
+let gradPositions = new Int32Array(0);
+
+/**
+ * Max pooling gradient: zeros, then each dy added at its window's first maximum
+ * ({@link firstMaxPositions}), in output order; windows entirely in the padding send nothing.
+ */
+export const maxPoolGradValues = (dy: Float32Array, x: Float32Array, g: Info): Float32Array => {
+  const n = g.batchSize * g.outHeight * g.outWidth * g.inChannels;
+  if (gradPositions.length < n) gradPositions = new Int32Array(n);
+  const idx = gradPositions.subarray(0, n);
+  firstMaxPositions(x, g, idx, false);
+  const dx = zerosF32(g.batchSize * g.inHeight * g.inWidth * g.inChannels);
+  for (let o = 0; o < n; o++) {
+    const j = idx[o];
+    if (j >= 0) dx[j] += dy[o];
+  }
+  return dx;
+};
+
+/**
+ * The flat index into x of the element {@link maxPoolGradValues} routes each output's cotangent to
+ * (a window entirely in the padding throws: it routes nowhere).
+ */
+export const maxPoolArgMaxValues = (x: Float32Array, g: Info): Int32Array => {
+  const idx = alloc(Int32Array, g.batchSize * g.outHeight * g.outWidth * g.inChannels);
+  firstMaxPositions(x, g, idx, true);
   return idx;
 };
 
