@@ -7,8 +7,9 @@
  * the cells of a share of the chunk, written straight into one output on a SharedArrayBuffer.
  *
  * - Values equal the one-thread pass (`lstmRowsOneThread`) bit for bit.
- * - BLAS is never called off the calling thread: measured here, OpenBLAS (0.3.21, pthreads) calls
- *   from a worker thread left the GEMMs of later G·v products up to 2× slower.
+ * - BLAS is never called off the calling thread: the workers need no FFI and never contend with
+ *   OpenBLAS's own threads (with BLAS in a worker, G·v products that followed ran up to 2× slower
+ *   in 5 of 10 steps, against 1 of 10 without: a hint on a noisy machine).
  * - Threads: `MLHF_THREADS` when set (1 turns this off), else the machine's cores, at most
  *   {@link MAX_THREADS}. Calls under {@link THREADED_MIN_ROWS} rows use one thread.
  * - The workers start on the first large call (a handshake); when they cannot (no worker support,
