@@ -45,36 +45,51 @@ const median = (xs: number[]): number => {
 export const measure = async (
   name: string,
   fn: () => tf.TensorContainer,
-  { runs, warmup }: Pick<BenchOptions, "runs" | "warmup">,
+  opts: Pick<BenchOptions, "runs" | "warmup">,
   note?: string,
 ): Promise<BenchRow> => {
-  const once = async (): Promise<number> => {
-    const t0 = performance.now();
-    const out = tf.tidy(fn);
-    const ts: tf.Tensor[] = [];
-    const collect = (c: tf.TensorContainer): void => {
-      if (c instanceof tf.Tensor) ts.push(c);
-      else if (Array.isArray(c)) c.forEach(collect);
-      else if (c && typeof c === "object") Object.values(c).forEach(collect);
-    };
-    collect(out);
-    await Promise.all(ts.map((t) => t.data()));
-    const dt = performance.now() - t0;
-    ts.forEach((t) => t.dispose());
-    return dt;
+  const [row] = await measureInterleaved([[name, fn]], opts);
+  return note ? { ...row, note } : row;
+};
+
+/** One timed run of `fn`: tidied, its result read back, then disposed. */
+const timeOnce = async (fn: () => tf.TensorContainer): Promise<number> => {
+  const t0 = performance.now();
+  const out = tf.tidy(fn);
+  const ts: tf.Tensor[] = [];
+  const collect = (c: tf.TensorContainer): void => {
+    if (c instanceof tf.Tensor) ts.push(c);
+    else if (Array.isArray(c)) c.forEach(collect);
+    else if (c && typeof c === "object") Object.values(c).forEach(collect);
   };
-  for (let i = 0; i < warmup; i++) await once();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once());
-  return {
+  collect(out);
+  await Promise.all(ts.map((t) => t.data()));
+  const dt = performance.now() - t0;
+  ts.forEach((t) => t.dispose());
+  return dt;
+};
+
+/**
+ * Times several functions in alternation (a, b, a, b, …; `warmup` untimed rounds first), so that a
+ * slow phase of a shared machine hits all of them alike and their ratios stay meaningful.
+ */
+export const measureInterleaved = async (
+  fns: ReadonlyArray<readonly [string, () => tf.TensorContainer]>,
+  { runs, warmup }: Pick<BenchOptions, "runs" | "warmup">,
+): Promise<BenchRow[]> => {
+  for (let i = 0; i < warmup; i++) for (const [, fn] of fns) await timeOnce(fn);
+  const times: number[][] = fns.map(() => []);
+  for (let i = 0; i < runs; i++) {
+    for (const [k, [, fn]] of fns.entries()) times[k].push(await timeOnce(fn));
+  }
+  return fns.map(([name], k) => ({
     name,
     backend: tf.getBackend(),
-    medianMs: median(times),
-    minMs: Math.min(...times),
-    maxMs: Math.max(...times),
+    medianMs: median(times[k]),
+    minMs: Math.min(...times[k]),
+    maxMs: Math.max(...times[k]),
     runs,
-    ...(note ? { note } : {}),
-  };
+  }));
 };
 
 /** A plain-text table of rows. */
