@@ -193,6 +193,15 @@ export interface CellMessage {
   readonly out: SharedRef;
 }
 
+/** A job as a {@link CellMessage} (its arrays must lie on SharedArrayBuffers). */
+const cellMessage = (job: CellJob): CellMessage => ({
+  ...job,
+  pre: ref(job.pre),
+  c: ref(job.c),
+  head: job.head && { w: Array.from(job.head.w), b: job.head.b },
+  out: ref(job.out),
+});
+
 /** The job a {@link CellMessage} describes (on the worker's side). */
 export const cellJob = (msg: CellMessage): CellJob => ({
   ...msg,
@@ -227,7 +236,6 @@ export const runLstmRows = (
   const hasHead = head !== undefined, nU = n * U, L = layers.length;
   const out = new Float32Array(new SharedArrayBuffer(4 * packedLength(n, L, hasHead)));
   const { pre, c: cCopy } = sharedScratch();
-  const headMsg = head && { w: Array.from(head.w), b: head.b };
   for (let r0 = 0; r0 < n; r0 += CHUNK_ROWS) {
     const m = Math.min(CHUNK_ROWS, n - r0);
     layers.forEach((ly, l) => {
@@ -256,20 +264,9 @@ export const runLstmRows = (
           head,
           out,
         };
-        const msg: CellMessage = {
-          n,
-          l,
-          layers: L,
-          first: r0 + s0,
-          m: sm,
-          pre: ref(job.pre),
-          c: ref(c),
-          head: headMsg,
-          out: ref(out),
-        };
         Atomics.store(w.flag, 0, 0);
         Atomics.store(w.flag, 1, 0);
-        w.worker.postMessage({ kind: "cells", msg, flag: w.flag });
+        w.worker.postMessage({ kind: "cells", msg: cellMessage(job), flag: w.flag });
         sent.push({ w, job });
       });
       cellRows({

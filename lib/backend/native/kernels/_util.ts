@@ -59,21 +59,25 @@ export const cpuBackend = (args: KernelArgs): CpuBackendLike => args.backend as 
 export const allFloat32 = (...ts: Array<tf.TensorInfo | undefined>): boolean =>
   ts.every((t) => t === undefined || t.dtype === "float32");
 
-/** The values of a float32 tensor as a Float32Array, without a copy when they already are one. */
-export const f32 = (backend: CpuBackendLike, t: tf.TensorInfo): Float32Array => {
+/** A tensor's values as an array of `ctor`'s type, without a copy when they already are one. */
+const valuesAs = <C extends Float32ArrayConstructor | Int32ArrayConstructor>(
+  ctor: C,
+  backend: CpuBackendLike,
+  t: tf.TensorInfo,
+): InstanceType<C> => {
   const v = backend.data.get(t.dataId).values;
-  if (v instanceof Float32Array) return v;
+  if (v instanceof ctor) return v as InstanceType<C>;
   if (v == null) throw new Error(`native backend: tensor ${t.shape} has no values on this backend`);
-  return Float32Array.from(v as ArrayLike<number>);
+  return ctor.from(v as ArrayLike<number>) as InstanceType<C>;
 };
 
+/** The values of a float32 tensor as a Float32Array, without a copy when they already are one. */
+export const f32 = (backend: CpuBackendLike, t: tf.TensorInfo): Float32Array =>
+  valuesAs(Float32Array, backend, t);
+
 /** The values of an int32 tensor as an Int32Array, without a copy when they already are one. */
-export const i32 = (backend: CpuBackendLike, t: tf.TensorInfo): Int32Array => {
-  const v = backend.data.get(t.dataId).values;
-  if (v instanceof Int32Array) return v;
-  if (v == null) throw new Error(`native backend: tensor ${t.shape} has no values on this backend`);
-  return Int32Array.from(v as ArrayLike<number>);
-};
+export const i32 = (backend: CpuBackendLike, t: tf.TensorInfo): Int32Array =>
+  valuesAs(Int32Array, backend, t);
 
 /** Number of elements of a shape. */
 export const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

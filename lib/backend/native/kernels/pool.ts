@@ -37,6 +37,7 @@ import {
   type KernelArgs,
   keyBits,
   type NativeKernel,
+  scratch,
   sizeOf,
   zerosF32,
 } from "./_util.ts";
@@ -184,16 +185,14 @@ const firstMaxPositions = (x: Float32Array, g: Info, idx: Int32Array, emptyThrow
   }
 };
 
-let gradPositions = new Int32Array(0);
-
 /**
  * Max pooling gradient: zeros, then each dy added at its window's first maximum
  * ({@link firstMaxPositions}), in output order; windows entirely in the padding send nothing.
  */
 export const maxPoolGradValues = (dy: Float32Array, x: Float32Array, g: Info): Float32Array => {
   const n = g.batchSize * g.outHeight * g.outWidth * g.inChannels;
-  if (gradPositions.length < n) gradPositions = new Int32Array(n);
-  const idx = gradPositions.subarray(0, n);
+  const buf = scratch(n); // the shared scratch floats, as int32 positions
+  const idx = new Int32Array(buf.buffer, buf.byteOffset, n);
   firstMaxPositions(x, g, idx, false);
   const dx = zerosF32(g.batchSize * g.inHeight * g.inWidth * g.inChannels);
   for (let o = 0; o < n; o++) {
