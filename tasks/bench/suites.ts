@@ -6,6 +6,7 @@ import { modelsSuite } from "./models.ts";
 import { kfacSuite } from "./kfac.ts";
 import { optimSuite } from "./optim.ts";
 import { metaSuite } from "./meta.ts";
+import { mlhfNativeSuite } from "./mlhf_native.ts";
 
 export const SUITES: readonly BenchSuite[] = [
   coreSuite,
@@ -13,5 +14,6 @@ export const SUITES: readonly BenchSuite[] = [
   modelsSuite,
   optimSuite,
   metaSuite,
+  mlhfNativeSuite,
   kfacSuite,
 ];

@@ -2,8 +2,9 @@
  * The coordinatewise LSTM meta-networks (`lib/meta/lstm.ts`) as single-pass native kernels: the
  * op composition runs ~14 element-wise kernels over [N, 4] per layer, each a full pass over memory
  * (≈ 2.3 s for one 2-layer step at N = 1.6 M on this backend); these kernels walk the rows once
- * (≈ 0.5 s on one thread): gate pre-activations by `cblas_sgemm`, activations in JS loops
- * (`lstm_rows.ts`), the activations shared out over threads (`lstm_threads.ts`).
+ * (≈ 0.4 s on one thread, bench row `mlhf-native/LSTM pass`): gate pre-activations by
+ * `cblas_sgemm`, activations in JS loops (`lstm_rows.ts`), shared out over threads
+ * (`lstm_threads.ts`).
  *
  * - `MlhfLstmCell` (inputs `kernel`, `bias`, `x`, `c`, `h`): TF 1.7's LSTMBlockCell with forget
  *   bias 1 (gates [i, ĉ, f, o] = [x, h]·W + b; c′ = σ(i)·tanh(ĉ) + c·σ(f + 1); h′ = tanh(c′)·σ(o)),

@@ -1,15 +1,13 @@
 /**
  * The native LSTM kernels' row pass on several threads. Its cost is the cells' activations (the
- * exp-based loops of `lstm_rows.ts` `cellRows`: ≈ 0.5 s per pass at N = 1.76 M coordinates, the
- * CUDA-convnet, on one thread); its GEMMs are tiny. So, a chunk of rows and a layer at a time, the
- * calling thread computes the gate pre-activations (BLAS, on this thread only) into shared memory,
+ * exp-based loops of `lstm_rows.ts` `cellRows`; bench rows `mlhf-native/LSTM pass`); its GEMMs are
+ * tiny. So, a chunk of rows and a layer at a time, the calling thread computes the gate pre-activations (BLAS, on this thread only) into shared memory,
  * then it and up to `threads − 1` row workers (`lstm_worker.ts`, `node:worker_threads`) each run
  * the cells of a share of the chunk, written straight into one output on a SharedArrayBuffer.
  *
  * - Values equal the one-thread pass (`lstmRowsOneThread`) bit for bit.
  * - BLAS is never called off the calling thread: the workers need no FFI and never contend with
- *   OpenBLAS's own threads (with BLAS in a worker, G·v products that followed ran up to 2× slower
- *   in 5 of 10 steps, against 1 of 10 without: a hint on a noisy machine).
+ *   OpenBLAS's own threads.
  * - Threads: `MLHF_THREADS` when set (1 turns this off), else the machine's cores, at most
  *   {@link MAX_THREADS}. Calls under {@link THREADED_MIN_ROWS} rows use one thread.
  * - The workers start on the first large call (a handshake); when they cannot (no worker support,
@@ -164,7 +162,7 @@ const rowWorkers = (): RowWorker[] => {
 /**
  * A shared Float32Array as it crosses to a worker: a one-byte view of its buffer plus where it
  * lies. (Deno's `node:worker_threads` serializes a typed array element by element even when its
- * buffer is shared — measured 1.2 s for 7 M floats — while the buffer itself is shared as it should
+ * buffer is shared — seconds for millions of floats — while the buffer itself is shared as it should
  * be; so only a 1-byte view travels and the worker rebuilds the array on the same memory.)
  */
 export interface SharedRef {

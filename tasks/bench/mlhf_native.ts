@@ -1,0 +1,107 @@
+/**
+ * Bench suite of the native backend's MLHF-specific paths (rows prefixed `mlhf-native/`, native
+ * only; other backends get no rows): the meta-networks' LSTM row pass at the CUDA-convnet's largest
+ * kind (1 648 512 coordinates, random inputs) on one thread and on all threads (`MLHF_THREADS`);
+ * stacking its three input columns; and max-pool's linearization at the convnet's first pool
+ * ([128, 32, 32, 64], 2×2 stride 2 SAME) as kh·kw masks (every other backend) against arg-max
+ * indices: the residual, J·v and Jᵀ·u.
+ * @module
+ */
+import { tf } from "../../lib/_deps.ts";
+import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness.ts";
+import { loadBlas } from "../../lib/backend/native/blas.ts";
+import { NATIVE_BACKEND } from "../../lib/backend/native/backend.ts";
+import {
+  nativeGather,
+  nativeMaxPoolArgMax,
+  nativeMaxPoolGrad,
+  nativeScatterAdd,
+} from "../../lib/backend/native/hooks.ts";
+import { lstmRowsOneThread, packedLength, U } from "../../lib/backend/native/lstm_rows.ts";
+import { rowThreadsStatus, runLstmRows } from "../../lib/backend/native/lstm_threads.ts";
+import { extractPatches, firstArgMaxMasks, windowGeometry } from "../../ops/_windows.ts";
+import { keyFromSeed, uniform } from "../../lib/prng.ts";
+
+const P = "mlhf-native/";
+
+/** n values uniform in [−1, 1), seeded. */
+const randArray = (n: number, seed: number): Float32Array => uniform(keyFromSeed(seed), n, -1, 1);
+/** Coordinates of the CUDA-convnet's conv-kernel kind (the larger LSTM batch of a step). */
+const ROWS = 1_648_512;
+
+const lstmRows = async (opts: { runs: number; warmup: number }, want: (n: string) => boolean) => {
+  const one = `${P}LSTM pass ${ROWS} rows: one thread`;
+  const all = `${P}LSTM pass ${ROWS} rows: all threads`;
+  const rows: BenchRow[] = [];
+  if (!want(one) && !want(all)) return rows;
+  const r = loadBlas();
+  if (!r.ok) return rows;
+  const x = randArray(ROWS * 3, 1);
+  // The previous step's states as the kernel leaves them (on shared memory when threaded).
+  const prev = new Float32Array(new SharedArrayBuffer(4 * packedLength(ROWS, 2, true)));
+  prev.set(randArray(prev.length, 2));
+  const layers = [0, 1].map((l) => ({
+    w: randArray(((l ? U : 3) + U) * 4 * U, 3 + l),
+    b: randArray(4 * U, 5 + l),
+    c: prev.subarray(ROWS + 2 * l * ROWS * U, ROWS + (2 * l + 1) * ROWS * U),
+    h: prev.subarray(ROWS + (2 * l + 1) * ROWS * U, ROWS + (2 * l + 2) * ROWS * U),
+  }));
+  const head = { w: randArray(U, 7), b: 0.1 };
+  if (want(one)) {
+    rows.push(
+      await measure(one, () => {
+        lstmRowsOneThread(r.blas.sgemm, ROWS, x, 3, layers, head);
+        return [];
+      }, opts),
+    );
+  }
+  if (want(all)) {
+    const m = await measure(all, () => {
+      runLstmRows(r.blas, ROWS, x, 3, layers, head);
+      return [];
+    }, opts);
+    rows.push({ ...m, note: rowThreadsStatus() });
+  }
+  return rows;
+};
+
+const poolRows = async (opts: { runs: number; warmup: number }, want: (n: string) => boolean) => {
+  const rows: BenchRow[] = [];
+  const shape = [128, 32, 32, 64] as const, fs = [2, 2] as const, st = [2, 2] as const;
+  const tag = `${P}max-pool [${shape}] 2x2/2`;
+  const x = tf.tensor4d(randArray(128 * 32 * 32 * 64, 11), [...shape]);
+  const v = tf.tensor4d(randArray(128 * 32 * 32 * 64, 12), [...shape]);
+  const u = tf.tensor4d(randArray(128 * 16 * 16 * 64, 13), [128, 16, 16, 64]);
+  const g = windowGeometry(32, 32, fs, st, "same");
+  const masks = firstArgMaxMasks(x, g);
+  const idx = nativeMaxPoolArgMax(x, fs, st, "same")!;
+  const cases: Array<[string, () => tf.TensorContainer]> = [
+    [`${tag}: residual, masks`, () => firstArgMaxMasks(x, g)],
+    [`${tag}: residual, indices`, () => nativeMaxPoolArgMax(x, fs, st, "same")!],
+    [`${tag}: J·v, masks`, () => tf.addN(extractPatches(v, g).map((p, k) => tf.mul(p, masks[k])))],
+    [`${tag}: J·v, gather`, () => nativeGather(v, idx)!],
+    [`${tag}: Jᵀ·u, MaxPoolGrad`, () => nativeMaxPoolGrad(u, x, fs, st, "same")!],
+    [`${tag}: Jᵀ·u, scatter-add`, () => nativeScatterAdd(u, idx, shape)!],
+  ];
+  try {
+    for (const [name, fn] of cases) if (want(name)) rows.push(await measure(name, fn, opts));
+    const stack = `${P}stack 3 × ${ROWS} as columns`;
+    if (want(stack)) {
+      const cols = [0, 1, 2].map((k) => tf.tensor1d(randArray(ROWS, 20 + k)));
+      rows.push(await measure(stack, () => tf.stack(cols, 1), opts));
+      tf.dispose(cols);
+    }
+  } finally {
+    tf.dispose([x, v, u, idx, ...masks]);
+  }
+  return rows;
+};
+
+export const mlhfNativeSuite: BenchSuite = {
+  name: "mlhf-native",
+  run: async (opts) => {
+    if (tf.getBackend() !== NATIVE_BACKEND) return [];
+    const want = (n: string) => n.includes(opts.filter);
+    return [...(await lstmRows(opts, want)), ...(await poolRows(opts, want))];
+  },
+};
