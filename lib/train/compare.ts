@@ -18,26 +18,31 @@ import {
 } from "./optimizers.ts";
 import type { Problem } from "./problem.ts";
 import { reportMarkdown, reportSvg, resultsTable, type RunSummary } from "./report.ts";
-import { DivergedError, trainRun } from "./run.ts";
+import { DivergedError, type RunOptions, trainRun } from "./run.ts";
+
+/** The run settings every run of a comparison shares, as `trainRun` takes them. */
+type SharedRunSettings = Pick<
+  RunOptions,
+  | "seed"
+  | "batchSize"
+  | "epochs"
+  | "steps"
+  | "shuffleBuffer"
+  | "checkpointEvery"
+  | "evalEvery"
+  | "evalExamples"
+  | "evalBatchSize"
+  | "resume"
+>;
 
 /** Everything a comparison needs. */
-export interface CompareOptions {
+export interface CompareOptions extends SharedRunSettings {
   /** Output directory: the report, and one subdirectory per run. */
   readonly out: string;
   readonly problem: Omit<Problem, "close">;
   readonly optimizers: readonly OptimizerSpec[];
   /** MLHF's meta-weights (required when an optimizer is `mlhf`). */
   readonly meta?: MetaWeightsSource;
-  readonly seed: number;
-  readonly batchSize: number;
-  readonly epochs: number;
-  readonly steps?: number;
-  readonly shuffleBuffer?: number;
-  readonly checkpointEvery?: number;
-  readonly evalEvery?: number;
-  readonly evalExamples?: number;
-  readonly evalBatchSize?: number;
-  readonly resume?: boolean;
   /** For the report: the exact command and the backend line. */
   readonly command: string;
   readonly backend: string;
