@@ -15,7 +15,7 @@ export { tf } from "./lib/_deps.ts";
 export * from "./lib/backend/select.ts";
 export * from "./lib/tree.ts";
 export * as prng from "./lib/prng.ts";
-export { PARAM_KINDS, type ParamKind } from "./lib/meta/param_kinds.ts";
+export { PARAM_KINDS, type ParamKind } from "./lib/param_kinds.ts";
 // The DSL: interpreters, ops, losses.
 export * as nn from "./ops/mod.ts";
 // Curvature and solvers.

@@ -13,8 +13,8 @@ import type { Nn } from "../ops/nn.ts";
 import type { ModelFn } from "../lib/curvature/gauss_newton.ts";
 
 /** Parameter kinds are shared with the meta-networks (one LSTM pair per kind, spec §2.1). */
-import { isParamKind, PARAM_KINDS, type ParamKind } from "../lib/meta/param_kinds.ts";
-export { isParamKind, PARAM_KINDS, type ParamKind } from "../lib/meta/param_kinds.ts";
+import { isParamKind, PARAM_KINDS, type ParamKind } from "../lib/param_kinds.ts";
+export { isParamKind, PARAM_KINDS, type ParamKind } from "../lib/param_kinds.ts";
 
 /** A tree of kinds with the structure of the parameter tree P (one kind per tensor leaf). */
 export type KindTree<P> = P extends tf.Tensor ? ParamKind

@@ -10,7 +10,7 @@ import { backendFlag, runCli } from "./_cli.ts";
 import { type BackendChoice, describeChoice } from "../lib/backend/select.ts";
 import { FlagError } from "../lib/cli/flags.ts";
 import { tf } from "../lib/_deps.ts";
-import { metaWeightTensors } from "../lib/meta/meta_weights.ts";
+import { metaWeightTensors } from "../lib/optim/mlhf/meta_weights.ts";
 import { compareOptimizers } from "../lib/train/compare.ts";
 import { describeSettings, labelSpecs } from "../lib/train/optimizers.ts";
 import {

@@ -17,7 +17,7 @@ import {
   UnitIntervalFlag,
 } from "../lib/cli/flags.ts";
 import { META_TRAIN_DEFAULTS } from "../lib/meta/meta_train.ts";
-import { metaTrainRun } from "../lib/meta/meta_run.ts";
+import { metaTrainRun } from "../lib/train/meta_run.ts";
 import { mlp } from "../models/mlp.ts";
 import type { Model } from "../models/types.ts";
 import type { Params } from "../lib/tree.ts";
@@ -61,18 +61,18 @@ export const SPECS = {
   "cg-iter": flag(PositiveIntFlag, META_TRAIN_DEFAULTS.cgIterations, "K, CG iterations per step"),
   "x-init": flag(
     oneOf(["previous", "gradient", "rnn"] as const),
-    "previous" as "previous" | "gradient" | "rnn",
+    META_TRAIN_DEFAULTS.xInit as "previous" | "gradient" | "rnn",
     "CG's starting point x₀",
   ),
   preconditioner: flag(
     oneOf(["rnn", "none"] as const),
-    "rnn" as "rnn" | "none",
+    META_TRAIN_DEFAULTS.preconditioner as "rnn" | "none",
     "learned diagonal preconditioner or none",
   ),
   damping: flag(
     NonNegativeNumberFlag,
     META_TRAIN_DEFAULTS.lambda0,
-    "λ₀, added to the learned damping",
+    "λ₀, the floor added to the learned λ",
   ),
   "replay-mode": flag(
     oneOf(["as-written", "intended"] as const),

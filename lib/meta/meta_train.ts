@@ -6,7 +6,7 @@
  * spec §5.4); λ_i, P_i, x_i, r_i from `mlhfDirection`; h_i = −⟨g_i, x_i⟩ / √⟨x_i, g_i − r_i⟩;
  * x̃_i = x_i·min(1, 0.25‖sg θ_i‖/(η‖x_i‖)); θ_{i+1} = sg(θ_i) − η·(u ⊙ x̃_i), u ~ U[0.98, 1.02];
  * ℓ′_i = L(θ_{i+1}; B_i). Then m_i = ½(ℓ′_i + ℓ_{i+1}) − sg(ℓ_i) (i < T−1), M = Σ softmax(sg m)ᵢ mᵢ,
- * H = mean h_i, R = 2e-7·½‖φ‖². The damping networks get ∇(10·M + R), the preconditioner networks
+ * H = mean h_i, R = 2e-7·½‖φ‖². The λ networks get ∇(10·M + R), the preconditioner networks
  * ∇(H + R); the cross terms are discarded (spec §9 item 7), so the window is differentiated twice,
  * once per loss. LSTM states carry gradient through the window and are cut at its end; g, θ in the
  * update, x_prev and r_prev are stop-gradient (spec §5.3). The meta-gradient's global norm is
@@ -39,12 +39,14 @@ import { type AdamState, scaleByAdam } from "../optim/transforms.ts";
 import {
   initMlhfState,
   type MetaWeights,
+  MLHF_DEFAULTS,
   mlhfDirection,
   type MlhfOptions,
   type MlhfState,
+  type Role,
   type TapedCoordinates,
-} from "./mlhf_step.ts";
-import { groupByKind, PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
+} from "../optim/mlhf/direction.ts";
+import { groupByKind, PARAM_KINDS, type ParamKind } from "../param_kinds.ts";
 
 /** Meta-training settings (spec §5.8; defaults in `META_TRAIN_DEFAULTS`). */
 export interface MetaTrainOptions extends MlhfOptions {
@@ -59,7 +61,7 @@ export interface MetaTrainOptions extends MlhfOptions {
    * `intended`: progressively better states are stored, up to `replaySize` (spec §9 item 2). */
   readonly replayMode: "as-written" | "intended";
   readonly replaySize: number;
-  /** Weight of the meta-loss for the damping networks (10 in the original). */
+  /** Weight of the meta-loss for the λ networks (10 in the original). */
   readonly metaLossScale: number;
   /** L2 coefficient on the meta-weights (2e-7). */
   readonly l2: number;
@@ -76,11 +78,7 @@ export interface MetaTrainOptions extends MlhfOptions {
 }
 
 export const META_TRAIN_DEFAULTS: MetaTrainOptions = {
-  cgIterations: 2,
-  lambda0: 2e-5,
-  xInit: "previous",
-  preconditioner: "rnn",
-  damping: "rnn",
+  ...MLHF_DEFAULTS,
   metaRollBack: 10,
   keepProb: 0.5,
   metaLr: 1e-3,
@@ -332,10 +330,10 @@ export const unrollWindow = <P extends Params>(
   };
 };
 
-/** The damping networks (trained on 10·M) or the preconditioner and x₀ networks (trained on H). */
-type Group = "damping" | "precond";
-const ROLES: Record<Group, readonly ("damping" | "precond" | "x0")[]> = {
-  damping: ["damping"],
+/** The λ networks (trained on 10·M) or the preconditioner and x₀ networks (trained on H). */
+type Group = "lambda" | "precond";
+const ROLES: Record<Group, readonly Role[]> = {
+  lambda: ["lambda"],
   precond: ["precond", "x0"],
 };
 const groupOf = (meta: MetaWeights, g: Group): MetaWeights =>
@@ -352,19 +350,19 @@ const merge = (a: MetaWeights, b: MetaWeights): MetaWeights => {
   }
   return out as MetaWeights;
 };
-/** The meta-weights in a fixed order: kinds as in PARAM_KINDS, roles damping, precond, x0. */
+/** The meta-weights in a fixed order: kinds as in PARAM_KINDS, roles lambda, precond, x0. */
 const canonical = (m: MetaWeights): MetaWeights =>
   Object.fromEntries(
     PARAM_KINDS.flatMap((k) => (m[k] ? [[k, m[k]] as const] : [])).map(([k, n]) => [
       k,
       Object.fromEntries(
-        (["damping", "precond", "x0"] as const).flatMap((r) => (n?.[r] ? [[r, n[r]]] : [])),
+        (["lambda", "precond", "x0"] as const).flatMap((r) => (n?.[r] ? [[r, n[r]]] : [])),
       ),
     ]),
   ) as MetaWeights;
 
 /**
- * ∂(scale·L)/∂φ_group for L = M (damping) or H (preconditioner), everything else held fixed.
+ * ∂(scale·L)/∂φ_group for L = M (λ networks) or H (preconditioner), everything else held fixed.
  * Returns the gradient tree (shaped like the group) and the window (from this pass).
  */
 export const windowGradient = <P extends Params>(
@@ -379,7 +377,7 @@ export const windowGradient = <P extends Params>(
   taped?: TapedCoordinates,
 ): { grads: MetaWeights; window: Window<P> } => {
   const mine = groupOf(meta, group);
-  const other = groupOf(meta, group === "damping" ? "precond" : "damping");
+  const other = groupOf(meta, group === "lambda" ? "precond" : "lambda");
   const xs = leaves(mine as Params);
   let win!: Window<P>;
   const f = (...vs: tf.Tensor[]) => {
@@ -394,12 +392,12 @@ export const windowGradient = <P extends Params>(
     for (const roles of Object.values(st.rnn)) {
       for (const s of Object.values(roles ?? {})) [...s!.c, ...s!.h].forEach((t) => tf.keep(t));
     }
-    return group === "damping" ? tf.mul(o.metaLossScale, win.metaLoss) : win.hessianLoss;
+    return group === "lambda" ? tf.mul(o.metaLossScale, win.metaLoss) : win.hessianLoss;
   };
   let gs: tf.Tensor[];
   try {
-    if (group === "damping" && batches.length < 2) {
-      // T = 1: M ≡ 0 (no next batch), so the damping networks' meta-gradient is zero; tf.grads
+    if (group === "lambda" && batches.length < 2) {
+      // T = 1: M ≡ 0 (no next batch), so the λ networks' meta-gradient is zero; tf.grads
       // would refuse a loss that does not depend on them.
       tf.tidy(() => void f(...xs));
       gs = xs.map((x) => tf.zerosLike(x));
@@ -448,7 +446,7 @@ export const metaIteration = <P extends Params>(
     ? tapedCoordinates(foldIn(key, 3), pr.kinds, leaves(s.theta), o.coordinateFraction)
     : undefined;
   try {
-    const a = windowGradient(pr, o, s.meta, "damping", s.theta, s.inner, batches, noise, taped);
+    const a = windowGradient(pr, o, s.meta, "lambda", s.theta, s.inner, batches, noise, taped);
     const b = hasPrecond
       ? windowGradient(pr, o, s.meta, "precond", s.theta, s.inner, batches, noise, taped)
       : null;

@@ -11,7 +11,7 @@ import { keyFromSeed, normal } from "../prng.ts";
 import { leaves, mapTree, type Params } from "../tree.ts";
 import { tidyValue } from "../scope.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
-import { initMetaWeights } from "./meta_weights.ts";
+import { initMetaWeights } from "../optim/mlhf/meta_weights.ts";
 import {
   initMetaTrainState,
   META_TRAIN_DEFAULTS,
@@ -26,8 +26,8 @@ import {
   windowGradient,
   windowNoise,
 } from "./meta_train.ts";
-import { initMlhfState, type MetaWeights, type TapedCoordinates } from "./mlhf_step.ts";
-import type { ParamKind } from "./param_kinds.ts";
+import { initMlhfState, type MetaWeights, type TapedCoordinates } from "../optim/mlhf/direction.ts";
+import type { ParamKind } from "../param_kinds.ts";
 import type { Batch } from "../curvature/gauss_newton.ts";
 import { mlp } from "../../models/mlp.ts";
 import { kindLeaves } from "../../models/types.ts";
@@ -99,7 +99,7 @@ const lossAt = (
 /** Central differences of the loss along a few single meta-weight coordinates of one network. */
 const checkAgainstFd = (
   T: number,
-  group: "damping" | "precond",
+  group: "lambda" | "precond",
   which: "meta" | "hessian",
   kernelScale = 1,
   extra: Partial<MetaTrainOptions> = {},
@@ -123,8 +123,8 @@ const checkAgainstFd = (
       void window;
       const gLeaves = leaves(grads as Params);
       // The group's first network's first-layer kernel is leaf 0 of the group tree; find it in φ.
-      const target = group === "damping"
-        ? s.meta["dense/kernel"]!.damping!
+      const target = group === "lambda"
+        ? s.meta["dense/kernel"]!.lambda!
         : s.meta["dense/kernel"]!.precond!;
       const kernel = target.layers[0].kernel;
       const gKernel = gLeaves[0].dataSync();
@@ -173,25 +173,25 @@ const checkAgainstFd = (
 Deno.test("meta-gradient of the Hessian loss (T = 1) w.r.t. the preconditioner net matches finite differences", () => {
   // Fixed small damping keeps A = G + λ ill-conditioned, so K = 2 CG steps are far from A⁻¹g and
   // H depends on P (with the learned λ ≈ softplus(0) ≈ 0.69 here, A ≈ 0.69·I and H is flat in P).
-  checkAgainstFd(1, "precond", "hessian", 10, { damping: "fixed", lambda0: 1e-4 }, 5);
+  checkAgainstFd(1, "precond", "hessian", 10, { dampingMode: "fixed", lambda0: 1e-4 }, 5);
 });
 
 Deno.test("meta-gradient of 10·M (T = 2) w.r.t. the damping net matches finite differences", () => {
-  checkAgainstFd(2, "damping", "meta");
+  checkAgainstFd(2, "lambda", "meta");
 });
 
-Deno.test("gradient routing: damping nets get only the meta-loss pass, preconditioner nets only the Hessian-loss pass", () => {
-  // Routing is structural: the damping group is differentiated on 10·M only and the preconditioner
+Deno.test("gradient routing: λ nets get only the meta-loss pass, preconditioner nets only the Hessian-loss pass", () => {
+  // Routing is structural: the λ group is differentiated on 10·M only and the preconditioner
   // group on H only. Check that each pass's gradient tree holds exactly its group's networks.
   const s = setup(4, 2);
   try {
     tidyValue(() => {
       const noise = windowNoise(keyFromSeed(1), s.net.params, 2, s.o.noise);
       const inner = initMlhfState(s.net.params, kinds, s.o);
-      const a = windowGradient(s.pr, s.o, s.meta, "damping", s.net.params, inner, s.batches, noise);
+      const a = windowGradient(s.pr, s.o, s.meta, "lambda", s.net.params, inner, s.batches, noise);
       const b = windowGradient(s.pr, s.o, s.meta, "precond", s.net.params, inner, s.batches, noise);
       for (
-        const [name, g, want] of [["damping", a.grads, "damping"], [
+        const [name, g, want] of [["lambda", a.grads, "lambda"], [
           "precond",
           b.grads,
           "precond",
@@ -289,7 +289,7 @@ Deno.test("coordinate fraction: same window values; meta-gradients over a partit
           Array.from({ length: n }, (_, i) => i).filter((i) => !inS(kind, n).includes(i)),
         like,
       );
-      for (const group of ["damping", "precond"] as const) {
+      for (const group of ["lambda", "precond"] as const) {
         const grad = (taped?: TapedCoordinates) =>
           windowGradient(s.pr, s.o, s.meta, group, s.net.params, inner, s.batches, noise, taped);
         const full = grad(), a = grad(S), b = grad(C);
@@ -380,7 +380,7 @@ Deno.test("T = 1: the meta-loss is 0, the damping networks get a zero meta-gradi
         s.pr,
         s.o,
         s.meta,
-        "damping",
+        "lambda",
         s.net.params,
         inner,
         s.batches,

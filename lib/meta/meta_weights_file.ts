@@ -8,18 +8,28 @@
  * the MLHF settings the weights were trained with (K, xInit, preconditioner, damping, λ₀, η, T, …)
  * and `provenance` the command, seed, commit and wall time that produced them. Written atomically;
  * a wrong version, kind, role or shape is an error naming it.
+ *
+ * The file keeps the original's names: the λ network's role is `damping` and the damping mode's
+ * option is `damping` (`rnn | fixed`). In code they are the role `lambda` and the option
+ * `dampingMode`; `encodeMetaWeights` and `decodeMetaWeights` translate at this boundary only.
  * @module
  */
 import { E, t, tf } from "../_deps.ts";
 import { writeFileAtomic } from "../run/atomic.ts";
 import { decodeTree, encodeTree, TensorFileError, type TreeValue } from "../run/tensor_file.ts";
 import { describeDecodeErrors } from "../run/tensor_file.ts";
-import { LSTM_INPUTS, LSTM_UNITS, type LstmNetWeights } from "./lstm.ts";
-import type { MetaWeights, MlhfOptions } from "./mlhf_step.ts";
-import { isParamKind, PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
+import { LSTM_INPUTS, LSTM_UNITS, type LstmNetWeights } from "../optim/mlhf/lstm.ts";
+import type { MetaWeights, MlhfOptions, Role } from "../optim/mlhf/direction.ts";
+import { isParamKind, PARAM_KINDS, type ParamKind } from "../param_kinds.ts";
 
 export const META_WEIGHTS_KIND = "mlhf-meta-weights";
 export const META_WEIGHTS_VERSION = 1;
+
+/** The file's name of each role (the original's). */
+type FileRole = "damping" | "precond" | "x0";
+const FILE_ROLE: Record<Role, FileRole> = { lambda: "damping", precond: "precond", x0: "x0" };
+const CODE_ROLE: Record<FileRole, Role> = { damping: "lambda", precond: "precond", x0: "x0" };
+const ROLES = ["lambda", "precond", "x0"] as const;
 
 const Roles = t.array(t.keyof({ damping: null, precond: null, x0: null }));
 const Options = t.partial({
@@ -57,12 +67,21 @@ export interface MetaWeightsRecord {
   readonly provenance?: Record<string, unknown>;
 }
 
-const rolesOf = (w: MetaWeights): ("damping" | "precond" | "x0")[] => {
-  const set = new Set<"damping" | "precond" | "x0">();
-  for (const nets of Object.values(w)) {
-    for (const r of ["damping", "precond", "x0"] as const) if (nets?.[r]) set.add(r);
-  }
+const rolesOf = (w: MetaWeights): FileRole[] => {
+  const set = new Set<FileRole>();
+  for (const nets of Object.values(w)) for (const r of ROLES) if (nets?.[r]) set.add(FILE_ROLE[r]);
   return [...set];
+};
+
+/** The options as the header stores them (`dampingMode` under the original's `damping`). */
+const fileOptions = (
+  { dampingMode, ...rest }: Partial<MlhfOptions>,
+): MetaWeightsHeader["options"] =>
+  dampingMode === undefined ? rest : { ...rest, damping: dampingMode };
+/** The header's options as code names them (`damping` is `dampingMode`). */
+export const headerOptions = (h: MetaWeightsHeader): Partial<MlhfOptions> => {
+  const { damping, ...rest } = h.options;
+  return damping === undefined ? rest : { ...rest, dampingMode: damping };
 };
 
 /** Encodes meta-weights and their record into the file's bytes. */
@@ -73,11 +92,14 @@ export const encodeMetaWeights = (w: MetaWeights, record: MetaWeightsRecord): Ui
     version: META_WEIGHTS_VERSION,
     kinds,
     roles: rolesOf(w),
-    options: record.options,
+    options: fileOptions(record.options),
     ...(record.training ? { training: record.training } : {}),
     ...(record.provenance ? { provenance: record.provenance } : {}),
   };
-  const ordered = Object.fromEntries(kinds.map((k) => [k, w[k]]));
+  const ordered = Object.fromEntries(kinds.map((k) => {
+    const nets = w[k]!;
+    return [k, Object.fromEntries(ROLES.flatMap((r) => nets[r] ? [[FILE_ROLE[r], nets[r]]] : []))];
+  }));
   return encodeTree(META_WEIGHTS_KIND, ordered as unknown as TreeValue, header);
 };
 
@@ -137,7 +159,7 @@ export const decodeMetaWeights = (bytes: Uint8Array, file: string): MetaWeightsF
       );
     }
     const value = d.value as Record<string, Record<string, unknown>>;
-    const weights: Record<string, Record<string, LstmNetWeights>> = {};
+    const weights: Record<string, { -readonly [R in Role]?: LstmNetWeights }> = {};
     for (const [kind, nets] of Object.entries(value ?? {})) {
       if (!isParamKind(kind)) {
         throw new TensorFileError(
@@ -153,7 +175,7 @@ export const decodeMetaWeights = (bytes: Uint8Array, file: string): MetaWeightsF
             `${kind}/${role}: expected a role damping, precond or x0`,
           );
         }
-        weights[kind][role] = checkNet(file, `${kind}/${role}`, net);
+        weights[kind][CODE_ROLE[role]] = checkNet(file, `${kind}/${role}`, net);
       }
     }
     const listed = [...header.kinds].sort().join();

@@ -3,7 +3,7 @@ import { useTestBackend } from "../../tests/_util/backend.ts";
 import { assertAllClose, withNoLeaks } from "../../tests/_util/numeric.ts";
 import { keyFromSeed } from "../prng.ts";
 import { leaves, type Params } from "../tree.ts";
-import { initMetaWeights } from "./meta_weights.ts";
+import { initMetaWeights } from "../optim/mlhf/meta_weights.ts";
 import {
   decodeMetaWeights,
   encodeMetaWeights,
@@ -14,7 +14,7 @@ import { encodeTree } from "../run/tensor_file.ts";
 
 await useTestBackend();
 
-const opts = { damping: "rnn", preconditioner: "rnn", xInit: "previous" } as const;
+const opts = { dampingMode: "rnn", preconditioner: "rnn", xInit: "previous" } as const;
 
 const expectError = (f: () => unknown, re: RegExp) => {
   try {
@@ -101,7 +101,7 @@ Deno.test("meta-weights file: wrong version, kind, role and shape are errors tha
           decodeMetaWeights(
             encodeTree(
               "mlhf-meta-weights",
-              { "dense/bias": { lr: w["dense/bias"]!.damping } } as never,
+              { "dense/bias": { lr: w["dense/bias"]!.lambda } } as never,
               header({}),
             ),
             "role.mlhf",
@@ -109,7 +109,7 @@ Deno.test("meta-weights file: wrong version, kind, role and shape are errors tha
         /role\.mlhf: dense\/bias\/lr: expected a role damping, precond or x0/,
       );
       const bad = tf.zeros([6, 16]);
-      const net = w["dense/bias"]!.damping!;
+      const net = w["dense/bias"]!.lambda!;
       expectError(
         () =>
           decodeMetaWeights(

@@ -1,14 +1,8 @@
 /**
- * MLHF's meta-learning: the coordinatewise LSTMs, one MLHF direction, meta-weights and their file
- * format, and meta-training (one iteration, and a whole resumable run).
+ * Meta-training MLHF's networks: one meta-iteration (an unrolled window of MLHF steps, its losses,
+ * routed meta-gradients, Adam, experience replay) and the meta-weights file format. The whole
+ * resumable run, with its data, logs and checkpoints, is `lib/train/meta_run.ts`.
  * @module
  */
-export * from "./param_kinds.ts";
-export * from "./lstm.ts";
-export * from "./stop_gradient.ts";
-export * from "./mlhf_step.ts";
-export * from "./meta_weights.ts";
-export * from "./meta_weights_file.ts";
 export * from "./meta_train.ts";
-export * from "./meta_run.ts";
-export * from "./kind_map.ts";
+export * from "./meta_weights_file.ts";

@@ -8,5 +8,5 @@ export * from "./transforms.ts";
 export * from "./alias.ts";
 export * from "./hessian_free.ts";
 export * from "./kfac.ts";
-export * from "./mlhf.ts";
+export * from "./mlhf/optimizer.ts";
 export * from "./guard.ts";

@@ -11,15 +11,15 @@ import { keyFromSeed, normal } from "../prng.ts";
 import { disposeState, type GradientTransformation } from "./base.ts";
 import { adam, momentum, rmsprop, sgd } from "./alias.ts";
 import { hessianFree } from "./hessian_free.ts";
-import { mlhf } from "./mlhf.ts";
+import { mlhf } from "./mlhf/optimizer.ts";
 import { kfac } from "./kfac.ts";
 import { skipNonFinite } from "./guard.ts";
 import { trainStep } from "../train/step.ts";
 import { type Batch, gaussNewtonProduct, type ModelFn } from "../curvature/gauss_newton.ts";
 import { softmaxCrossEntropy, squaredError } from "../../ops/losses.ts";
-import { initMetaWeights } from "../meta/meta_weights.ts";
-import { metaWeightTensors } from "../meta/meta_weights.ts";
-import type { ParamKind } from "../meta/param_kinds.ts";
+import { initMetaWeights } from "./mlhf/meta_weights.ts";
+import { metaWeightTensors } from "./mlhf/meta_weights.ts";
+import type { ParamKind } from "../param_kinds.ts";
 import { leaves, type Params, toVector } from "../tree.ts";
 import { stateTensors } from "./base.ts";
 
@@ -41,7 +41,7 @@ const logistic = (): { model: ModelFn<P>; params: P; batch: Batch; kinds: ParamK
 };
 
 const meta = initMetaWeights(keyFromSeed(99), {
-  damping: "rnn",
+  dampingMode: "rnn",
   preconditioner: "rnn",
   xInit: "previous",
 }, [
@@ -167,7 +167,7 @@ Deno.test("MLHF with P ≡ 1 and fixed damping equals HF step for step", async (
         kinds,
         learningRate: 0.7,
         cgIterations: 3,
-        damping: "fixed",
+        dampingMode: "fixed",
         preconditioner: "none",
         lambda0: 1e-2,
       });
@@ -216,7 +216,11 @@ Deno.test("MLHF: a parameter kind without a meta-network is a clear error", () =
     opt.init(p);
     throw new Error("no error");
   } catch (e) {
-    if (!/no damping meta-network for parameter kind 'conv2d\/kernel'/.test((e as Error).message)) {
+    if (
+      !/no λ \(damping\) meta-network for parameter kind 'conv2d\/kernel'/.test(
+        (e as Error).message,
+      )
+    ) {
       throw e;
     }
   } finally {

@@ -13,3 +13,4 @@ export * from "./presets.ts";
 export * from "./compare.ts";
 export * from "./report.ts";
 export * from "./weight_decay.ts";
+export * from "./meta_run.ts";

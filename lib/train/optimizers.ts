@@ -8,10 +8,10 @@ import { chain, type GradientTransformation } from "../optim/base.ts";
 import { adam, momentum, rmsprop, sgd } from "../optim/alias.ts";
 import { hessianFree } from "../optim/hessian_free.ts";
 import { kfac } from "../optim/kfac.ts";
-import { mlhf } from "../optim/mlhf.ts";
+import { mlhf } from "../optim/mlhf/optimizer.ts";
 import { addDecayedWeights } from "../optim/transforms.ts";
-import type { MetaWeights, MlhfOptions } from "../meta/mlhf_step.ts";
-import type { ParamKind } from "../meta/param_kinds.ts";
+import { type MetaWeights, MLHF_DEFAULTS, type MlhfOptions } from "../optim/mlhf/direction.ts";
+import type { ParamKind } from "../param_kinds.ts";
 import type { Params } from "../tree.ts";
 import { decayMask, usesWeightDecay, type WeightDecay } from "./weight_decay.ts";
 
@@ -61,7 +61,7 @@ export const DEFAULT_SETTINGS: Readonly<Record<OptimizerName, Settings>> = {
   "hf-fixed": { lr: 1e-2, damping: 5e-3, "cg-iter": 20 },
   "hf-lm": { lr: 1e-3, damping: 1, "lm-decay": 0.99, "cg-iter": 20 },
   kfac: { lr: 0.1, damping: 1, ema: 0.99, momentum: 0.9, "invert-every": 10 },
-  mlhf: { lr: 1, "cg-iter": 2, damping: 2e-5 },
+  mlhf: { lr: 1, "cg-iter": MLHF_DEFAULTS.cgIterations, damping: MLHF_DEFAULTS.lambda0 },
 };
 
 /** One optimizer of a run: its name, a label (unique within a comparison) and its settings. */

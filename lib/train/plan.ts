@@ -26,7 +26,7 @@ import {
   settingsOf,
 } from "./optimizers.ts";
 import { type Preset, PRESET_NAMES, type PresetName, PRESETS } from "./presets.ts";
-import { type KindMap, parseKindMap } from "../meta/kind_map.ts";
+import { type KindMap, parseKindMap } from "../optim/mlhf/kind_map.ts";
 
 /** "preset" (take the preset's value) or a value of `codec`. */
 const presetOr = <A>(codec: t.Type<A, unknown, unknown>) =>

@@ -7,10 +7,10 @@ import { exists } from "./_fs.ts";
 import { openSource } from "../data/dataset.ts";
 import type { DatasetName } from "../data/dataset.ts";
 import type { Source } from "../data/source.ts";
-import { loadMetaWeights } from "../meta/meta_weights_file.ts";
-import { describeKindMap, type KindMap, mapMetaWeightKinds } from "../meta/kind_map.ts";
-import { initMetaWeights } from "../meta/meta_weights.ts";
-import { MLHF_DEFAULTS } from "../meta/mlhf_step.ts";
+import { headerOptions, loadMetaWeights } from "../meta/meta_weights_file.ts";
+import { describeKindMap, type KindMap, mapMetaWeightKinds } from "../optim/mlhf/kind_map.ts";
+import { initMetaWeights } from "../optim/mlhf/meta_weights.ts";
+import { MLHF_DEFAULTS } from "../optim/mlhf/direction.ts";
 import { keyFromSeed } from "../prng.ts";
 import { type AnyModel, EVAL_SPLITS, makeModel, type ModelName } from "./models.ts";
 import type { MetaWeightsSource } from "./optimizers.ts";
@@ -98,7 +98,7 @@ export const resolveMetaWeights = async (
   }
   return {
     weights,
-    options: file.header.options,
+    options: headerOptions(file.header),
     trainedLearningRate: trainedLr(file.header.training),
     description: `meta-weights ${spec} (trained with ${
       JSON.stringify(file.header.options)

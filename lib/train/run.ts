@@ -14,7 +14,7 @@ import { allFiniteTensors, disposeState } from "../optim/base.ts";
 import { foldIn, keyFromSeed } from "../prng.ts";
 import { progress as startProgress, type ProgressSink } from "../run/progress.ts";
 import { leaves, type Params } from "../tree.ts";
-import type { ParamKind } from "../meta/param_kinds.ts";
+import type { ParamKind } from "../param_kinds.ts";
 import { kindLeaves, updateMovingStats } from "../../models/mod.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { checkpointDir, loadRunState, type RunState, saveRunState } from "./checkpoint.ts";

@@ -11,7 +11,7 @@ import { tf } from "../_deps.ts";
 import { disposeTensorsIn, loadCheckpoint } from "../run/checkpoint.ts";
 import type { TreeValue } from "../run/tensor_file.ts";
 import { leaves, type Params } from "../tree.ts";
-import { metaWeightTensors } from "../meta/meta_weights.ts";
+import { metaWeightTensors } from "../optim/mlhf/meta_weights.ts";
 import { chain } from "../optim/base.ts";
 import { scaleByLearningRate } from "../optim/transforms.ts";
 import { CHECKPOINT_NAME, checkpointDir } from "./checkpoint.ts";

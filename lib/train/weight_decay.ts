@@ -7,7 +7,7 @@
  * @module
  */
 import type { DatasetName } from "../data/dataset.ts";
-import type { ParamKind } from "../meta/param_kinds.ts";
+import type { ParamKind } from "../param_kinds.ts";
 
 /** wd and which parameters it covers. */
 export interface WeightDecay {

@@ -12,7 +12,7 @@ import { disposeTree, type Params } from "../../lib/tree.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { mlp } from "../../models/mlp.ts";
 import { kindLeaves } from "../../models/types.ts";
-import { initMetaWeights } from "../../lib/meta/meta_weights.ts";
+import { initMetaWeights } from "../../lib/optim/mlhf/meta_weights.ts";
 import {
   initMetaTrainState,
   META_TRAIN_DEFAULTS,

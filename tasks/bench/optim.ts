@@ -29,8 +29,8 @@ import { disposeState, type GradientTransformation } from "../../lib/optim/base.
 import { adam, momentum, rmsprop, sgd } from "../../lib/optim/alias.ts";
 import { hessianFree } from "../../lib/optim/hessian_free.ts";
 import { kfac } from "../../lib/optim/kfac.ts";
-import { mlhf } from "../../lib/optim/mlhf.ts";
-import { initMetaWeights } from "../../lib/meta/meta_weights.ts";
+import { mlhf } from "../../lib/optim/mlhf/optimizer.ts";
+import { initMetaWeights } from "../../lib/optim/mlhf/meta_weights.ts";
 import { trainStep } from "../../lib/train/step.ts";
 import { gemmMultiplyAdds } from "../../lib/bench/gemm_count.ts";
 
@@ -97,7 +97,11 @@ export const optimSuite: BenchSuite = {
     const [kp, kx, km] = split(keyFromSeed(5), 3);
     const init = model.init(kp, [32, 32, 3]);
     const kinds = kindLeaves(init.kinds);
-    const meta = initMetaWeights(km, { damping: "rnn", preconditioner: "rnn", xInit: "previous" }, [
+    const meta = initMetaWeights(km, {
+      dampingMode: "rnn",
+      preconditioner: "rnn",
+      xInit: "previous",
+    }, [
       ...new Set(kinds),
     ]);
     const batch = randomBatch(kx, BATCH, [32, 32, 3], 10);

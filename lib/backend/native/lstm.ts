@@ -1,5 +1,5 @@
 /**
- * The coordinatewise LSTM meta-networks (`lib/meta/lstm.ts`) as single-pass native kernels: the
+ * The coordinatewise LSTM meta-networks (`lib/optim/mlhf/lstm.ts`) as single-pass native kernels: the
  * op composition runs ~14 element-wise kernels over [N, 4] per layer, each a full pass over memory
  * (≈ 2.3 s for one 2-layer step at N = 1.6 M on this backend); these kernels walk the rows once
  * (≈ 0.4 s on one thread, bench row `mlhf-native/LSTM pass`): gate pre-activations by
@@ -24,7 +24,11 @@
  * @module
  */
 import { tf } from "../../_deps.ts";
-import { installLstmFastPaths, type LstmNetWeights, type LstmState } from "../../meta/lstm.ts";
+import {
+  installLstmFastPaths,
+  type LstmNetWeights,
+  type LstmState,
+} from "../../optim/mlhf/lstm.ts";
 import type { Blas } from "./blas.ts";
 import { NATIVE_BACKEND } from "./backend.ts";
 import { cpuBackend, f32, type KernelArgs, type NativeKernel } from "./kernels/_util.ts";
@@ -316,7 +320,7 @@ export const nativeLstmNetStep = (
 };
 
 /**
- * Registers the kernels and installs the fast paths into `lib/meta/lstm.ts` (called by the native
+ * Registers the kernels and installs the fast paths into `lib/optim/mlhf/lstm.ts` (called by the native
  * backend's registration).
  */
 export const installNativeLstm = (blas: Blas): void => {

@@ -16,7 +16,7 @@ import {
   lstmNetStepComposed,
   type LstmNetWeights,
   type LstmState,
-} from "../../meta/lstm.ts";
+} from "../../optim/mlhf/lstm.ts";
 import { nativeLstmCell, nativeLstmNetStep } from "./lstm.ts";
 import { nativeAvailable, randArray, runOn, testName } from "./_test_util.ts";
 

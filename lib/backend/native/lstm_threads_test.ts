@@ -10,7 +10,7 @@
 import { tf } from "../../_deps.ts";
 import { assert } from "../../../tests/_util/deps.ts";
 import { assertAllClose } from "../../../tests/_util/numeric.ts";
-import { lstmNetStepComposed, type LstmNetWeights } from "../../meta/lstm.ts";
+import { lstmNetStepComposed, type LstmNetWeights } from "../../optim/mlhf/lstm.ts";
 import { loadBlas } from "./blas.ts";
 import { nativeLstmNetStep } from "./lstm.ts";
 import { type LayerData, lstmRowsOneThread, U } from "./lstm_rows.ts";

@@ -35,7 +35,7 @@ export const tryRegisterNative = (): string | null => {
       maxPoolGather: nativeGather,
       maxPoolScatter: nativeScatterAdd,
     });
-    // The meta-networks' LSTM steps run as single-pass kernels (lib/meta/lstm.ts's fast paths).
+    // The meta-networks' LSTM steps run as single-pass kernels (lib/optim/mlhf/lstm.ts's fast paths).
     installNativeLstm(r.blas);
   } catch (e) {
     return `registering the native backend failed: ${(e as Error).message}`;

@@ -5,8 +5,8 @@
  * every mapped kind keeps its own LSTM states, only the weights are shared.
  * @module
  */
-import type { MetaWeights } from "./mlhf_step.ts";
-import { isParamKind, PARAM_KINDS, type ParamKind } from "./param_kinds.ts";
+import type { MetaWeights } from "./direction.ts";
+import { isParamKind, PARAM_KINDS, type ParamKind } from "../../param_kinds.ts";
 
 /** Pairs [target, source]: the target kind uses the source kind's networks. */
 export type KindMap = readonly (readonly [ParamKind, ParamKind])[];

@@ -1,15 +1,15 @@
-import { tf } from "../_deps.ts";
-import { useTestBackend } from "../../tests/_util/backend.ts";
-import { assertAllClose, withNoLeaks } from "../../tests/_util/numeric.ts";
-import { keyFromSeed, normal } from "../prng.ts";
-import { leaves } from "../tree.ts";
+import { tf } from "../../_deps.ts";
+import { useTestBackend } from "../../../tests/_util/backend.ts";
+import { assertAllClose, withNoLeaks } from "../../../tests/_util/numeric.ts";
+import { keyFromSeed, normal } from "../../prng.ts";
+import { leaves } from "../../tree.ts";
 import { initMetaWeights, metaWeightTensors } from "./meta_weights.ts";
 import { describeKindMap, mapMetaWeightKinds, parseKindMap } from "./kind_map.ts";
-import { mlhf } from "../optim/mlhf.ts";
-import { disposeState } from "../optim/base.ts";
-import { trainStep } from "../train/step.ts";
-import { softmaxCrossEntropy } from "../../ops/losses.ts";
-import type { ParamKind } from "./param_kinds.ts";
+import { mlhf } from "./optimizer.ts";
+import { disposeState } from "../base.ts";
+import { trainStep } from "../../train/step.ts";
+import { softmaxCrossEntropy } from "../../../ops/losses.ts";
+import type { ParamKind } from "../../param_kinds.ts";
 
 await useTestBackend();
 
@@ -24,7 +24,7 @@ const expectError = (f: () => unknown, re: RegExp) => {
 };
 
 type P = { w: tf.Tensor; b: tf.Tensor };
-const opts = { damping: "rnn", preconditioner: "rnn", xInit: "previous" } as const;
+const opts = { dampingMode: "rnn", preconditioner: "rnn", xInit: "previous" } as const;
 
 Deno.test("kind map: parses target=source pairs; bad pairs, unknown and repeated kinds are clear errors", () => {
   const m = parseKindMap("conv2d/kernel=dense/kernel, conv2d/bias = dense/bias");

@@ -1,7 +1,7 @@
-import { tf } from "../_deps.ts";
-import { useTestBackend } from "../../tests/_util/backend.ts";
-import { assertAllClose, withNoLeaks } from "../../tests/_util/numeric.ts";
-import { keyFromSeed, normal } from "../prng.ts";
+import { tf } from "../../_deps.ts";
+import { useTestBackend } from "../../../tests/_util/backend.ts";
+import { assertAllClose, withNoLeaks } from "../../../tests/_util/numeric.ts";
+import { keyFromSeed, normal } from "../../prng.ts";
 import {
   initLstmNet,
   installLstmFastPaths,

@@ -4,9 +4,9 @@
  * x_prev, r_prev persist across steps in the optimizer state. Needs `ctx.curvature`.
  * @module
  */
-import { type Params, scale } from "../tree.ts";
-import type { GradientTransformation } from "./base.ts";
-import { requireCurvature } from "./hessian_free.ts";
+import { type Params, scale } from "../../tree.ts";
+import type { GradientTransformation } from "../base.ts";
+import { requireCurvature } from "../hessian_free.ts";
 import {
   checkMetaWeights,
   initMlhfState,
@@ -15,8 +15,8 @@ import {
   mlhfDirection,
   type MlhfOptions,
   type MlhfState,
-} from "../meta/mlhf_step.ts";
-import type { ParamKind } from "../meta/param_kinds.ts";
+} from "./direction.ts";
+import type { ParamKind } from "../../param_kinds.ts";
 
 export interface MlhfOptimizerOptions extends Partial<MlhfOptions> {
   readonly metaWeights: MetaWeights;

@@ -20,8 +20,8 @@ import { openJsonl } from "../run/logger.ts";
 import { progress } from "../run/progress.ts";
 import type { TreeValue } from "../run/tensor_file.ts";
 import { formatCompact } from "../report/format.ts";
-import { initMetaWeights } from "./meta_weights.ts";
-import { saveMetaWeights } from "./meta_weights_file.ts";
+import { initMetaWeights } from "../optim/mlhf/meta_weights.ts";
+import { saveMetaWeights } from "../meta/meta_weights_file.ts";
 import {
   estimateWindowBytes,
   initMetaTrainState,
@@ -31,8 +31,8 @@ import {
   type MetaTrainOptions,
   type MetaTrainState,
   metaTrainStateTensors,
-} from "./meta_train.ts";
-import type { ParamKind } from "./param_kinds.ts";
+} from "../meta/meta_train.ts";
+import type { ParamKind } from "../param_kinds.ts";
 import type { Model } from "../../models/types.ts";
 import { kindLeaves } from "../../models/types.ts";
 
@@ -213,7 +213,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       lambda0: o.lambda0,
       xInit: o.xInit,
       preconditioner: o.preconditioner,
-      damping: o.damping,
+      dampingMode: o.dampingMode,
     },
     training: {
       model: c.modelName,

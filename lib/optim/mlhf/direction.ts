@@ -10,16 +10,17 @@
  * g, x_prev and r_prev enter through stop-gradient (spec §5.3).
  * @module
  */
-import { tf } from "../_deps.ts";
-import { leaves, type Params, unflatten } from "../tree.ts";
-import { conjugateGradient, dampedOperator } from "../solvers/cg.ts";
+import { tf } from "../../_deps.ts";
+import { leaves, type Params, unflatten } from "../../tree.ts";
+import { conjugateGradient, dampedOperator } from "../../solvers/cg.ts";
 import { lstmNetStep, type LstmNetWeights, type LstmState, zeroLstmState } from "./lstm.ts";
-import { groupByKind, type ParamKind } from "./param_kinds.ts";
+import { groupByKind, type ParamKind } from "../../param_kinds.ts";
 import { stopGradient } from "./stop_gradient.ts";
 
-/** The meta-networks of one parameter kind: damping (RNN_λ), preconditioner (RNN_P), x₀ (RNN_x). */
+/** The meta-networks of one parameter kind: the λ network (RNN_λ), the preconditioner network
+ * (RNN_P) and the x₀ network (RNN_x). */
 export interface KindNets {
-  readonly damping?: LstmNetWeights;
+  readonly lambda?: LstmNetWeights;
   readonly precond?: LstmNetWeights;
   readonly x0?: LstmNetWeights;
 }
@@ -33,7 +34,8 @@ export interface MlhfOptions {
   readonly lambda0: number;
   readonly xInit: "previous" | "gradient" | "rnn";
   readonly preconditioner: "rnn" | "none";
-  readonly damping: "rnn" | "fixed";
+  /** How λ is made: `rnn`, softplus(RNN_λ(·)) + λ₀ per coordinate; `fixed`, the scalar λ₀. */
+  readonly dampingMode: "rnn" | "fixed";
 }
 
 export const MLHF_DEFAULTS: MlhfOptions = {
@@ -41,22 +43,30 @@ export const MLHF_DEFAULTS: MlhfOptions = {
   lambda0: 2e-5,
   xInit: "previous",
   preconditioner: "rnn",
-  damping: "rnn",
+  dampingMode: "rnn",
 };
 
 /** Recurrent state per kind and role, plus the previous step's x and r (spec §1.7). */
 export interface MlhfState<P extends Params> {
   readonly rnn: Partial<
-    Record<ParamKind, { damping?: LstmState; precond?: LstmState; x0?: LstmState }>
+    Record<ParamKind, { lambda?: LstmState; precond?: LstmState; x0?: LstmState }>
   >;
   readonly xPrev: P;
   readonly rPrev: P;
 }
 
-type Role = "damping" | "precond" | "x0";
+/** A meta-network's role: the λ network, the preconditioner network, the x₀ network. */
+export type Role = "lambda" | "precond" | "x0";
+
+/** A role's name in messages. */
+const ROLE_NAME: Record<Role, string> = {
+  lambda: "λ (damping)",
+  precond: "preconditioner",
+  x0: "x₀",
+};
 
 const rolesFor = (o: MlhfOptions): Role[] => [
-  ...(o.damping === "rnn" ? ["damping" as const] : []),
+  ...(o.dampingMode === "rnn" ? ["lambda" as const] : []),
   ...(o.preconditioner === "rnn" ? ["precond" as const] : []),
   ...(o.xInit === "rnn" ? ["x0" as const] : []),
 ];
@@ -71,7 +81,9 @@ export const checkMetaWeights = (
     for (const role of rolesFor(o)) {
       if (!meta[kind]?.[role]) {
         throw new Error(
-          `MLHF: no ${role} meta-network for parameter kind '${kind}' (the meta-weights have: ${
+          `MLHF: no ${
+            ROLE_NAME[role]
+          } meta-network for parameter kind '${kind}' (the meta-weights have: ${
             Object.keys(meta).join(", ") || "none"
           })`,
         );
@@ -264,7 +276,7 @@ export const mlhfDirection = <P extends Params>(
   const xPrev = unflatten(state.xPrev, leaves(state.xPrev).map((t) => stopGradient(t)));
   const rPrev = unflatten(state.rPrev, leaves(state.rPrev).map((t) => stopGradient(t)));
   const lg = leaves(g), lx = leaves(xPrev), lr = leaves(rPrev);
-  const rnn: { [K in ParamKind]?: { damping?: LstmState; precond?: LstmState; x0?: LstmState } } =
+  const rnn: { [K in ParamKind]?: { lambda?: LstmState; precond?: LstmState; x0?: LstmState } } =
     {};
   const setState = (role: Role, next: Map<ParamKind, LstmState>) => {
     for (const [kind, s] of next) rnn[kind] = { ...(rnn[kind] ?? state.rnn[kind]), [role]: s };
@@ -275,9 +287,9 @@ export const mlhfDirection = <P extends Params>(
 
   // 1. λ from (tanh g, tanh r_prev, tanh x_prev).
   let lambda: P | number = o.lambda0;
-  if (o.damping === "rnn") {
+  if (o.dampingMode === "rnn") {
     const d = runRole(
-      "damping",
+      "lambda",
       meta,
       state,
       groups,
@@ -288,7 +300,7 @@ export const mlhfDirection = <P extends Params>(
       taped,
     );
     lambda = unflatten(gradient, d.values);
-    setState("damping", d.next);
+    setState("lambda", d.next);
   }
   // 2. x₀.
   let x0: P = xPrev;

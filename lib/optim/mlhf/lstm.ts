@@ -9,8 +9,8 @@
  * otherwise.
  * @module
  */
-import { tf } from "../_deps.ts";
-import { type Key, split, uniform } from "../prng.ts";
+import { tf } from "../../_deps.ts";
+import { type Key, split, uniform } from "../../prng.ts";
 
 /** Units per LSTM layer (`rnn_layers=(4,4)`). */
 export const LSTM_UNITS = 4;

@@ -1,5 +1,5 @@
 /** sg(·): the identity whose gradient is zero (TF.js has no stop_gradient op). @module */
-import { tf } from "../_deps.ts";
+import { tf } from "../../_deps.ts";
 
 const sgOp = tf.customGrad(
   ((x: tf.Tensor) => ({
