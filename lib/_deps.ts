@@ -4,9 +4,9 @@
  * The only library file with third-party specifiers: every npm package the library uses is pinned
  * here, so `mod.ts` imports cleanly from a URL (no import-map names in library code).
  *
- * Pitfalls (tfjs-facts.md §1, §5): the union package `@tensorflow/tfjs` is required, since
- * `tfjs-core` alone registers no gradients under Deno; fp-ts and io-ts load only through their
- * `lib/*.js` paths (the es6 builds type-check but fail at run time).
+ * Pitfalls (docs/tfjs-notes.md#loading-tfjs-under-deno): the union package `@tensorflow/tfjs` is
+ * required, since `tfjs-core` alone registers no gradients under Deno; fp-ts and io-ts load only
+ * through their `lib/*.js` paths (the es6 builds type-check but fail at run time).
  * @module
  */
 export * as tf from "npm:@tensorflow/tfjs@4.22.0";

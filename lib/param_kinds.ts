@@ -1,11 +1,14 @@
 /**
  * Parameter kinds: MLHF's meta-networks are shared by every parameter tensor of one kind
- * (spec §2.1). A kind is explicit data attached to each parameter leaf by the model, never parsed
- * from a name (spec §9 item 10).
+ * (docs/algorithm.md#parameter-kinds). A kind is explicit data attached to each parameter leaf by
+ * the model, never parsed from a name (docs/algorithm.md#explicit-parameter-kinds).
  * @module
  */
 
-/** The six kinds of the original's `RNN_optimizers`, in the order of spec §2.1. */
+/**
+ * The six kinds of the original's `RNN_optimizers`, in the original's order
+ * (docs/algorithm.md#parameter-kinds).
+ */
 export const PARAM_KINDS = [
   "conv2d/kernel",
   "conv2d/bias",

@@ -1,8 +1,9 @@
 /**
  * Batch norm as the original's `tf.layers.batch_normalization(momentum=0.997, epsilon=1e-5,
- * fused=False)` (spec §3, §6.2): train mode normalizes with the batch statistics (what the loss and
- * the curvature use, spec §9 item 11); inference mode uses moving statistics, a value kept outside
- * the parameters and updated by the pure `updateMovingStats`.
+ * fused=False)` (docs/algorithm.md#resnet-v2): train mode normalizes with the batch statistics
+ * (what the loss and the curvature use, docs/algorithm.md#batch-norm-in-train-mode); inference mode
+ * uses moving statistics, a value kept outside the parameters and updated by the pure
+ * `updateMovingStats`.
  * @module
  */
 import { tf } from "../lib/_deps.ts";

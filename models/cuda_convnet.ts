@@ -1,9 +1,10 @@
 /**
- * The "CUDA-convnet" of `problems.py: convnet` (spec §6.1): conv1 5×5 SAME + bias + ReLU → max-pool
- * 2×2/2 SAME → conv2 5×5 + bias + ReLU → max-pool 2×2/2 SAME → flatten → dense 384 ReLU → dense 192
- * ReLU → dense logits. Conv kernels N(0, 0.05²) (plain normal), conv biases 0; local3/local4
- * kernels N(0, 0.04²), biases 0.1; softmax_linear kernel N(0, (1/192)²), bias 0.
- * 1,756,426 parameters on 32×32×3; the first dense layer is sized from the input (28×28×1 works).
+ * The "CUDA-convnet" of `problems.py: convnet` (docs/algorithm.md#cuda-convnet): conv1 5×5 SAME +
+ * bias + ReLU → max-pool 2×2/2 SAME → conv2 5×5 + bias + ReLU → max-pool 2×2/2 SAME → flatten →
+ * dense 384 ReLU → dense 192 ReLU → dense logits. Conv kernels N(0, 0.05²) (plain normal), conv
+ * biases 0; local3/local4 kernels N(0, 0.04²), biases 0.1; softmax_linear kernel N(0, (1/192)²),
+ * bias 0. 1,756,426 parameters on 32×32×3; the first dense layer is sized from the input (28×28×1
+ * works).
  * @module
  */
 import type { tf } from "../lib/_deps.ts";

@@ -1,7 +1,8 @@
 /**
- * The CUDA-convnet (spec §6.1): 1,756,426 parameters on CIFAR, the dense layer sized from MNIST
- * input, kinds, per-layer init distributions, the forward pass against a direct TF.js computation,
- * and the linearization (adjoint + tape on the ReLU net, plus finite differences on a tanh variant).
+ * The CUDA-convnet (docs/algorithm.md#cuda-convnet): 1,756,426 parameters on CIFAR, the dense layer
+ * sized from MNIST input, kinds, per-layer init distributions, the forward pass against a direct
+ * TF.js computation, and the linearization (adjoint + tape on the ReLU net, plus finite differences
+ * on a tanh variant).
  * @module
  */
 import { tf } from "../lib/_deps.ts";
@@ -83,7 +84,7 @@ Deno.test("cudaConvnet: logits of shape [B, 10] on CIFAR and MNIST inputs", asyn
   });
 });
 
-Deno.test("cudaConvnet: per-layer init distributions (spec §6.1); bit-identical per seed", async () => {
+Deno.test("cudaConvnet: the original's per-layer init distributions; bit-identical per seed", async () => {
   await withNoLeaks(() =>
     fc.assert(
       fc.property(seeds, (seed) => {

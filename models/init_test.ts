@@ -146,7 +146,7 @@ Deno.test("untag splits a tagged tree into parameters and kinds of the same stru
   });
 });
 
-Deno.test("the six parameter kinds of spec §2.1", () => {
+Deno.test("the six parameter kinds of docs/algorithm.md#parameter-kinds", () => {
   assert.deepEqual([...PARAM_KINDS].sort(), [
     "batch/beta",
     "batch/gamma",

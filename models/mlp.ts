@@ -1,7 +1,7 @@
 /**
- * The MLP of `problems.py: mlp` (spec §6.5), generalized to any widths and activation: flatten →
- * dense + activation per hidden layer → dense logits. The original is `mlp()`: one hidden layer of
- * 20 sigmoid units, every weight and bias N(0, 0.01²).
+ * The MLP of `problems.py: mlp` (docs/algorithm.md#mlp), generalized to any widths and activation:
+ * flatten → dense + activation per hidden layer → dense logits. The original is `mlp()`: one hidden
+ * layer of 20 sigmoid units, every weight and bias N(0, 0.01²).
  * @module
  */
 import type { tf } from "../lib/_deps.ts";

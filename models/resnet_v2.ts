@@ -1,10 +1,10 @@
 /**
- * Pre-activation ResNet v2 as in the MLHF fork's `resnet_model.py` (unfused batch norm; spec §6.2,
- * §6.3). A building block is BN-ReLU → [1×1 projection shortcut on the first block of every stage,
- * applied to the BN-ReLU output] → conv3×3(stride) → BN-ReLU → conv3×3, plus the shortcut. Convs
- * have no bias; stride-2 convs pad explicitly (`fixed_padding`) then run VALID. The head is BN-ReLU
- * → global mean pool (the original's 8×8 / 7×7 VALID average pool, equal at the original input
- * sizes) → dense.
+ * Pre-activation ResNet v2 as in the MLHF fork's `resnet_model.py` (unfused batch norm;
+ * docs/algorithm.md#resnet-v2). A building block is BN-ReLU → [1×1 projection shortcut on the first
+ * block of every stage, applied to the BN-ReLU output] → conv3×3(stride) → BN-ReLU → conv3×3, plus
+ * the shortcut. Convs have no bias; stride-2 convs pad explicitly (`fixed_padding`) then run VALID.
+ * The head is BN-ReLU → global mean pool (the original's 8×8 / 7×7 VALID average pool, equal at the
+ * original input sizes) → dense.
  *
  * Initializers as in `resnet_model.py`: convs `tf.variance_scaling_initializer()` (fan-in, scale
  * 1.0, truncated normal; see `models/init.ts`), the dense layer `tf.layers.dense`'s defaults

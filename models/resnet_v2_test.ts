@@ -1,7 +1,8 @@
 /**
- * ResNet v2 (spec §6.2, §6.3): exact parameter counts (ResNet-20/32/56 and ResNet-18 with 1001
- * classes), kinds, output shapes, init distributions, TF's fixed padding, the forward pass against
- * the original's layers written directly in TF.js (train and inference mode), and the linearization.
+ * ResNet v2 (docs/algorithm.md#resnet-v2): exact parameter counts (ResNet-20/32/56 and ResNet-18
+ * with 1001 classes), kinds, output shapes, init distributions, TF's fixed padding, the forward
+ * pass against the original's layers written directly in TF.js (train and inference mode), and the
+ * linearization.
  * @module
  */
 import { tf } from "../lib/_deps.ts";

@@ -1,8 +1,9 @@
 /**
- * The common model interface and parameter kinds (spec §2.1, §9 item 10). A model is written once
- * against the DSL (`ops/nn.ts`), so it has a plain forward pass and an R-forward pass; its `init`
- * returns the parameters together with an explicit kind tag per parameter tensor (a tree of the same
- * structure), never parsed from a name, plus the batch-norm moving statistics (its `state`).
+ * The common model interface and parameter kinds (docs/algorithm.md#parameter-kinds). A model is
+ * written once against the DSL (`ops/nn.ts`), so it has a plain forward pass and an R-forward pass;
+ * its `init` returns the parameters together with an explicit kind tag per parameter tensor (a tree
+ * of the same structure), never parsed from a name, plus the batch-norm moving statistics (its
+ * `state`).
  * @module
  */
 import { tf } from "../lib/_deps.ts";
@@ -12,7 +13,10 @@ import type { ModelOutput } from "../ops/interpret.ts";
 import type { Nn } from "../ops/nn.ts";
 import type { ModelFn } from "../lib/curvature/gauss_newton.ts";
 
-/** Parameter kinds are shared with the meta-networks (one LSTM pair per kind, spec §2.1). */
+/**
+ * Parameter kinds are shared with the meta-networks (one LSTM pair per kind,
+ * docs/algorithm.md#parameter-kinds).
+ */
 import { isParamKind, PARAM_KINDS, type ParamKind } from "../lib/param_kinds.ts";
 export { isParamKind, PARAM_KINDS, type ParamKind } from "../lib/param_kinds.ts";
 

@@ -3,9 +3,10 @@
  * first-order gradients TF.js has on every backend (pad, slice, reshape, concat, matMul).
  *
  * Why this exists: stock wasm has no Conv2DBackpropFilter kernel, stock cpu's takes ~50 s on a
- * CIFAR-size layer, and wasm's MaxPoolGrad is wrong for all-negative windows (tfjs-facts.md §2b, §3).
- * The filter gradient is therefore an im2col + matMul, and max-pool routes tangents and cotangents
- * through an explicit first-arg-max mask (spec §9 item 14: first maximum in row-major window order).
+ * CIFAR-size layer, and wasm's MaxPoolGrad is wrong for all-negative windows
+ * (docs/tfjs-notes.md#kernels). The filter gradient is therefore an im2col + matMul, and max-pool
+ * routes tangents and cotangents through an explicit first-arg-max mask
+ * (docs/algorithm.md#max-pool-ties: first maximum in row-major window order).
  * @module
  */
 import { tf } from "../lib/_deps.ts";
@@ -33,7 +34,8 @@ export interface WindowFastPaths {
   /**
    * Max-pool's first arg-max as indices instead of masks: for each output element, the flat index
    * into x (int32, the output's shape) of the first maximum of its window in row-major window order
-   * (spec §9 item 14). Its J·v is then `maxPoolGather(v, idx)` and Jᵀ·u `maxPoolScatter(u, idx, …)`.
+   * (docs/algorithm.md#max-pool-ties). Its J·v is then `maxPoolGather(v, idx)` and Jᵀ·u
+   * `maxPoolScatter(u, idx, …)`.
    */
   maxPoolArgMax?: (
     x: tf.Tensor4D,
@@ -175,7 +177,10 @@ export const scatterPatches = (
   return tf.slice(sum, [0, g.h.padBefore, g.w.padBefore, 0], [n, g.inH, g.inW, c]);
 };
 
-/** One-hot masks of the first maximum of each window, in window order (spec §9 item 14). */
+/**
+ * One-hot masks of the first maximum of each window, in window order
+ * (docs/algorithm.md#max-pool-ties).
+ */
 export const firstArgMaxMasks = (x: tf.Tensor4D, g: WindowGeometry): tf.Tensor4D[] =>
   tf.tidy(() => {
     const patches = extractPatches(x, g, -Infinity);

@@ -1,8 +1,8 @@
 /**
  * Convolution and pooling (NHWC). conv2d is bilinear in (x, w); its transposes are
  * Conv2DBackpropInput and an im2col filter gradient (`ops/_windows.ts`). Max-pool's tangent follows
- * the first arg-max of each window (spec §3, §9 item 14), kept as masks or, where the backend has the
- * kernels (native), as indices; avg-pool is linear.
+ * the first arg-max of each window (docs/algorithm.md#max-pool-ties), kept as masks or, where the
+ * backend has the kernels (native), as indices; avg-pool is linear.
  * @module
  */
 import { tf } from "../lib/_deps.ts";

@@ -63,7 +63,10 @@ const unary = (
   transpose: (_xs, _y, ct, needs, _a, d) => [needs[0] ? tf.mul(ct, d) : null],
 });
 
-/** ReLU; the tangent passes where y > 0 (TF's ReluGrad on the output, spec §3). */
+/**
+ * ReLU; the tangent passes where y > 0 (TF's ReluGrad on the output,
+ * docs/algorithm.md#r-forward-and-transpose-rules).
+ */
 export const relu = unary("relu", tf.relu, (_x, y) => tf.cast(tf.greater(y, 0), "float32"));
 /** σ(x); σ′ = y(1−y). */
 export const sigmoid = unary("sigmoid", tf.sigmoid, (_x, y) => tf.mul(y, tf.sub(1, y)));
@@ -71,7 +74,7 @@ export const sigmoid = unary("sigmoid", tf.sigmoid, (_x, y) => tf.mul(y, tf.sub(
 export const tanh = unary("tanh", tf.tanh, (_x, y) => tf.sub(1, tf.square(y)));
 /** softplus(x) = log(1 + eˣ); softplus′ = σ(x). */
 export const softplus = unary("softplus", tf.softplus, (x) => tf.sigmoid(x));
-/** x^(−½); derivative −½ y³ (spec §3, Rsqrt). */
+/** x^(−½); derivative −½ y³ (docs/algorithm.md#r-forward-and-transpose-rules). */
 export const rsqrt = unary("rsqrt", tf.rsqrt, (_x, y) => tf.mul(-0.5, tf.pow(y, 3)));
 /** eˣ; derivative y. */
 export const exp = unary("exp", tf.exp, (_x, y) => y);

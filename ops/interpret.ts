@@ -2,10 +2,11 @@
  * The two interpreters of a model written against `Nn`:
  * - `plain`: runs the primal rules only; TF.js's tape records them, so `tf.grads` works through it.
  * - `linearize`: runs the primals once and records, per op, the saved primals and residuals. Then
- *   `jvp(v)` replays the R-forward rules (J·v, spec §1.2 step 1) and `vjp(u)` replays the transposes
- *   in reverse order (Jᵀ·u), both without another forward pass and without TF.js's tape, so they
- *   can run inside a `tf.customGrad` (tfjs-facts.md §7). Inputs that are not parameters (the data)
- *   carry symbolic zero tangents and cost nothing.
+ *   `jvp(v)` replays the R-forward rules (J·v, docs/algorithm.md#gauss-newton-products) and
+ *   `vjp(u)` replays the transposes in reverse order (Jᵀ·u), both without another forward pass and
+ *   without TF.js's tape, so they can run inside a `tf.customGrad`
+ *   (docs/tfjs-notes.md#no-tape-inside-customgrad). Inputs that are not parameters (the data) carry
+ *   symbolic zero tangents and cost nothing.
  * @module
  */
 import { tf } from "../lib/_deps.ts";

@@ -1,7 +1,8 @@
 /**
  * Losses on logits z ∈ ℝ^{B×C}, each with its value (differentiable by TF.js first-order autodiff),
- * its gradient ∂L/∂z and the closed-form output Hessian product H_L·u (spec §4). All are means over
- * the batch, so H_L is block diagonal with blocks divided by B.
+ * its gradient ∂L/∂z and the closed-form output Hessian product H_L·u
+ * (docs/algorithm.md#loss-hessians). All are means over the batch, so H_L is block diagonal with
+ * blocks divided by B.
  * @module
  */
 import { tf } from "../lib/_deps.ts";
@@ -19,8 +20,9 @@ const batch = (z: tf.Tensor) => z.shape[0];
 
 /**
  * Mean softmax cross-entropy, L = (1/B) Σ_b [lse(z_b)·Σ_c y_bc − ⟨y_b, z_b⟩] (hand-written: TF.js's
- * tf.losses.softmaxCrossEntropy cannot be differentiated twice correctly, tfjs-facts.md §2a).
- * H_L·u per row: (diag p − p pᵀ)u·Σy / B = p ⊙ (u − ⟨p, u⟩)·Σy / B.
+ * tf.losses.softmaxCrossEntropy cannot be differentiated twice correctly,
+ * docs/tfjs-notes.md#softmax-cross-entropy). H_L·u per row: (diag p − p pᵀ)u·Σy / B = p ⊙ (u − ⟨p,
+ * u⟩)·Σy / B.
  */
 export const softmaxCrossEntropy: Loss = {
   name: "softmaxCrossEntropy",
@@ -56,7 +58,7 @@ export const sigmoidCrossEntropy: Loss = {
     }),
 };
 
-/** L = ½ Σ (z − y)² / B (spec §4, "l2"); H_L·u = u / B. */
+/** L = ½ Σ (z − y)² / B (the original's "l2", docs/algorithm.md#loss-hessians); H_L·u = u / B. */
 export const squaredError: Loss = {
   name: "squaredError",
   value: (z, y) =>

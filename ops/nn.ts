@@ -76,7 +76,10 @@ export interface Nn {
   logSumExp(x: T, axis?: number): T;
   logSoftmax(x: T, axis?: number): T;
   softmax(x: T, axis?: number): T;
-  /** Train-mode batch norm over every axis but the last (spec §3): statistics depend on x. */
+  /**
+   * Train-mode batch norm over every axis but the last
+   * (docs/algorithm.md#batch-norm-in-train-mode): statistics depend on x.
+   */
   batchNormTrain(x: T, gamma: T, beta: T, epsilon?: number): BatchNormOut;
   /** Batch norm with given (moving) statistics: inference mode. */
   batchNormInference(x: T, gamma: T, beta: T, mean: T, variance: T, epsilon?: number): T;

@@ -18,7 +18,7 @@ export interface PadAttrs {
   readonly paddings: readonly (readonly [number, number])[];
 }
 
-/** Zero padding (spec §3: pad(Ṙx) with the same paddings). */
+/** Zero padding (docs/algorithm.md#r-forward-and-transpose-rules: the same paddings). */
 export const pad: OpDef<PadAttrs> = {
   name: "pad",
   primal: ([x], { paddings }) => tf.pad(x, paddings.map(([a, b]) => [a, b] as [number, number])),

@@ -2,7 +2,8 @@
  * The DSL's core types. Every primitive op is one `OpDef`: its primal rule, its R-forward (JVP) rule
  * and the transpose of that JVP (the VJP), side by side. Interpreters (`ops/interpret.ts`) evaluate a
  * model written once against `Nn` either plainly (TF.js's tape then gives first-order gradients) or
- * while recording a linearization (J·v and Jᵀ·u replayed from saved primals, spec §1.2, §3).
+ * while recording a linearization (J·v and Jᵀ·u replayed from saved primals,
+ * docs/algorithm.md#r-forward-and-transpose-rules).
  * @module
  */
 import type { tf } from "../lib/_deps.ts";

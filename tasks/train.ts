@@ -1,8 +1,9 @@
 /**
- * `deno task train`: meta-trains MLHF's damping and preconditioner LSTMs (spec §5) on the
- * meta-training split (MNIST: the first 30 000 training images; CIFAR-10: data_batch_1..3), and
- * writes `meta-weights.mlhf`, `meta_train.jsonl` and a resumable checkpoint to `--out`.
- * With no arguments it meta-trains on the embedded MNIST with the original's quick-test MLP.
+ * `deno task train`: meta-trains MLHF's damping and preconditioner LSTMs
+ * (docs/algorithm.md#meta-training) on the meta-training split (MNIST: the first 30 000 training
+ * images; CIFAR-10: data_batch_1..3), and writes `meta-weights.mlhf`, `meta_train.jsonl` and a
+ * resumable checkpoint to `--out`. With no arguments it meta-trains on the embedded MNIST with the
+ * original's quick-test MLP.
  * @module
  */
 import { backendFlag, runCli } from "./_cli.ts";

@@ -1,8 +1,9 @@
 /**
- * Preconditioned CG (spec §1.6): exact solves of random SPD systems within n steps, a monotonically
- * decreasing quadratic model, the exact solve of (G + λI)x = g on a tiny network, and the gradient
- * of a scalar function of the CG output with respect to λ and a non-uniform P through the
- * "gradient of H" customGrad (spec §5.4), against finite differences.
+ * Preconditioned CG (docs/algorithm.md#preconditioned-cg): exact solves of random SPD systems
+ * within n steps, a monotonically decreasing quadratic model, the exact solve of (G + λI)x = g on a
+ * tiny network, and the gradient of a scalar function of the CG output with respect to λ and a
+ * non-uniform P through the "gradient of H" customGrad (docs/algorithm.md#gradient-of-h), against
+ * finite differences.
  * @module
  */
 import { tf } from "../lib/_deps.ts";
@@ -78,7 +79,8 @@ Deno.test("cg: solves random SPD systems to tolerance within n steps, with and w
           tidyValue(() => {
             const A = spd(seed, n, 0.5);
             // |b| ~ 100 keeps the original's 1e-6 guards on ⟨p,q⟩ and ρ from firing before
-            // convergence (they are part of the algorithm, spec §1.6, and bend exact CG when hit).
+            // convergence (they are part of the algorithm, docs/algorithm.md#cg-guards, and bend
+            // exact CG when hit).
             const bArr = normal(keyFromSeed(seed + 1), n, 0, 100);
             const { op, like } = operator(A, n, Math.max(1, n >> 1));
             const b = fromVector(like, tf.tensor1d(bArr));

@@ -3,7 +3,7 @@
  * adjoint identity ⟨u, J·v⟩ = ⟨Jᵀ·u, v⟩, and Jᵀ·u against TF.js's own reverse mode, on fast-check
  * random shapes, strides and paddings. One row per op with its input domain and tolerance, like
  * JAX's LAX_GRAD_OPS. Kinked ops (relu, max-pool) get inputs kept away from their kinks and a small
- * FD step (tfjs-facts.md §2b: float32 FD is unreliable across kinks).
+ * FD step (docs/tfjs-notes.md#finite-differences-across-kinks).
  * @module
  */
 import { tf } from "../lib/_deps.ts";

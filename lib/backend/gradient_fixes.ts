@@ -2,7 +2,7 @@
  * Gradient overrides that make TF.js's first-order reverse mode correct and fast on every backend,
  * by routing the kernels' gradients through the DSL's own transpose rules (`ops/conv.ts`):
  * - Conv2D: the filter gradient by im2col + matMul (stock wasm has no Conv2DBackpropFilter kernel;
- *   stock cpu's takes ~50 s on a CIFAR layer, tfjs-facts.md §2b, §3).
+ *   stock cpu's takes ~50 s on a CIFAR layer, docs/tfjs-notes.md#conv2d-filter-gradient).
  * - MaxPool: the cotangent goes to the first arg-max of each window (wasm's MaxPoolGrad sends it to
  *   the wrong element when every value in the window is negative).
  * - BatchMatMul (2-D): the DSL's matMul transpose rule, which on wasm transposes explicitly

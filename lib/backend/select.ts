@@ -1,7 +1,7 @@
 /**
  * Backend selection: `auto | tensorflow-gpu | tensorflow | native | wasm | cpu`.
  *
- * Measured pitfalls this module encodes (tfjs-facts.md §1, §4):
+ * Measured pitfalls this module encodes (docs/tfjs-notes.md#backend-selection):
  * - `tf.setBackend` reports failure by its return value, not by throwing: always check it.
  * - A native tfjs-node package whose import fails can leave its kernels registered, so at most one
  *   native package is imported per process, and under `auto` only one whose binding is on disk.
@@ -133,8 +133,8 @@ export const resolveBackendName = (flag?: string): BackendName => {
  *
  * `auto` order: tfjs-node-gpu, tfjs-node (each only when its binding is on disk; at most one is
  * imported), then the native BLAS backend, then wasm (single-threaded SIMD; ~10× faster than the
- * pure-JS cpu backend on the project's kernels, tfjs-facts.md §3), then cpu. An explicit name that
- * cannot load throws a `BackendError` saying how to enable it.
+ * pure-JS cpu backend on the project's kernels, docs/tfjs-notes.md#backend-speed), then cpu. An
+ * explicit name that cannot load throws a `BackendError` saying how to enable it.
  */
 export const selectBackend = async (name: BackendName = "auto"): Promise<BackendChoice> => {
   const skipped: Array<{ name: string; reason: string }> = [];

@@ -2,9 +2,9 @@
  * Multiply-adds of the GEMM-like kernels a computation ran (`Conv2D`, `FusedConv2D`,
  * `Conv2DBackpropInput`, `Conv2DBackpropFilter`, `BatchMatMul`, `_FusedMatMul`), from the kernel
  * shapes `tf.profile` records: a backend-independent cost of a training step, so a measured
- * slowdown against SGD can be set beside the ratio of work the algorithm must do (spec §8's cost
- * model counts the same way). Other kernels (element-wise, pooling, the meta-networks' tiny GEMMs)
- * are not counted.
+ * slowdown against SGD can be set beside the ratio of work the algorithm must do (the cost model of
+ * docs/algorithm.md#cost-model counts the same way). Other kernels (element-wise, pooling, the
+ * meta-networks' tiny GEMMs) are not counted.
  * @module
  */
 import { tf } from "../_deps.ts";

@@ -1,7 +1,8 @@
 /**
- * Generalized Gauss–Newton products G·v = Jᵀ·H_L·(J·v) on one minibatch (spec §1.2). The model is
- * linearized once at (θ, B): the loss, its gradient g = Jᵀ·∇_z L and every G·v then reuse the saved
- * primal activations, so CG pays for the forward pass once.
+ * Generalized Gauss–Newton products G·v = Jᵀ·H_L·(J·v) on one minibatch
+ * (docs/algorithm.md#gauss-newton-products). The model is linearized once at (θ, B): the loss, its
+ * gradient g = Jᵀ·∇_z L and every G·v then reuse the saved primal activations, so CG pays for the
+ * forward pass once.
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -72,10 +73,11 @@ export const gaussNewtonProduct = <P extends Params>(
 };
 
 /**
- * The "gradient of H" trick (spec §5.4): v ↦ G·v whose backward pass is ū ↦ G·ū (G symmetric) and
- * which treats G as a constant in θ. One `tf.customGrad` on the flattened vector (customGrad takes
- * one tensor, tfjs-facts.md §7); G·v itself is built from R-forward and transpose rules, not from
- * TF.js's tape, which is what makes this possible.
+ * The "gradient of H" trick (docs/algorithm.md#gradient-of-h): v ↦ G·v whose backward pass is
+ * ū ↦ G·ū (G symmetric) and which treats G as a constant in θ. One `tf.customGrad` on the flattened
+ * vector (customGrad takes one tensor, docs/tfjs-notes.md#customgrad-returns-one-tensor); G·v
+ * itself is built from R-forward and transpose rules, not from TF.js's tape, which is what makes
+ * this possible.
  */
 export const symmetricProduct = <P extends Params>(gn: GaussNewton<P>, like: P): (v: P) => P => {
   const flat = (v: tf.Tensor): tf.Tensor => toVector(gn.product(fromVector(like, v)));

@@ -23,8 +23,9 @@ export const DATASET_SPLITS: Readonly<Record<DatasetName, readonly string[]>> = 
 };
 
 /**
- * MNIST-style sets split their 60 000 training images like the original splits CIFAR (spec §5.7):
- * `meta-train` = the first 30 000 (meta-training), `eval-train` = the last 30 000 (evaluation).
+ * MNIST-style sets split their 60 000 training images like the original splits CIFAR
+ * (docs/algorithm.md#meta-training-data): `meta-train` = the first 30 000 (meta-training),
+ * `eval-train` = the last 30 000 (evaluation).
  */
 export const IDX_HALF = 30_000;
 

@@ -1,7 +1,7 @@
 /**
  * A contiguous slice of a source's storage order, for disjoint meta-training and evaluation data
- * (spec §5.7: the original meta-trains on CIFAR batches 1–3 and evaluates on 4–5; MNIST's training
- * set is split the same way, first half / second half).
+ * (docs/algorithm.md#meta-training-data: the original meta-trains on CIFAR batches 1–3 and
+ * evaluates on 4–5; MNIST's training set is split the same way, first half / second half).
  * @module
  */
 import type { Source } from "./source.ts";

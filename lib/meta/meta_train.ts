@@ -1,16 +1,18 @@
 /**
- * One meta-training iteration (spec §5.1–5.6, pseudocode §10.2): unroll T MLHF steps in training
+ * One meta-training iteration (docs/algorithm.md#meta-training): unroll T MLHF steps in training
  * mode on T consecutive batches, then update the meta-weights with Adam.
  *
  * Per inner step i: ℓ_i, g_i and G_i at (θ_i, B_i) (G through the symmetric-gradient product,
- * spec §5.4); λ_i, P_i, x_i, r_i from `mlhfDirection`; h_i = −⟨g_i, x_i⟩ / √⟨x_i, g_i − r_i⟩;
+ * docs/algorithm.md#gradient-of-h); λ_i, P_i, x_i, r_i from `mlhfDirection`;
+ * h_i = −⟨g_i, x_i⟩ / √⟨x_i, g_i − r_i⟩;
  * x̃_i = x_i·min(1, 0.25‖sg θ_i‖/(η‖x_i‖)); θ_{i+1} = sg(θ_i) − η·(u ⊙ x̃_i), u ~ U[0.98, 1.02];
  * ℓ′_i = L(θ_{i+1}; B_i). Then m_i = ½(ℓ′_i + ℓ_{i+1}) − sg(ℓ_i) (i < T−1), M = Σ softmax(sg m)ᵢ mᵢ,
  * H = mean h_i, R = 2e-7·½‖φ‖². The λ networks get ∇(10·M + R), the preconditioner networks
- * ∇(H + R); the cross terms are discarded (spec §9 item 7), so the window is differentiated twice,
- * once per loss. LSTM states carry gradient through the window and are cut at its end; g, θ in the
- * update, x_prev and r_prev are stop-gradient (spec §5.3). The meta-gradient's global norm is
- * clipped to ‖φ‖ and Adam (TF defaults) takes the step. A non-finite meta-gradient skips the update.
+ * ∇(H + R); the cross terms are discarded (docs/algorithm.md#cross-terms-discarded), so the window
+ * is differentiated twice, once per loss. LSTM states carry gradient through the window and are
+ * cut at its end; g, θ in the update, x_prev and r_prev are stop-gradient
+ * (docs/algorithm.md#what-is-cut). The meta-gradient's global norm is clipped to ‖φ‖ and Adam
+ * (TF defaults) takes the step. A non-finite meta-gradient skips the update.
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -48,17 +50,24 @@ import {
 } from "../optim/mlhf/direction.ts";
 import { groupByKind, PARAM_KINDS, type ParamKind } from "../param_kinds.ts";
 
-/** Meta-training settings (spec §5.8; defaults in `META_TRAIN_DEFAULTS`). */
+/**
+ * Meta-training settings (docs/algorithm.md#meta-training-settings; defaults in
+ * `META_TRAIN_DEFAULTS`).
+ */
 export interface MetaTrainOptions extends MlhfOptions {
   /** T, the unrolled window (`meta_roll_back`). */
   readonly metaRollBack: number;
-  /** Probability of continuing the trajectory after a window (`keep_prob`, spec §5.6). */
+  /**
+   * Probability of continuing the trajectory after a window (`keep_prob`,
+   * docs/algorithm.md#experience-replay).
+   */
   readonly keepProb: number;
   readonly metaLr: number;
   /** η, the inner learning rate (`--lr`, 1.0). */
   readonly lr: number;
   /** `as-written`: every reset restarts from the initial weights (the original's dead store);
-   * `intended`: progressively better states are stored, up to `replaySize` (spec §9 item 2). */
+   * `intended`: progressively better states are stored, up to `replaySize`
+   * (docs/algorithm.md#replay-store-never-fires). */
   readonly replayMode: "as-written" | "intended";
   readonly replaySize: number;
   /** Weight of the meta-loss for the λ networks (10 in the original). */
@@ -108,7 +117,10 @@ export interface MetaTrainState<P extends Params> {
   readonly skipped: number;
 }
 
-/** The per-window diagnostics of the original (spec §5.2) plus the update's bookkeeping. */
+/**
+ * The per-window diagnostics of the original (docs/algorithm.md#meta-losses) plus the update's
+ * bookkeeping.
+ */
 export interface MetaDiagnostics {
   readonly iteration: number;
   readonly metaLoss: number;
@@ -487,7 +499,8 @@ export const metaIteration = <P extends Params>(
     const toDispose: tf.Tensor[] = [];
     if (reset) {
       const thetaNorm = tf.tidy(() => norm(theta).dataSync()[0]);
-      // The store condition (spec §5.6 (a)); dead as written since bestLoss starts at 0.
+      // The store condition (docs/algorithm.md#experience-replay, (a)); dead as written since
+      // bestLoss starts at 0.
       if (win.numbers.baseLoss <= bestLoss && thetaNorm < 1.2 * bestNorm) {
         replay = [...replay, mapTree(theta, (t) => t.clone())];
         if (replay.length > o.replaySize) {

@@ -1,6 +1,7 @@
 /**
- * The first-order baselines as compositions (spec §7 settings are the tasks' defaults):
- * `sgd`, `momentum`, `adam`, `rmsprop`, each optionally with the baselines' weight decay.
+ * The first-order baselines as compositions (the original's settings, docs/algorithm.md#presets,
+ * are the tasks' defaults): `sgd`, `momentum`, `adam`, `rmsprop`, each optionally with the
+ * baselines' weight decay.
  * @module
  */
 import type { Params } from "../tree.ts";
@@ -16,7 +17,9 @@ import {
 /** Options shared by the baselines. */
 export interface BaselineOptions {
   readonly learningRate: number;
-  /** Weight decay wd in CE + wd·Σ½‖w‖² (spec §7: 2e-4 on CIFAR; 0 = none). */
+  /**
+   * Weight decay wd in CE + wd·Σ½‖w‖² (docs/algorithm.md#weight-decay: 2e-4 on CIFAR; 0 = none).
+   */
   readonly weightDecay?: number;
 }
 

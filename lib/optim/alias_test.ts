@@ -108,7 +108,7 @@ for (const [name, ours, theirs] of CASES) {
   });
 }
 
-Deno.test("optimizer weight decay adds wd·θ to the gradient (spec §7)", () => {
+Deno.test("weight decay adds wd·θ to the gradient (docs/algorithm.md#weight-decay)", () => {
   tf.tidy(() => {
     const params = { w: tf.tensor([1, -2]) };
     const opt = sgd<typeof params>({ learningRate: 1, weightDecay: 0.5 });

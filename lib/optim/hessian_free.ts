@@ -1,8 +1,9 @@
 /**
- * Hessian-Free baselines (spec §7): HF with fixed damping and HF with the Levenberg–Marquardt
- * heuristic (spec §1.8). Each step solves (G + λI)x = g with K iterations of CG (P ≡ 1) warm
- * started from the previous solution, then θ ← θ − η·x. Needs `ctx.curvature`; the LM variant
- * also needs `ctx.model`, `ctx.lossFn` and `ctx.batch` to measure ρ on the previous batch.
+ * Hessian-Free baselines (docs/algorithm.md#presets): HF with fixed damping and HF with the
+ * Levenberg–Marquardt heuristic (docs/algorithm.md#levenberg-marquardt-rule). Each step solves
+ * (G + λI)x = g with K iterations of CG (P ≡ 1) warm started from the previous solution, then
+ * θ ← θ − η·x. Needs `ctx.curvature`; the LM variant also needs `ctx.model`, `ctx.lossFn` and
+ * `ctx.batch` to measure ρ on the previous batch.
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -24,7 +25,10 @@ export interface HessianFreeOptions {
   readonly cgIterations: number;
   /** `'previous'`: x₀ = last solution (the original's `x_use='x'`); `'zero'`; `'gradient'`. */
   readonly xInit?: "previous" | "zero" | "gradient";
-  /** Levenberg–Marquardt adaptation of λ with this factor δ (spec §1.8); omitted = fixed λ. */
+  /**
+   * Levenberg–Marquardt adaptation of λ with this factor δ
+   * (docs/algorithm.md#levenberg-marquardt-rule); omitted = fixed λ.
+   */
   readonly lmDecay?: number;
 }
 

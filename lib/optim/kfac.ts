@@ -1,8 +1,9 @@
 /**
  * K-FAC (Martens & Grosse 2015) for dense and conv layers (KFC, Grosse & Martens 2016), as the
- * baseline of spec §7: tensorflow/kfac's `PeriodicInvCovUpdateKfacOpt` with a categorical predictive
- * distribution on the logits, lr 0.1, damping 1, cov_ema_decay 0.99, invert_every 10,
- * cov_update_every 1 and KfacOptimizer's "regular" momentum 0.9.
+ * baseline of the original (docs/algorithm.md#presets): tensorflow/kfac's
+ * `PeriodicInvCovUpdateKfacOpt` with a categorical predictive distribution on the logits, lr 0.1,
+ * damping 1, cov_ema_decay 0.99, invert_every 10, cov_update_every 1 and KfacOptimizer's "regular"
+ * momentum 0.9.
  *
  * One step t (state.step = t):
  * 1. if t mod covUpdateEvery = 0: sample ŷ_b ~ softmax(z_b) once per example (`ctx.key`), take
@@ -58,7 +59,7 @@ import { dampedInverse } from "./kfac/spd.ts";
 
 export type { KfacLayout, KronLayer } from "./kfac/layers.ts";
 
-/** Settings; the defaults are spec §7's. */
+/** Settings; the defaults are the original's (docs/algorithm.md#presets). */
 export interface KfacOptions {
   readonly learningRate?: number;
   /** Tikhonov damping λ. */
@@ -79,7 +80,7 @@ export interface KfacOptions {
   readonly layout?: KfacLayout;
 }
 
-/** The defaults of spec §7. */
+/** The original's defaults (docs/algorithm.md#presets). */
 export const KFAC_DEFAULTS = {
   learningRate: 0.1,
   damping: 1,

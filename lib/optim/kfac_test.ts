@@ -632,7 +632,7 @@ Deno.test("factors bigger than maxFactorDim are inverted block-diagonally", asyn
   });
 });
 
-Deno.test("K-FAC (spec §7 settings) lowers the loss faster than gradient descent at its rate", async () => {
+Deno.test("K-FAC (the original's settings) lowers the loss faster than gradient descent at its rate", async () => {
   await withNoLeaks(() => {
     for (
       const [name, net, maxRatio] of [

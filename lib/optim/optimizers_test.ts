@@ -256,7 +256,7 @@ Deno.test("a NaN or infinite loss never reaches the parameters: the step is skip
   }
 });
 
-Deno.test("meta-weights: 277 scalars per network (spec §2.4)", () => {
+Deno.test("meta-weights: 277 scalars per network (docs/algorithm.md#lstm-meta-networks)", () => {
   const n = metaWeightTensors(meta).reduce((s, t) => s + t.size, 0);
   if (n !== 2 * 2 * 277) throw new Error(`2 kinds × 2 roles × 277 expected, got ${n}`);
   void (null as unknown as Params);

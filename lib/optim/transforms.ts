@@ -39,7 +39,10 @@ export const piecewiseConstant = (boundaries: readonly number[], values: readonl
   };
 };
 
-/** Adds the gradient of wd·Σ½‖w‖² (the baselines' weight decay, spec §7): u ↦ u + wd·θ. */
+/**
+ * Adds the gradient of wd·Σ½‖w‖² (the baselines' weight decay, docs/algorithm.md#weight-decay):
+ * u ↦ u + wd·θ.
+ */
 export const addDecayedWeights = <P extends Params>(
   wd: number,
   mask?: (leafIndex: number) => boolean,

@@ -1,12 +1,13 @@
 /**
- * Preconditioned conjugate gradient over parameter trees, exactly as MLHF runs it (spec §1.6):
- * a fixed iteration budget K, a warm start x₀, a diagonal (inverse) preconditioner P applied as
- * y = P ⊙ r, global inner products (one α and one β for the whole network) and the original's
- * guards: α = ρ / max(⟨p, q⟩, ε), β = ρ′ / max(ρ, ε), stop when ‖r‖ < ε, with ε = 1e-6.
+ * Preconditioned conjugate gradient over parameter trees, exactly as MLHF runs it
+ * (docs/algorithm.md#preconditioned-cg): a fixed iteration budget K, a warm start x₀, a diagonal
+ * (inverse) preconditioner P applied as y = P ⊙ r, global inner products (one α and one β for the
+ * whole network) and the original's guards: α = ρ / max(⟨p, q⟩, ε), β = ρ′ / max(ρ, ε), stop when
+ * ‖r‖ < ε, with ε = 1e-6.
  *
  * Everything is ordinary TF.js ops, so the solution is differentiable with respect to anything A,
- * P, b or x₀ depend on (meta-training differentiates through every iteration, spec §5.3).
- * The caller owns memory: wrap calls in `tf.tidy` (or `tidyTree`).
+ * P, b or x₀ depend on (meta-training differentiates through every iteration,
+ * docs/algorithm.md#what-is-cut). The caller owns memory: wrap calls in `tf.tidy` (or `tidyTree`).
  * @module
  */
 import type { tf } from "../_deps.ts";
@@ -22,7 +23,7 @@ export interface PcgOptions<P extends Params> {
   readonly maxIterations: number;
   /**
    * The diagonal inverse preconditioner P (y = P ⊙ r), or a function of r₀ = b − A x₀ that returns
-   * it (MLHF computes P after r₀, spec §2.5). Omitted: P ≡ 1, plain CG.
+   * it (MLHF computes P after r₀, docs/algorithm.md#mlhf-direction). Omitted: P ≡ 1, plain CG.
    */
   readonly preconditioner?: P | ((r0: P) => P);
   readonly epsilon?: number;
@@ -39,7 +40,7 @@ export interface PcgResult<P extends Params> {
   readonly iterations: number;
 }
 
-/** A(v) = G(v) + λ ⊙ v, with λ a per-coordinate tree or one number (spec §1.3). */
+/** A(v) = G(v) + λ ⊙ v, with λ a per-coordinate tree or one number (docs/algorithm.md#damping). */
 export const dampedOperator = <P extends Params>(
   g: (v: P) => P,
   lambda: P | number,
@@ -48,7 +49,10 @@ export const dampedOperator = <P extends Params>(
 
 const normOf = (r: Params): number => Math.sqrt((vdot(r, r) as tf.Scalar).dataSync()[0]);
 
-/** Solves A x = b approximately with K steps of preconditioned CG (spec §1.6). */
+/**
+ * Solves A x = b approximately with K steps of preconditioned CG
+ * (docs/algorithm.md#preconditioned-cg).
+ */
 export const conjugateGradient = <P extends Params>(
   A: (v: P) => P,
   b: P,

@@ -1,7 +1,8 @@
 /**
- * The Levenberg–Marquardt damping rule as the original's HF(LM) baseline runs it (spec §1.8, with
- * its quirks, spec §9 item 15): ρ is measured on the previous batch at the start of the next step,
- * q includes the damping term, ρ = 0.5 on the first step (q = 0), and λ is clipped to [1e-3, 1].
+ * The Levenberg–Marquardt damping rule as the original's HF(LM) baseline runs it
+ * (docs/algorithm.md#levenberg-marquardt-rule, with its quirks, docs/algorithm.md#lm-details):
+ * ρ is measured on the previous batch at the start of the next step, q includes the damping term,
+ * ρ = 0.5 on the first step (q = 0), and λ is clipped to [1e-3, 1].
  * @module
  */
 

@@ -145,8 +145,8 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
     `Seed ${o.seed}: every run starts from the same initialization and sees the same batches`,
     ...(o.meta && o.optimizers.some((s) => s.name === "mlhf")
       ? [
-        `MLHF: ${o.meta.description}. K defaults to the K of meta-training (spec §9 item 4; ` +
-        "the original's validation scripts left K = 2)",
+        `MLHF: ${o.meta.description}. K defaults to the K of meta-training ` +
+        "(docs/algorithm.md#k-at-evaluation; the original's validation scripts left K = 2)",
       ]
       : []),
   ];

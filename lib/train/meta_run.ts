@@ -1,9 +1,10 @@
 /**
  * A meta-training run: windows of T batches from the meta-training split, one `metaIteration` per
- * window, a JSONL log of every diagnostic of the original (spec §5.2), a progress bar, atomic
- * checkpoints every N iterations (meta-weights, Adam state, replay buffer, optimizee state and data
- * position), `resume` that continues a killed run to the same meta-weights, and the final weights
- * in the meta-weights format. Every random choice derives from one seed.
+ * window, a JSONL log of every diagnostic of the original (docs/algorithm.md#meta-losses), a
+ * progress bar, atomic checkpoints every N iterations (meta-weights, Adam state, replay buffer,
+ * optimizee state and data position), `resume` that continues a killed run to the same
+ * meta-weights, and the final weights in the meta-weights format. Every random choice derives from
+ * one seed.
  * @module
  */
 import { tf } from "../_deps.ts";

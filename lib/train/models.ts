@@ -1,9 +1,10 @@
 /**
  * The models `deno task eval` trains, by name, and the data each is evaluated on by default:
- * `mlp` (the original's quick MLP, 784→20 sigmoid→10, spec §6.5), `convnet` (CUDA-convnet,
- * §6.1), `convnet-small` (the CUDA-convnet at reduced width, filters 16, 32 and units 64, 32: the
- * small convnet of the MNIST results), `resnet20 | resnet32 | resnet56` (ResNet v2 for CIFAR,
- * §6.2) and `resnet18` (ResNet-18 v2 for ImageNet, §6.3). The number of classes always comes from
+ * `mlp` (the original's quick MLP, 784→20 sigmoid→10, docs/algorithm.md#mlp), `convnet`
+ * (CUDA-convnet, docs/algorithm.md#cuda-convnet), `convnet-small` (the CUDA-convnet at reduced
+ * width, filters 16, 32 and units 64, 32: the small convnet of the MNIST results),
+ * `resnet20 | resnet32 | resnet56` (ResNet v2 for CIFAR, docs/algorithm.md#resnet-v2) and
+ * `resnet18` (ResNet-18 v2 for ImageNet, same section). The number of classes always comes from
  * the data set.
  * @module
  */
@@ -67,8 +68,8 @@ export const DEFAULT_DATASET: Readonly<Record<ModelName, DatasetName>> = {
 
 /**
  * The evaluation splits of each data set: train on the split the original evaluates on (CIFAR
- * batches 4–5, spec §6.4 and §9 item 18; MNIST's second half, disjoint from meta-training), test
- * on the held-out split.
+ * batches 4–5, docs/algorithm.md#reduced-evaluation-sets; MNIST's second half, disjoint from
+ * meta-training), test on the held-out split.
  */
 export const EVAL_SPLITS: Readonly<Record<DatasetName, { train: string; test: string }>> = {
   mnist: { train: "eval-train", test: "test" },

@@ -1,7 +1,8 @@
 /**
- * The optimizer registry of `deno task eval`: names, their settings with spec §7's values as
- * defaults, the `name:key=value:…` syntax of `--compare`, and the factory that builds a
- * `GradientTransformation` (with the weight-decay convention of `weight_decay.ts` applied).
+ * The optimizer registry of `deno task eval`: names, their settings with the original's values
+ * (docs/algorithm.md#presets) as defaults, the `name:key=value:…` syntax of `--compare`, and the
+ * factory that builds a `GradientTransformation` (with the weight-decay convention of
+ * `weight_decay.ts` applied).
  * @module
  */
 import { chain, type GradientTransformation } from "../optim/base.ts";
@@ -47,11 +48,12 @@ export type SettingKey = typeof SETTING_KEYS[number];
 export type Settings = Partial<Record<SettingKey, number>>;
 
 /**
- * Each optimizer's settings and their defaults: spec §7's script values (CIFAR convnet: momentum
- * 1e-3/0.9, Adam 1e-3, RMSprop 1e-3 decay 0.99; HF(fixed) η 1e-2 λ 5e-3 K 20; HF(LM) η 1e-3 λ₀ 1
- * δ 0.99 K 20; K-FAC lr 0.1 damping 1 EMA 0.99 with its library defaults). SGD is in no script:
- * 0.1 as `cifar10_main.py`. MLHF's η, K and λ₀ default to what its meta-weights were trained with.
- * `weight-decay` is added from the convention when not given.
+ * Each optimizer's settings and their defaults: the original's script values
+ * (docs/algorithm.md#presets; CIFAR convnet: momentum 1e-3/0.9, Adam 1e-3, RMSprop 1e-3 decay 0.99;
+ * HF(fixed) η 1e-2 λ 5e-3 K 20; HF(LM) η 1e-3 λ₀ 1 δ 0.99 K 20; K-FAC lr 0.1 damping 1 EMA 0.99
+ * with its library defaults). SGD is in no script: 0.1 as `cifar10_main.py`. MLHF's η, K and λ₀
+ * default to what its meta-weights were trained with. `weight-decay` is added from the convention
+ * when not given.
  */
 export const DEFAULT_SETTINGS: Readonly<Record<OptimizerName, Settings>> = {
   sgd: { lr: 0.1 },

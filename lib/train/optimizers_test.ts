@@ -1,7 +1,8 @@
 /**
- * The optimizer registry: the `name:key=value` syntax and its errors, defaults from spec §7 and
- * from the meta-weights' record, and the weight-decay convention as applied: the baselines' update
- * sees g + wd·θ (ImageNet: not for batch norm), MLHF's and HF's see g alone.
+ * The optimizer registry: the `name:key=value` syntax and its errors, defaults from
+ * docs/algorithm.md#presets and from the meta-weights' record, and the weight-decay convention as
+ * applied: the baselines' update sees g + wd·θ (ImageNet: not for batch norm), MLHF's and HF's see
+ * g alone.
  */
 import { assert } from "../../tests/_util/deps.ts";
 import { useTestBackend } from "../../tests/_util/backend.ts";
@@ -48,7 +49,7 @@ Deno.test("optimizer list: names, settings, labels and errors", () => {
   assert.throws(() => parseOptimizerList(" , "), /at least one optimizer/);
 });
 
-Deno.test("settings: spec §7 defaults, the convention's weight decay, MLHF from its record", () => {
+Deno.test("settings: the original's defaults, the convention's weight decay, MLHF from its record", () => {
   const r = (name: OptimizerName, settings = {}) =>
     resolveSettings({ name, settings }, {
       weightDecay: MNIST,

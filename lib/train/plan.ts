@@ -64,7 +64,8 @@ const settingFlag = (what: string) =>
     presetOr(NonNegativeNumberFlag),
     "preset" as "preset" | number,
     `${what}, for every selected optimizer that has it`,
-    "a non-negative number, or preset (the preset's or spec §7's value)",
+    "a non-negative number, or preset (the preset's or the original's value, " +
+      "docs/algorithm.md#presets)",
   );
 
 /** The flags of `deno task eval` (besides `--backend`). */

@@ -27,7 +27,7 @@ Deno.test("plan: with no flags, MLHF (or its fallback) against Adam on MNIST wit
   assert.ok(p.preset.mlhfFallback, "MNIST has an HF(fixed) fallback");
 });
 
-Deno.test("plan: presets from the original's scripts (spec §7)", () => {
+Deno.test("plan: presets from the original's scripts (docs/algorithm.md#presets)", () => {
   const b512 = planEval(flags("--preset", "cifar-b512"));
   assert.deepEqual([b512.model, b512.dataset, b512.batchSize, b512.epochs], [
     "convnet",

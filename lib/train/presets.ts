@@ -1,7 +1,7 @@
 /**
- * Comparison presets: the original's evaluation scripts (spec §7) and the quick MNIST default.
- * A preset fixes the model, data set, batch size, run length and the optimizers with their
- * settings; command-line flags override any of them.
+ * Comparison presets: the original's evaluation scripts (docs/algorithm.md#presets) and the quick
+ * MNIST default. A preset fixes the model, data set, batch size, run length and the optimizers with
+ * their settings; command-line flags override any of them.
  * @module
  */
 import type { DatasetName } from "../data/dataset.ts";

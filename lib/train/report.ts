@@ -125,7 +125,7 @@ export const reportMarkdown = (runs: readonly RunSummary[], ctx: ReportContext):
     '(the last such window for "final", the lowest for "best"); test figures are on the full ' +
     "test split in inference mode. Times are training steps only (no evaluation). In " +
     "`evals.csv`, `train_accuracy` is the mean batch accuracy over the same window, not the " +
-    "original's streaming accuracy (spec §9 item 16).",
+    "original's streaming accuracy (docs/algorithm.md#streaming-accuracy).",
     "",
     "## Setup",
     "",

@@ -1,9 +1,9 @@
 /**
- * The original's weight-decay convention (spec §7, §9 item 5): the first-order baselines and
- * K-FAC minimize CE + wd·Σ½‖w‖² (`use_meta_optimizer.py` adds it to the loss of every optimizer
- * but its own), while MLHF and the HF baselines, which run through `MetaHessionFreeOptimizer`,
- * minimize the cross-entropy only. wd is 2e-4 over all variables (CIFAR, and here MNIST) and 1e-4
- * with batch norm excluded on ImageNet.
+ * The original's weight-decay convention (docs/algorithm.md#weight-decay): the first-order
+ * baselines and K-FAC minimize CE + wd·Σ½‖w‖² (`use_meta_optimizer.py` adds it to the loss of every
+ * optimizer but its own), while MLHF and the HF baselines, which run through
+ * `MetaHessionFreeOptimizer`, minimize the cross-entropy only. wd is 2e-4 over all variables
+ * (CIFAR, and here MNIST) and 1e-4 with batch norm excluded on ImageNet.
  * @module
  */
 import type { DatasetName } from "../data/dataset.ts";
@@ -34,8 +34,8 @@ export const decayMask = (kinds: readonly ParamKind[], wd: WeightDecay) => (i: n
 
 /** One sentence stating the convention, for reports. */
 export const describeWeightDecay = (wd: WeightDecay): string =>
-  `Weight decay (the original's convention, spec §7): SGD, momentum, Adam, RMSprop and K-FAC ` +
-  `minimize CE + ${wd.value}·Σ½‖w‖² over ${
+  `Weight decay (the original's convention, docs/algorithm.md#weight-decay): SGD, momentum, ` +
+  `Adam, RMSprop and K-FAC minimize CE + ${wd.value}·Σ½‖w‖² over ${
     wd.excludeBatchNorm ? "all variables except batch norm" : "all variables"
   }; MLHF, HF(fixed) and HF(LM) minimize the cross-entropy only. The logged training loss is ` +
   `the cross-entropy alone for every optimizer.`;

@@ -112,8 +112,9 @@ export const nativeMaxPoolGrad = (
 /**
  * For each output element of a NHWC max-pool, the flat index into x of the element its cotangent
  * goes to (int32, the output's shape): the first maximum of the window in row-major window order
- * (spec §9 item 14), exactly where `MaxPoolGrad` sends it (NaN never wins; a window with no value
- * above −∞ gives its first in-bounds element). Null when the active backend is not `native`.
+ * (docs/algorithm.md#max-pool-ties), exactly where `MaxPoolGrad` sends it (NaN never wins; a window
+ * with no value above −∞ gives its first in-bounds element). Null when the active backend is not
+ * `native`.
  */
 export const nativeMaxPoolArgMax = (
   x: tf.Tensor4D,

@@ -609,7 +609,8 @@ Deno.test({
             ];
           });
           // A window with no value above −∞ (all −∞ or NaN) sends its cotangent to its first element
-          // on native (spec §9 item 14) and drops it on cpu: dx is compared only without such.
+          // on native (docs/algorithm.md#max-pool-ties) and drops it on cpu: dx is compared only
+          // without such.
           const noWinner = r.cpu[0].some((v) => v !== v || v === -Infinity);
           r.cpu.forEach((v, i) => {
             const what = `pool ${h}x${w}x${c} out ${i}`;

@@ -1,12 +1,12 @@
 /**
  * Max-pool's linearization by arg-max indices on the native backend (`MlhfMaxPoolArgMax`,
  * `MlhfGatherFlat`, `MlhfScatterAddFlat`, installed as `ops/_windows.ts` fast paths): the indices
- * pick the element a plain-JS reference of spec §9 item 14 picks (first maximum in row-major window
- * order, NaN never winning, a window with nothing above −∞ giving its first in-bounds element), the
- * element cpu's first-arg-max masks pick, and the element `MaxPoolGrad` routes to; the DSL's J·v and
- * Jᵀ·u through them equal the masks' on cpu; gather and scatter are adjoint; `tf.grads` through them
- * (first and second order, and through the arg-max) equals cpu's through the masks; nothing leaks;
- * recycled output arrays are fully written.
+ * pick the element a plain-JS reference of docs/algorithm.md#max-pool-ties picks (first maximum in
+ * row-major window order, NaN never winning, a window with nothing above −∞ giving its first
+ * in-bounds element), the element cpu's first-arg-max masks pick, and the element `MaxPoolGrad`
+ * routes to; the DSL's J·v and Jᵀ·u through them equal the masks' on cpu; gather and scatter are
+ * adjoint; `tf.grads` through them (first and second order, and through the arg-max) equals cpu's
+ * through the masks; nothing leaks; recycled output arrays are fully written.
  * @module
  */
 import { tf } from "../../_deps.ts";
@@ -74,8 +74,9 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const xValues = (p: PoolCase) => (p.ints ? randInts : randArray)(size(shapeOf(p)), p.seed);
 
 /**
- * Spec §9 item 14 in plain JS: per window, the first element (row-major) strictly above every
- * earlier one, starting from −∞ at the first in-bounds element (NaN is never above anything).
+ * docs/algorithm.md#max-pool-ties in plain JS: per window, the first element (row-major) strictly
+ * above every earlier one, starting from −∞ at the first in-bounds element (NaN is never above
+ * anything).
  */
 const referenceArgMax = (x: Float32Array, p: PoolCase): Int32Array => {
   const gh = axisGeometry(p.h, p.fh, p.sh, p.pad), gw = axisGeometry(p.w, p.fw, p.sw, p.pad);

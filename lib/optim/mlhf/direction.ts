@@ -1,5 +1,5 @@
 /**
- * One MLHF direction (spec §2.5, pseudocode §10.1), shared by evaluation and meta-training:
+ * One MLHF direction (docs/algorithm.md#mlhf-direction), shared by evaluation and meta-training:
  *   λ = softplus(RNN_λ(tanh g, tanh r_prev, tanh x_prev)) + λ₀      (or λ₀ when damping is fixed)
  *   x₀ = x_prev | g | RNN_x(…)                                       (`xInit`)
  *   A v = G v + λ ⊙ v ;  r₀ = g − A x₀
@@ -7,7 +7,7 @@
  *   x, r = PCG(A, P, g, x₀, K)
  * Every RNN advances its state exactly once. The networks are shared per parameter kind: the
  * coordinates of all leaves of one kind run as one batch. Differentiable in the meta-weights;
- * g, x_prev and r_prev enter through stop-gradient (spec §5.3).
+ * g, x_prev and r_prev enter through stop-gradient (docs/algorithm.md#what-is-cut).
  * @module
  */
 import { tf } from "../../_deps.ts";
@@ -30,7 +30,10 @@ export type MetaWeights = Partial<Record<ParamKind, KindNets>>;
 export interface MlhfOptions {
   /** K, the CG iterations per step (flag `CG_iter`, default 2). */
   readonly cgIterations: number;
-  /** λ₀, the floor added to the learned damping (flag `damping`, 2e-5, spec §9 item 8). */
+  /**
+   * λ₀, the floor added to the learned damping (flag `damping`, 2e-5,
+   * docs/algorithm.md#damping-floor).
+   */
   readonly lambda0: number;
   readonly xInit: "previous" | "gradient" | "rnn";
   readonly preconditioner: "rnn" | "none";
@@ -46,7 +49,10 @@ export const MLHF_DEFAULTS: MlhfOptions = {
   dampingMode: "rnn",
 };
 
-/** Recurrent state per kind and role, plus the previous step's x and r (spec §1.7). */
+/**
+ * Recurrent state per kind and role, plus the previous step's x and r
+ * (docs/algorithm.md#the-update).
+ */
 export interface MlhfState<P extends Params> {
   readonly rnn: Partial<
     Record<ParamKind, { lambda?: LstmState; precond?: LstmState; x0?: LstmState }>
@@ -260,7 +266,8 @@ export interface MlhfDirection<P extends Params> {
 
 /**
  * Computes one MLHF direction. `G` is v ↦ G·v at this step's (θ, B) — in meta-training the
- * symmetric-gradient product (spec §5.4). The caller owns memory (wrap in a tidy).
+ * symmetric-gradient product (docs/algorithm.md#gradient-of-h). The caller owns memory (wrap in a
+ * tidy).
  */
 export const mlhfDirection = <P extends Params>(
   meta: MetaWeights,

@@ -1,12 +1,12 @@
 /**
- * The coordinatewise meta-network of MLHF (spec §2.4): two stacked LSTM cells with 4 units
- * (TF 1.7's LSTMBlockCell: gates [i, ĉ, f, o] = [x, h]·W + b, c = σ(i)·tanh(ĉ) + c·σ(f + 1),
- * h = tanh(c)·σ(o); no peepholes, no clip) and a 4 → 1 dense head. Every scalar parameter is one
- * batch row, so an input of shape [N, 3] runs N independent sequences sharing the weights.
- * `tf.basicLSTMCell` is exactly this cell with forget bias 1. A backend may install fused fast paths
- * (`installLstmFastPaths`; the native backend's single-pass kernels); `lstmCell` and `lstmNetStep`
- * use them when they apply and the op compositions (`lstmCellComposed`, `lstmNetStepComposed`)
- * otherwise.
+ * The coordinatewise meta-network of MLHF (docs/algorithm.md#lstm-meta-networks): two stacked LSTM
+ * cells with 4 units (TF 1.7's LSTMBlockCell: gates [i, ĉ, f, o] = [x, h]·W + b, c = σ(i)·tanh(ĉ) +
+ * c·σ(f + 1), h = tanh(c)·σ(o); no peepholes, no clip) and a 4 → 1 dense head. Every scalar
+ * parameter is one batch row, so an input of shape [N, 3] runs N independent sequences sharing the
+ * weights. `tf.basicLSTMCell` is exactly this cell with forget bias 1. A backend may install fused
+ * fast paths (`installLstmFastPaths`; the native backend's single-pass kernels); `lstmCell` and
+ * `lstmNetStep` use them when they apply and the op compositions (`lstmCellComposed`,
+ * `lstmNetStepComposed`) otherwise.
  * @module
  */
 import { tf } from "../../_deps.ts";
@@ -14,7 +14,7 @@ import { type Key, split, uniform } from "../../prng.ts";
 
 /** Units per LSTM layer (`rnn_layers=(4,4)`). */
 export const LSTM_UNITS = 4;
-/** Input features per coordinate (three tanh-squashed values, spec §2.3). */
+/** Input features per coordinate (three tanh-squashed values, docs/algorithm.md#features). */
 export const LSTM_INPUTS = 3;
 
 /** Weights of one meta-network: 277 scalars (128 + 144 + 5). */
@@ -35,7 +35,10 @@ const glorotUniform = (key: Key, fanIn: number, fanOut: number): tf.Tensor2D => 
   return tf.tensor2d(uniform(key, fanIn * fanOut, -limit, limit), [fanIn, fanOut]);
 };
 
-/** Initial weights: glorot-uniform kernels, zero biases (TF 1.x defaults, spec §9 item 17). */
+/**
+ * Initial weights: glorot-uniform kernels, zero biases (TF 1.x defaults,
+ * docs/algorithm.md#meta-network-initialization).
+ */
 export const initLstmNet = (key: Key, inputs = LSTM_INPUTS): LstmNetWeights => {
   const [k1, k2, k3] = split(key, 3);
   return {

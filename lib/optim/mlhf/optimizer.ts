@@ -1,7 +1,8 @@
 /**
- * MLHF as an optimizer (evaluation / normal training, spec §1.7): one `mlhfDirection` per step,
- * then θ ← θ − η·x with no momentum, weight decay, clipping or line search. The LSTM states and
- * x_prev, r_prev persist across steps in the optimizer state. Needs `ctx.curvature`.
+ * MLHF as an optimizer (evaluation / normal training, docs/algorithm.md#the-update): one
+ * `mlhfDirection` per step, then θ ← θ − η·x with no momentum, weight decay, clipping or line
+ * search. The LSTM states and x_prev, r_prev persist across steps in the optimizer state. Needs
+ * `ctx.curvature`.
  * @module
  */
 import { type Params, scale } from "../../tree.ts";
@@ -22,7 +23,10 @@ export interface MlhfOptimizerOptions extends Partial<MlhfOptions> {
   readonly metaWeights: MetaWeights;
   /** The kind of each parameter leaf, in leaf order (from the model's init). */
   readonly kinds: readonly ParamKind[];
-  /** η (spec §7: 2 for the CIFAR convnet at batch 128, 8 at batch 512, 0.5 for ResNet-18). */
+  /**
+   * η (the original's scripts, docs/algorithm.md#presets: 2 for the CIFAR convnet at batch 128, 8
+   * at batch 512, 0.5 for ResNet-18).
+   */
   readonly learningRate: number;
 }
 

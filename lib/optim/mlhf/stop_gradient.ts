@@ -8,5 +8,8 @@ const sgOp = tf.customGrad(
   })) as unknown as Parameters<typeof tf.customGrad>[0],
 );
 
-/** x with its gradient cut (spec §5.3: g, x_prev, r_prev and θ in the update are stop-gradient). */
+/**
+ * x with its gradient cut (docs/algorithm.md#what-is-cut: g, x_prev, r_prev and θ in the update are
+ * stop-gradient).
+ */
 export const stopGradient = <T extends tf.Tensor>(x: T): T => sgOp(x) as T;

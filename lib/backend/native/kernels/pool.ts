@@ -5,8 +5,8 @@
  * - MaxPool ignores NaN like the cpu kernel (a window of NaN gives −∞), except that a 1×1 pool
  *   with output shape = input shape is the identity (the cpu kernel's shortcut, NaN kept).
  * - MaxPoolGrad sends each cotangent to the FIRST maximum of its window in row-major window order
- *   (spec §9 item 14), also when every value is negative; a window with no value above −∞ sends it to
- *   its first element.
+ *   (docs/algorithm.md#max-pool-ties), also when every value is negative; a window with no value
+ *   above −∞ sends it to its first element.
  * - AvgPool divides by the number of in-bounds elements (TF and the cpu kernel); AvgPoolGrad is its
  *   exact adjoint, so it divides by the same count. (The stock cpu AvgPoolGrad divides by the full
  *   window size, which differs from the gradient of its own forward at SAME-padded borders.)
