@@ -8,7 +8,7 @@
  *   x₀ = x_prev | g | RNN_x(tanh g, tanh r_prev, tanh x_prev)         (linear head)
  *   A v = G v + λ ⊙ v ;  r₀ = g − A x₀
  *   P = softplus(RNN_P(tanh g, tanh r₀, tanh x₀))                     (`none`: P ≡ 1)
- *   PCG (mlhf-spec §1.6): y₀ = P ⊙ r₀, p₀ = y₀, ρ₀ = ⟨r₀, y₀⟩; at most K times while ‖r‖ ≥ ε:
+ *   PCG (docs/algorithm.md#preconditioned-cg): y₀ = P ⊙ r₀, p₀ = y₀, ρ₀ = ⟨r₀, y₀⟩; at most K times while ‖r‖ ≥ ε:
  *     q = A p, α = ρ / max(⟨p, q⟩, ε), x += α p, r −= α q, y = P ⊙ r, ρ′ = ⟨r, y⟩,
  *     β = ρ′ / max(ρ, ε), ρ = ρ′, p = y + β p                          (ε = 1e-6)
  * Each network is TF 1.7's LSTMBlockCell twice (4 units: gates [i, ĉ, f, o] = [x, h]·W + b,
@@ -227,7 +227,7 @@ export const refDirection = (
   const r0 = Float64Array.from(g, (gi, i) => gi - Ax0[i]);
   const precond = o.preconditioner === "rnn" ? run("precond", [g, r0, x0], softplus) : undefined;
 
-  // Preconditioned CG, exactly as mlhf-spec §1.6.
+  // Preconditioned CG, exactly as docs/algorithm.md#preconditioned-cg.
   const eps = 1e-6;
   const applyP = (r: Float64Array) => (precond ? r.map((v, i) => v * precond[i]) : r.slice());
   let x = x0.slice(), r = r0.slice();
