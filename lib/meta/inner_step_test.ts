@@ -1,7 +1,7 @@
 /**
  * Meta-training's per-step pieces (docs/algorithm.md#the-update,
- * docs/algorithm.md#meta-losses) pinned against a plain float64 computation from the step's own g, θ and (x, r) (the direction itself is pinned by
- * lib/optim/mlhf/direction_test.ts): the Hessian loss h = −⟨g, x⟩ / √⟨x, g − r⟩, the clip
+ * docs/algorithm.md#meta-losses) pinned against a plain float64 computation from the step's own
+ * g, θ and (x, r) (the direction itself is pinned by lib/optim/mlhf/direction_test.ts): the Hessian loss h = −⟨g, x⟩ / √⟨x, g − r⟩, the clip
  * x̃ = x·min(1, 0.25‖θ‖ / (η‖x‖)) and the noisy update θ′ = θ − η·(u ⊙ x̃), with the clip inactive
  * (η = 1) and active (η = 100); over a two-step window, H = mean h_i and the meta-loss
  * M = ½(ℓ′₀ + ℓ₁) − ℓ₀ (one term, softmax weight 1); `windowNoise` stays in [1 − w, 1 + w].
