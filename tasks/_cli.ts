@@ -24,7 +24,8 @@ export const backendFlag = flag(
 
 /**
  * Runs a command: decodes flags (printing usage on --help), selects the backend, calls `run`.
- * Exits 2 on a bad flag and 1 on any other error, printing only the message.
+ * Exits 2 on a bad flag (also one found while running: a FlagError from `run`) and 1 on any other
+ * error, printing only the message.
  */
 export const runCli = async <S extends FlagSpecs>(
   command: string,
@@ -57,6 +58,6 @@ export const runCli = async <S extends FlagSpecs>(
     await run(config, choice);
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
+    Deno.exit(e instanceof FlagError ? e.exitCode : 1); // bad input found while running: 2
   }
 };

@@ -21,6 +21,7 @@ import {
   planEval,
 } from "../lib/train/plan.ts";
 import { openProblem, resolveMetaWeights } from "../lib/train/problem.ts";
+import { missingMetaWeightsMessage } from "../lib/train/presets.ts";
 
 export const SPECS = { backend: backendFlag, ...EVAL_FLAGS };
 
@@ -67,6 +68,9 @@ export const runEval = async (
       seed: config.seed,
       required: p.metaWeights.required || !p.preset.mlhfFallback,
       kindMap: p.metaKindMap,
+      missing: p.metaWeights.required
+        ? `--meta-weights ${p.metaWeights.spec}: no such file`
+        : missingMetaWeightsMessage(p.presetName, config["data-dir"]),
     })
     : undefined;
   if (meta === null) {

@@ -2,9 +2,12 @@
  * `tasks/eval.ts` as a subprocess: bad flags exit 2 naming the flag; a short comparison on the
  * embedded MNIST (cpu backend) exits 0, prints the table and the report path and writes the
  * report; rerunning into the same directory needs --resume, which reuses the finished runs.
+ * Bad input found once the data is open (a batch larger than the training split), a preset's
+ * meta-weights that are not shipped, and --resume into a missing folder stop at once, naming it.
  */
 import { assert } from "./_util/deps.ts";
 import { join } from "node:path";
+import { writeMnistSplit } from "./data_fixtures.ts";
 
 const DENO = Deno.execPath();
 const EVAL = new URL("../tasks/eval.ts", import.meta.url).pathname;
@@ -14,6 +17,7 @@ const run = async (...args: string[]) => {
     args: ["run", "-A", "--frozen", EVAL, ...args],
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(120_000), // a run that spins fails the test instead of hanging it
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
@@ -74,6 +78,80 @@ Deno.test("eval CLI: a 3-step comparison on MNIST writes the report; rerun needs
     const resumed = await run(...args, "--resume");
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stderr, /adam: already finished at step 3/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const exists = async (path: string) => await Deno.stat(path).then(() => true, () => false);
+
+Deno.test("eval CLI: a batch larger than the eval-train split exits 2 naming it; no --out", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-eval-cli-" });
+  try {
+    const r = await run(
+      "--backend",
+      "cpu",
+      "--optimizer",
+      "sgd",
+      "--batch-size",
+      "40000",
+      "--steps",
+      "5",
+      "--out",
+      join(dir, "a"),
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^error: --batch-size 40000 exceeds the eval-train split of mnist \(30000 images, images 30000–60000 of train-images-idx3-ubyte\): pass --batch-size 30000 or less$/m,
+    );
+    assert.equal(await exists(join(dir, "a")), false);
+    // An IDX set of 100 training images has an empty eval-train split (images 30000–60000).
+    await writeMnistSplit(dir, "train", 100);
+    await writeMnistSplit(dir, "test", 20);
+    const small = await run(
+      "--backend",
+      "cpu",
+      "--optimizer",
+      "sgd",
+      "--steps",
+      "5",
+      "--data-dir",
+      dir,
+      "--out",
+      join(dir, "b"),
+    );
+    assert.equal(small.code, 2, small.stderr);
+    assert.match(
+      small.stderr,
+      /^error: --batch-size 128 exceeds the eval-train split of mnist \(0 images, images 30000–60000 of train-images-idx3-ubyte\): the split is empty$/m,
+    );
+    assert.equal(await exists(join(dir, "b")), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("eval CLI: a preset's unshipped meta-weights: says so and gives the command that makes them", async () => {
+  const r = await run("--backend", "cpu", "--preset", "cifar-b128", "--data-dir", "/data/cifar");
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /^error: weights\/mlhf-convnet\.mlhf: MLHF's meta-weights for preset cifar-b128 do not exist: they are not shipped with the repository\. Make them by meta-training, `deno task train --problem convnet --dataset cifar10 --data-dir \/data\/cifar --batch-size 64 --keep-prob 0\.3 --meta-roll-back 3 --out runs\/mt-convnet`, then copy runs\/mt-convnet\/meta-weights\.mlhf to weights\/mlhf-convnet\.mlhf; or pass --meta-weights FILE \(or untrained\), or leave mlhf out with --compare\.$/m,
+  );
+  const missing = await run("--backend", "cpu", "--compare", "mlhf", "--meta-weights", "/no.mlhf");
+  assert.equal(missing.code, 1, missing.stderr);
+  assert.match(missing.stderr, /^error: --meta-weights \/no\.mlhf: no such file$/m);
+});
+
+Deno.test("eval CLI: --resume into a missing --out exits 2 naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-eval-cli-" });
+  try {
+    const out = join(dir, "nonexistent");
+    const r = await run("--backend", "cpu", "--optimizer", "sgd", "--resume", "--out", out);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`^error: --resume: --out ${out} does not exist`, "m"));
+    assert.equal(await exists(out), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -3,9 +3,9 @@
  * command-line tasks.
  * @module
  */
-import { cifar10Source, type Cifar10Split, readCifar10 } from "./cifar10.ts";
+import { CIFAR10_SPLITS, cifar10Source, type Cifar10Split, readCifar10 } from "./cifar10.ts";
 import { type ImagenetPreprocessing, imagenetSource, type ImagenetSplit } from "./imagenet.ts";
-import { type MnistSplit, readMnist } from "./mnist.ts";
+import { MNIST_FILES, type MnistSplit, readMnist } from "./mnist.ts";
 import { type Source, unitScaleSource } from "./source.ts";
 import { subsetSource } from "./subset.ts";
 
@@ -28,6 +28,26 @@ export const DATASET_SPLITS: Readonly<Record<DatasetName, readonly string[]>> = 
  * `eval-train` = the last 30 000 (evaluation).
  */
 export const IDX_HALF = 30_000;
+
+/**
+ * Where a split's examples come from, in words for messages: "images 30000–60000 of
+ * train-images-idx3-ubyte", "data_batch_4.bin, data_batch_5.bin", "the train-*-of-* shards".
+ */
+export const describeSplit = (dataset: DatasetName, split: string): string => {
+  switch (dataset) {
+    case "mnist":
+    case "fashion-mnist": {
+      const file = MNIST_FILES[split === "test" ? "test" : "train"].images;
+      if (split === "meta-train") return `images 0–${IDX_HALF} of ${file}`;
+      if (split === "eval-train") return `images ${IDX_HALF}–${2 * IDX_HALF} of ${file}`;
+      return file;
+    }
+    case "cifar10":
+      return (CIFAR10_SPLITS[split as Cifar10Split] ?? []).join(", ");
+    case "imagenet":
+      return `the ${split}-*-of-* shards`;
+  }
+};
 
 /** What to open. */
 export interface DatasetSpec {

@@ -29,6 +29,29 @@ export class DataError extends Error {
   }
 }
 
+/**
+ * A source whose epoch holds fewer usable examples than one batch: a stream over it could never
+ * yield a batch (it would spin through empty epochs forever, or end having yielded nothing).
+ */
+export class TooFewExamplesError extends DataError {
+  override name = "TooFewExamplesError";
+  constructor(
+    /** The source's name. */
+    readonly source: string,
+    /** Usable examples in one epoch (corrupt ones skipped). */
+    readonly examples: number,
+    readonly batchSize: number,
+    /** Ids drawn in the epoch (more than `examples` when corrupt records were skipped). */
+    readonly drawn: number = examples,
+  ) {
+    super(
+      `${source}: ${examples} example(s) per epoch${
+        drawn > examples ? ` (${drawn - examples} corrupt one(s) skipped)` : ""
+      }, fewer than one batch of ${batchSize}: no batch can be made`,
+    );
+  }
+}
+
 /** "file: record 3 at byte 120: " style prefix for a location (empty when nothing is known). */
 export const describeLocation = ({ file, offset, record }: DataErrorLocation): string => {
   const parts: string[] = [];

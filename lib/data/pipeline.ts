@@ -7,12 +7,15 @@
  * the images' size; it draws the same permutations as a buffer of examples. Every random choice is
  * derived from the seed, the epoch and the example's index in the epoch, so a stream resumed from
  * a position replays the ids (cheap: no decoding) and continues with identical batches.
+ *
+ * A source with fewer usable examples than one batch is an error (`TooFewExamplesError`, at the
+ * end of the first whole epoch), never a stream that spins through empty epochs or yields nothing.
  * @module
  */
 import { E, t } from "../_deps.ts";
 import { foldIn, type Key, keyFromSeed, split, stream } from "../prng.ts";
 import { type Batch, disposeBatch, type HostBatch, toBatch } from "./batch.ts";
-import { DataError } from "./errors.ts";
+import { DataError, TooFewExamplesError } from "./errors.ts";
 import { imageSize } from "./images.ts";
 import type { Example, Source } from "./source.ts";
 
@@ -121,11 +124,23 @@ async function* hostBatches<Id>(
       Symbol.asyncIterator
     ]();
     try {
-      yield* epochBatches(source, order, batchSize, foldIn(keys.augment, epoch), consumed, (b) => {
-        step++;
-        globalStep++;
-        return { ...start, epoch, step, consumed: b, globalStep };
-      });
+      const fromStart = consumed === 0;
+      const seen = yield* epochBatches(
+        source,
+        order,
+        batchSize,
+        foldIn(keys.augment, epoch),
+        consumed,
+        (b) => {
+          step++;
+          globalStep++;
+          return { ...start, epoch, step, consumed: b, globalStep };
+        },
+      );
+      // A whole epoch without one batch: every later epoch is the same, so never spin on.
+      if (fromStart && seen.loaded < batchSize) {
+        throw new TooFewExamplesError(source.name, seen.loaded, batchSize, seen.drawn);
+      }
     } finally {
       await order.return?.(undefined); // closes what the source holds open (e.g. a shard)
     }
@@ -144,7 +159,10 @@ const checkExample = (source: Source<unknown>, example: Example, size: number): 
   }
 };
 
-/** The batches of one epoch from its shuffled ids, after skipping the first `consumed`. */
+/**
+ * The batches of one epoch from its shuffled ids, after skipping the first `consumed`; returns
+ * how many ids it drew and how many examples loaded (corrupt ones skipped) after the skipped ones.
+ */
 async function* epochBatches<Id>(
   source: Source<Id>,
   order: AsyncIterator<Id>,
@@ -152,15 +170,16 @@ async function* epochBatches<Id>(
   augmentKey: Key,
   consumed: number,
   positionAfter: (consumed: number) => Position,
-): AsyncGenerator<Positioned> {
+): AsyncGenerator<Positioned, { drawn: number; loaded: number }> {
   const size = imageSize(source.shape);
-  let index = 0;
+  let index = 0, loaded = 0;
   while (index < consumed && !(await order.next()).done) index++;
   let x = new Float32Array(batchSize * size), y = new Int32Array(batchSize), filled = 0;
   for (let next = await order.next(); !next.done; next = await order.next()) {
     const example = await source.load(next.value, foldIn(augmentKey, index));
     index++;
     if (example === null) continue;
+    loaded++;
     checkExample(source as Source<unknown>, example, size);
     x.set(example.image, filled * size);
     y[filled++] = example.label;
@@ -171,6 +190,7 @@ async function* epochBatches<Id>(
       filled = 0;
     }
   }
+  return { drawn: Math.max(0, index - consumed), loaded };
 }
 
 /** A stream of batches; iterate it, or call `next` and read `position` after each batch. */

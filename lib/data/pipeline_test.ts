@@ -4,7 +4,7 @@ import { useTestBackend } from "../../tests/_util/backend.ts";
 import { withNoLeaks } from "../../tests/_util/numeric.ts";
 import { type Batch, disposeBatch, oneHot } from "./batch.ts";
 import { cifar10Source } from "./cifar10.ts";
-import { DataError } from "./errors.ts";
+import { DataError, TooFewExamplesError } from "./errors.ts";
 import type { ByteImages } from "./images.ts";
 import {
   batches,
@@ -68,6 +68,10 @@ Deno.test("pipeline: each epoch draws every id once through the buffer; the rema
             epochs: 2,
           });
           const perEpoch = Math.floor(n / batchSize);
+          if (perEpoch === 0) {
+            await assert.rejects(() => stream.next(), TooFewExamplesError);
+            return;
+          }
           const all = await take(stream);
           assert.equal(all.length, 2 * perEpoch);
           for (let e = 0; e < 2; e++) {
@@ -76,19 +80,14 @@ Deno.test("pipeline: each epoch draws every id once through the buffer; the rema
             assert.ok(ids.every((id) => id >= 0 && id < n));
             assert.ok(all.every((b) => b.length === batchSize));
           }
-          assert.deepEqual(
-            { ...stream.position, stream: "" },
-            perEpoch === 0
-              ? { version: 1, stream: "", epoch: 0, step: 0, consumed: 0, globalStep: 0 }
-              : {
-                version: 1,
-                stream: "",
-                epoch: 1,
-                step: perEpoch,
-                consumed: perEpoch * batchSize,
-                globalStep: 2 * perEpoch,
-              },
-          );
+          assert.deepEqual({ ...stream.position, stream: "" }, {
+            version: 1,
+            stream: "",
+            epoch: 1,
+            step: perEpoch,
+            consumed: perEpoch * batchSize,
+            globalStep: 2 * perEpoch,
+          });
           assert.equal(await stream.next(), null);
         },
       ),
@@ -246,6 +245,44 @@ Deno.test("pipeline: a failing example rejects its batch with the DataError; pre
     disposeBatch((await other.next())!);
     await tick();
     await other.close();
+  });
+});
+
+Deno.test("pipeline: fewer examples than one batch is an error, not an empty or endless stream", async () => {
+  await withNoLeaks(async () => {
+    // Finite epochs: the stream used to end having yielded nothing; unbounded: it spun forever.
+    for (const epochs of [3, Infinity]) {
+      const stream = batches(unitScaleSource(indexed(5)), { batchSize: 8, seed: 1, epochs });
+      await assert.rejects(
+        () => stream.next(),
+        TooFewExamplesError,
+        "indexed-5: 5 example(s) per epoch, fewer than one batch of 8: no batch can be made",
+      );
+      await stream.close();
+    }
+    // Corrupt records count against the batch: 9 ids, 2 skipped, 7 usable < 8.
+    const inner = unitScaleSource(indexed(9));
+    const skipping: Source<number> = {
+      ...inner,
+      load: (id, key) => (id === 2 || id === 6 ? null : inner.load(id, key)),
+    };
+    const stream = batches(skipping, { batchSize: 8, seed: 1, epochs: 2 });
+    await assert.rejects(
+      () => stream.next(),
+      /7 example\(s\) per epoch \(2 corrupt one\(s\) skipped\)/,
+    );
+    await stream.close();
+    // A resumed stream that starts at the end of an epoch goes on to the next one.
+    const ok = batches(unitScaleSource(indexed(10)), { batchSize: 8, seed: 1, epochs: 2 });
+    disposeBatch((await ok.next())!);
+    const resumed = batches(unitScaleSource(indexed(10)), {
+      batchSize: 8,
+      seed: 1,
+      epochs: 2,
+      resumeFrom: ok.position,
+    });
+    assert.deepEqual((await take(resumed)).length, 1);
+    await ok.close();
   });
 });
 

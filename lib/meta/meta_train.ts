@@ -13,6 +13,9 @@
  * cut at its end; g, θ in the update, x_prev and r_prev are stop-gradient
  * (docs/algorithm.md#what-is-cut). The meta-gradient's global norm is clipped to ‖φ‖ and Adam
  * (TF defaults) takes the step. A non-finite meta-gradient skips the update.
+ * Whether everything carried to the next iteration (θ, the inner state, φ, Adam's moments, the
+ * newest replay entry) is finite is reduced on the device and read once; when it is not, the
+ * result names the tensor.
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -38,6 +41,7 @@ import {
 } from "../tree.ts";
 import { foldIn, type Key, permutation, stream, uniform } from "../prng.ts";
 import { type AdamState, scaleByAdam } from "../optim/transforms.ts";
+import { describeNonFinite, finiteFlag } from "../optim/finite.ts";
 import {
   initMlhfState,
   type MetaWeights,
@@ -442,8 +446,25 @@ export const initMetaTrainState = <P extends Params>(
 };
 
 /**
+ * The first non-finite tensor a meta-training state carries (the replay buffer: its newest entry),
+ * named by its path ("meta-weights dense/kernel/lambda/layers/0/kernel", "inner state
+ * rnn/dense/kernel/lambda/c/0", "params/w1"), or null. Slow (one read per tensor): for after a
+ * device-side flag said non-finite.
+ */
+export const describeNonFiniteState = <P extends Params>(s: MetaTrainState<P>): string | null =>
+  describeNonFinite([
+    ["meta-weights", s.meta],
+    ["meta-weights' Adam state", { mu: s.adam.mu, nu: s.adam.nu }],
+    ["params", s.theta, "/"],
+    ["inner state", s.inner],
+    [`replay/${s.replay.length - 1}`, s.replay.at(-1) ?? null, "/"],
+  ]);
+
+/**
  * One meta-iteration on T batches. Returns the next state (the previous one's tensors that are
- * not carried over are disposed) and the diagnostics. `key` fixes the noise and the reset draw.
+ * not carried over are disposed), the diagnostics, and `nonFinite`: null, or the first tensor of
+ * the next state that holds a NaN or ±∞ (see `describeNonFiniteState`). `key` fixes the noise and
+ * the reset draw.
  */
 export const metaIteration = <P extends Params>(
   pr: MetaProblem<P>,
@@ -451,7 +472,7 @@ export const metaIteration = <P extends Params>(
   s: MetaTrainState<P>,
   batches: readonly Batch[],
   key: Key,
-): { state: MetaTrainState<P>; diagnostics: MetaDiagnostics } => {
+): { state: MetaTrainState<P>; diagnostics: MetaDiagnostics; nonFinite: string | null } => {
   const noise = windowNoise(foldIn(key, 1), s.theta, batches.length, o.noise);
   const hasPrecond = o.preconditioner === "rnn";
   const taped = o.coordinateFraction < 1
@@ -543,20 +564,22 @@ export const metaIteration = <P extends Params>(
       reset,
       replaySize: replay.length,
     };
-    return {
-      state: {
-        iteration: s.iteration + 1,
-        theta,
-        inner,
-        meta: out.meta,
-        adam: out.adam,
-        replay,
-        bestLoss,
-        bestNorm,
-        skipped: s.skipped + (out.numbers.finite ? 0 : 1),
-      },
-      diagnostics,
+    const state: MetaTrainState<P> = {
+      iteration: s.iteration + 1,
+      theta,
+      inner,
+      meta: out.meta,
+      adam: out.adam,
+      replay,
+      bestLoss,
+      bestNorm,
+      skipped: s.skipped + (out.numbers.finite ? 0 : 1),
     };
+    // One reduction over everything carried on, one read; the slow path only when it fails.
+    const flag = finiteFlag(theta, inner, out.meta, out.adam.mu, out.adam.nu, replay.at(-1));
+    const finite = flag.dataSync()[0] === 1;
+    flag.dispose();
+    return { state, diagnostics, nonFinite: finite ? null : describeNonFiniteState(state) };
   } finally {
     tf.dispose(noise.flatMap((n) => leaves(n)));
     tf.dispose(tapedCoordinateTensors(taped));

@@ -411,3 +411,49 @@ Deno.test("T = 1: the meta-loss is 0, the damping networks get a zero meta-gradi
     s.dispose();
   }
 });
+
+Deno.test("a non-finite value carried to the next iteration is named there (φ after Adam, θ)", async () => {
+  const s = setup(5, 2, 1, { keepProb: 1 }); // keepProb 1: no reset replaces θ
+  try {
+    await withNoLeaks(() => {
+      const fresh = () =>
+        initMetaTrainState(
+          s.pr,
+          s.o,
+          mapTree(s.net.params as Params, (t) => t.clone()) as P,
+          mapTree(s.meta as Params, (t) => t.clone()) as MetaWeights,
+        );
+      // A NaN second moment of one meta-weight: the window is finite, Adam's step makes φ NaN.
+      const sa = fresh();
+      const at = leaves(sa.meta as Params).indexOf(
+        sa.meta["dense/kernel"]!.lambda!.layers[0].kernel,
+      );
+      const nu0 = leaves(sa.adam.nu)[at];
+      const nu = mapTree(sa.adam.nu, (t) => t === nu0 ? tf.fill(t.shape, NaN) : t);
+      nu0.dispose();
+      const a = metaIteration(
+        s.pr,
+        s.o,
+        { ...sa, adam: { ...sa.adam, nu } },
+        s.batches,
+        keyFromSeed(4),
+      );
+      if (a.diagnostics.skipped) throw new Error("the finite window was skipped");
+      if (a.nonFinite !== "meta-weights dense/kernel/lambda/layers/0/kernel") {
+        throw new Error(`named ${a.nonFinite}`);
+      }
+      tf.dispose(metaTrainStateTensors(a.state));
+      // η = ∞: the clipped step is ∞·0, θ_T is NaN; the meta-update is skipped, φ stays finite.
+      const b = metaIteration(s.pr, { ...s.o, lr: Infinity }, fresh(), s.batches, keyFromSeed(4));
+      if (!b.diagnostics.skipped) throw new Error("the NaN window was not skipped");
+      if (b.nonFinite !== "params/w1") throw new Error(`named ${b.nonFinite}`);
+      tf.dispose(metaTrainStateTensors(b.state));
+      // A finite iteration names nothing.
+      const c = metaIteration(s.pr, s.o, fresh(), s.batches, keyFromSeed(4));
+      if (c.nonFinite !== null) throw new Error(`named ${c.nonFinite}`);
+      tf.dispose(metaTrainStateTensors(c.state));
+    });
+  } finally {
+    s.dispose();
+  }
+});

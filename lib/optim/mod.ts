@@ -10,3 +10,4 @@ export * from "./hessian_free.ts";
 export * from "./kfac.ts";
 export * from "./mlhf/optimizer.ts";
 export * from "./guard.ts";
+export * from "./finite.ts";

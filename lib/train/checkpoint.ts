@@ -70,6 +70,27 @@ const differences = (a: string, b: string): string[] => {
     .map((k) => `${k}: checkpoint ${JSON.stringify(x[k])}, now ${JSON.stringify(y[k])}`);
 };
 
+/** What a run's checkpoint says about the run, without its tensors. */
+export interface RunRecord {
+  /** The run's identity (model, data, batch size, seed, optimizer, settings, …). */
+  readonly identity: Readonly<Record<string, unknown>>;
+  readonly step: number;
+  readonly finished: boolean;
+}
+
+/** The identity, step and finished flag of a run's checkpoint, or null when it has none. */
+export const readRunRecord = async (runDir: string): Promise<RunRecord | null> => {
+  const ck = await loadCheckpoint(checkpointDir(runDir), CHECKPOINT_NAME);
+  if (!ck) return null;
+  const p = ck.payload as Record<string, TreeValue>;
+  disposeTensorsIn(ck.payload);
+  return {
+    identity: JSON.parse(String(p.identity)) as Record<string, unknown>,
+    step: p.step as number,
+    finished: p.finished === true,
+  };
+};
+
 /**
  * Loads a run's checkpoint, or null when there is none. Throws when it belongs to a run with
  * another identity (naming the fields that differ).

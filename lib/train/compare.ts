@@ -2,19 +2,29 @@
  * A comparison: one training run per optimizer, all with the same seed (so the same
  * initialization and data order), one after the other in `<out>/<label>/`, then `report.md` and
  * `report.svg` in `<out>`. A run that diverges is reported as such and the others go on.
+ *
+ * Nothing is lost: the report covers every run in `<out>` that has a checkpoint, also those an
+ * earlier command left there with other optimizers (a folder is one comparison: a run there of
+ * another model, data, batch size, seed or shuffle buffer is refused before anything runs, so no
+ * report mixes incomparable runs). A batch larger than the training split is refused up front
+ * (`batchTooLarge`), and `resume` needs an existing `out`.
  * @module
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../run/atomic.ts";
 import type { ProgressSink } from "../run/progress.ts";
 import { exists } from "./_fs.ts";
-import { checkpointDir } from "./checkpoint.ts";
+import { FlagError } from "../cli/flags.ts";
+import { TooFewExamplesError } from "../data/errors.ts";
+import { batchTooLarge } from "./batch_fit.ts";
+import { checkpointDir, readRunRecord, type RunRecord } from "./checkpoint.ts";
 import { readRunLogs } from "./logs.ts";
 import {
   buildOptimizer,
   type MetaWeightsSource,
   type OptimizerSpec,
   resolveSettings,
+  type Settings,
 } from "./optimizers.ts";
 import type { Problem } from "./problem.ts";
 import { reportMarkdown, reportSvg, resultsTable, type RunSummary } from "./report.ts";
@@ -77,11 +87,71 @@ const checkFresh = async (o: CompareOptions): Promise<void> => {
   }
 };
 
+/** The identity fields that every run of one folder (one report) shares. */
+const sharedIdentity = (o: CompareOptions) => ({
+  model: o.problem.modelName,
+  data: o.problem.train.name,
+  batchSize: o.batchSize,
+  seed: o.seed,
+  shuffleBuffer: o.shuffleBuffer ?? 0,
+});
+
+/** A run an earlier command left in `out` that this comparison does not run. */
+interface EarlierRun {
+  readonly label: string;
+  readonly dir: string;
+  readonly record: RunRecord;
+}
+
+/**
+ * The runs with a checkpoint in `out` besides this comparison's, by label; throws (before
+ * anything runs) for one that does not share this comparison's model, data, batch and seed.
+ */
+const earlierRuns = async (o: CompareOptions): Promise<EarlierRun[]> => {
+  if (!(await exists(o.out))) return [];
+  const mine = new Set(o.optimizers.map((s) => s.label));
+  const labels: string[] = [];
+  for await (const e of Deno.readDir(o.out)) {
+    if (e.isDirectory && !mine.has(e.name)) labels.push(e.name);
+  }
+  const shared = Object.entries(sharedIdentity(o));
+  const found: EarlierRun[] = [];
+  for (const label of labels.sort()) {
+    const dir = join(o.out, label);
+    const record = await readRunRecord(dir);
+    if (!record) continue;
+    const differ = shared
+      .filter(([k, v]) => JSON.stringify(record.identity[k]) !== JSON.stringify(v))
+      .map(([k, v]) =>
+        `${k}: ${JSON.stringify(record.identity[k])} there, ${JSON.stringify(v)} now`
+      );
+    if (differ.length) {
+      throw new Error(
+        `${dir} holds a run of another comparison (${differ.join("; ")}); the report of ` +
+          `${o.out} covers all its runs, so choose another --out`,
+      );
+    }
+    found.push({ label, dir, record });
+  }
+  return found;
+};
+
 /** Runs the comparison and writes its report; see the module doc. */
 export const compareOptimizers = async (o: CompareOptions): Promise<CompareResult> => {
   const log = o.log ?? ((line: string) => console.error(line));
   const p = o.problem;
+  const tooLarge = (examples: number) =>
+    p.trainSplit
+      ? batchTooLarge(o.batchSize, { ...p.trainSplit, examples })
+      : new TooFewExamplesError(p.train.name, examples, o.batchSize);
+  if (p.examplesPerEpoch !== undefined && p.examplesPerEpoch < o.batchSize) {
+    throw tooLarge(p.examplesPerEpoch);
+  }
+  if (o.resume && !(await exists(o.out))) {
+    throw new FlagError(`--resume: --out ${o.out} does not exist (no runs to resume there)`);
+  }
   await checkFresh(o);
+  const earlier = await earlierRuns(o);
   await Deno.mkdir(o.out, { recursive: true });
   const summaries: RunSummary[] = [];
   const diverged: DivergedError[] = [];
@@ -109,11 +179,7 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
         evalBatchSize: o.evalBatchSize,
         resume: o.resume,
         identity: {
-          model: p.modelName,
-          data: p.train.name,
-          batchSize: o.batchSize,
-          seed: o.seed,
-          shuffleBuffer: o.shuffleBuffer ?? 0,
+          ...sharedIdentity(o),
           optimizer: spec.name,
           settings,
           meta: spec.name === "mlhf" ? o.meta?.description ?? null : null,
@@ -124,6 +190,7 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
       if (r.reused) log(`${spec.label}: already finished at step ${r.steps}; reusing its logs`);
       if (r.status === "stopped") status = `stopped at step ${r.steps}`;
     } catch (e) {
+      if (e instanceof TooFewExamplesError) throw tooLarge(e.examples);
       if (!(e instanceof DivergedError)) throw e;
       log(`warning: ${e.message}`);
       diverged.push(e);
@@ -132,6 +199,22 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
     const logs = await readRunLogs(dir);
     summaries.push({ label: spec.label, settings, status, ...logs });
   }
+  for (const r of earlier) {
+    const status = r.record.finished
+      ? "finished"
+      : `unfinished (checkpoint at step ${r.record.step})`;
+    const settings = (r.record.identity.settings ?? {}) as Settings;
+    summaries.push({ label: r.label, settings, status, ...await readRunLogs(r.dir) });
+  }
+  const notes = [
+    ...(o.notes ?? []),
+    ...(earlier.length
+      ? [
+        `Also in this folder from earlier commands (same model, data, batch size, seed and ` +
+        `shuffle buffer): ${earlier.map((r) => r.label).join(", ")}.`,
+      ]
+      : []),
+  ];
   const title = `${p.modelName} on ${
     p.dataset.split(" ")[0]
   }, batch ${o.batchSize}, seed ${o.seed}`;
@@ -156,7 +239,7 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
     backend: o.backend,
     setup,
     weightDecay: p.weightDecay,
-    notes: o.notes,
+    notes,
     plotFile: "report.svg",
   };
   await writeFileAtomic(reportPath, reportMarkdown(summaries, ctx));

@@ -10,6 +10,9 @@ import { compareOptimizers, type CompareOptions } from "./compare.ts";
 import { labelSpecs } from "./optimizers.ts";
 import { binSteps, runStats } from "./report.ts";
 import { tempDir, tinyProblem } from "./_testing.ts";
+import { exists } from "./_fs.ts";
+import { FlagError } from "../cli/flags.ts";
+import { TooFewExamplesError } from "../data/errors.ts";
 
 await useTestBackend();
 
@@ -97,6 +100,89 @@ Deno.test("compare: a diverging run is reported and the others still run; no ove
     const md = await Deno.readTextFile(r.reportPath);
     assert.match(md, /\| diverged at step 3 +\|/);
     await assert.rejects(() => compareOptimizers(opts), /already holds a run: pass --resume/);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("compare: the report covers every run in the folder, also an earlier command's", async () => {
+  const out = await tempDir();
+  try {
+    const adam = labelSpecs([{ name: "adam", settings: { lr: 0.02 } }]);
+    await compareOptimizers(compareIn(out, { optimizers: adam }));
+    const sgd = labelSpecs([{ name: "sgd", settings: { lr: 0.5 } }]);
+    const r = await withNoLeaks(() => compareOptimizers(compareIn(out, { optimizers: sgd })));
+    assert.deepEqual(r.runs.map((x) => [x.label, x.status, x.steps.length]), [
+      ["sgd", "finished", 5],
+      ["adam", "finished", 5],
+    ]);
+    const md = await Deno.readTextFile(r.reportPath);
+    assert.match(md, /^\| sgd +\| lr=0\.5 .*\| +5 \|.*finished +\|$/m);
+    assert.match(md, /^\| adam +\| lr=0\.02 .*\| +5 \|.*finished +\|$/m);
+    assert.match(md, /Also in this folder from earlier commands .*: adam\./);
+    assert.equal((await Deno.readTextFile(r.plotPath)).split(`data-series="adam"`).length - 1, 4);
+    // A run of another comparison (other batch size) in the folder is refused before anything runs.
+    const rms = labelSpecs([{ name: "rmsprop", settings: { lr: 0.01 } }]);
+    await assert.rejects(
+      () => compareOptimizers(compareIn(out, { optimizers: rms, batchSize: 8 })),
+      Error,
+      `${out}/adam holds a run of another comparison (batchSize: 16 there, 8 now); the report of ` +
+        `${out} covers all its runs, so choose another --out`,
+    );
+    assert.equal(await exists(`${out}/rmsprop`), false);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("compare: --resume into a missing folder is an error naming --out", async () => {
+  const out = await tempDir();
+  try {
+    await assert.rejects(
+      () => compareOptimizers(compareIn(`${out}/none`, { resume: true })),
+      FlagError,
+      `--resume: --out ${out}/none does not exist (no runs to resume there)`,
+    );
+    assert.equal(await exists(`${out}/none`), false);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("compare: a batch larger than the training split stops before any run, naming it", async () => {
+  const out = await tempDir();
+  try {
+    const split = { dataset: "mnist" as const, split: "eval-train" };
+    const message = "--batch-size 128 exceeds the eval-train split of mnist (96 images, images " +
+      "30000–60000 of train-images-idx3-ubyte): pass --batch-size 96 or less";
+    // Counted up front: nothing is created.
+    await assert.rejects(
+      () =>
+        compareOptimizers(compareIn(`${out}/a`, {
+          batchSize: 128,
+          problem: { ...tinyProblem(), trainSplit: split },
+        })),
+      FlagError,
+      message,
+    );
+    assert.equal(await exists(`${out}/a`), false);
+    // Not counted (ImageNet): the stream finds it; a source without a split names the source.
+    await withNoLeaks(() =>
+      assert.rejects(
+        () =>
+          compareOptimizers(compareIn(`${out}/b`, {
+            batchSize: 128,
+            problem: { ...tinyProblem(), examplesPerEpoch: undefined, trainSplit: split },
+          })),
+        FlagError,
+        message,
+      )
+    );
+    await assert.rejects(
+      () => compareOptimizers(compareIn(`${out}/c`, { batchSize: 128 })),
+      TooFewExamplesError,
+      "train-96-1: 96 example(s) per epoch, fewer than one batch of 128: no batch can be made",
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }

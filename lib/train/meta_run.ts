@@ -5,6 +5,12 @@
  * optimizee state and data position), `resume` that continues a killed run to the same
  * meta-weights, and the final weights in the meta-weights format. Every random choice derives from
  * one seed.
+ *
+ * Nothing is lost: a directory that already holds a run is refused unless resuming, and `out` is
+ * created only once the data is open and one batch fits in the meta-training split (a split
+ * smaller than a batch is a FlagError, not a run that spins). A non-finite value carried from one
+ * iteration to the next stops the run at that iteration, naming the tensor, before any checkpoint
+ * could keep it.
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -16,7 +22,7 @@ import { batches as batchStream, type BatchStream } from "../data/pipeline.ts";
 import { oneHot } from "../data/batch.ts";
 import { type DatasetName, openSource } from "../data/dataset.ts";
 import { parsePosition, type Position } from "../data/pipeline.ts";
-import { loadCheckpoint, saveCheckpoint } from "../run/checkpoint.ts";
+import { checkpointPath, loadCheckpoint, saveCheckpoint } from "../run/checkpoint.ts";
 import { openJsonl } from "../run/logger.ts";
 import { progress } from "../run/progress.ts";
 import type { TreeValue } from "../run/tensor_file.ts";
@@ -36,6 +42,9 @@ import {
 import type { ParamKind } from "../param_kinds.ts";
 import type { Model } from "../../models/types.ts";
 import { kindLeaves } from "../../models/types.ts";
+import { exists } from "./_fs.ts";
+import { checkBatchFits } from "./batch_fit.ts";
+import { countExamples } from "./problem.ts";
 
 export interface MetaRunConfig {
   readonly model: Model<Params, Params>;
@@ -116,13 +125,42 @@ const nextWindow = async (
   return out;
 };
 
+/** The files of a meta-training run in `out`. */
+const runFiles = (out: string): string[] => [
+  checkpointPath(out, CHECKPOINT),
+  `${out}/meta_train.jsonl`,
+  `${out}/meta-weights.mlhf`,
+];
+
+/** Refuses a directory that already holds a run (any of its files): it would be overwritten. */
+const refuseOccupied = async (out: string): Promise<void> => {
+  for (const file of runFiles(out)) {
+    if (await exists(file)) {
+      throw new Error(
+        `${out} already holds a run (${file}): pass --resume to continue it, or choose another --out`,
+      );
+    }
+  }
+};
+
 /** Runs (or resumes) meta-training; see the module doc. */
 export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => {
   const t0 = performance.now();
   const o = c.options;
   const key = keyFromSeed(c.seed);
-  await Deno.mkdir(c.out, { recursive: true });
+  if (!c.resume) await refuseOccupied(c.out);
+  else if (!(await exists(checkpointPath(c.out, CHECKPOINT)))) {
+    throw new Error(`--resume: no checkpoint ${CHECKPOINT}.bin in ${c.out}`);
+  }
   const source = await openSource({ dataset: c.dataset, split: "meta-train", dataDir: c.dataDir });
+  try {
+    const examples = await countExamples(source);
+    checkBatchFits(c.batchSize, { dataset: c.dataset, split: "meta-train", examples });
+  } catch (e) {
+    await source.close?.();
+    throw e;
+  }
+  await Deno.mkdir(c.out, { recursive: true });
   const init = c.model.init(foldIn(key, 1), source.shape as [number, number, number]);
   tf.dispose(leaves(init.state));
   const kinds = kindLeaves(init.kinds) as ParamKind[];
@@ -233,6 +271,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
   });
   let last: MetaDiagnostics | undefined;
   let ran = 0;
+  let savedAt: number | null = ckpt ? state.iteration : null;
   try {
     while (state.iteration < c.iterations) {
       if (c.stopAfter !== undefined && ran >= c.stopAfter) break;
@@ -244,6 +283,16 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       last = r.diagnostics;
       ran++;
       log.log({ ...r.diagnostics, wallSeconds: elapsedBefore + (performance.now() - t0) / 1000 });
+      if (r.nonFinite !== null) {
+        throw new Error(
+          `iteration ${r.diagnostics.iteration}: ${r.nonFinite} is not finite after the ` +
+            `update; stopped. ${
+              savedAt === null
+                ? "No checkpoint had been written."
+                : `The last checkpoint (iteration ${savedAt}) is intact in ${c.out}.`
+            }`,
+        );
+      }
       if (r.diagnostics.skipped && !c.quiet) {
         console.error(
           `\niteration ${r.diagnostics.iteration}: non-finite meta-gradient, update skipped`,
@@ -255,7 +304,10 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
         hess: formatCompact(r.diagnostics.hessianLoss),
         base: formatCompact(r.diagnostics.baseLoss),
       });
-      if (state.iteration % c.checkpointEvery === 0) await save();
+      if (state.iteration % c.checkpointEvery === 0) {
+        await save();
+        savedAt = state.iteration;
+      }
     }
     if (c.stopAfter === undefined || ran < c.stopAfter) await save();
     bar?.done();
@@ -263,14 +315,13 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     log.close();
     await stream.close();
     await source.close?.();
+    tf.dispose(metaTrainStateTensors(state));
   }
-  const result: MetaRunResult = {
+  return {
     iterations: state.iteration,
     weightsPath: `${c.out}/meta-weights.mlhf`,
     logPath: `${c.out}/meta_train.jsonl`,
     wallSeconds: elapsedBefore + (performance.now() - t0) / 1000,
     last,
   };
-  tf.dispose(metaTrainStateTensors(state));
-  return result;
 };

@@ -14,3 +14,4 @@ export * from "./compare.ts";
 export * from "./report.ts";
 export * from "./weight_decay.ts";
 export * from "./meta_run.ts";
+export * from "./batch_fit.ts";

@@ -23,6 +23,11 @@ export interface Preset {
   /** Default meta-weights file of MLHF in this preset. */
   readonly metaWeights: string;
   /**
+   * The `deno task train` command whose run directory's `meta-weights.mlhf` is `metaWeights`
+   * (`DATA_DIR`: the CIFAR-10 directory), for the message when the file is missing.
+   */
+  readonly metaWeightsCommand: string;
+  /**
    * HF(fixed) settings that replace MLHF while the default meta-weights file does not exist
    * (absent: a missing file is an error).
    */
@@ -40,6 +45,10 @@ export type PresetName = typeof PRESET_NAMES[number];
  */
 export const MNIST_HF_FALLBACK: Settings = { lr: 1, damping: 0.1, "cg-iter": 10 };
 
+/** The README's CUDA-convnet meta-training (makes `weights/mlhf-convnet.mlhf`). */
+const CONVNET_META_TRAINING = "deno task train --problem convnet --dataset cifar10 " +
+  "--data-dir DATA_DIR --batch-size 64 --keep-prob 0.3 --meta-roll-back 3 --out runs/mt-convnet";
+
 export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   mnist: {
     description: "quick default: the original's MLP (784→20 sigmoid→10) on the embedded MNIST, " +
@@ -54,6 +63,8 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
     // CIFAR scripts' 1e-3 reaches 85.9% in these 468 steps).
     optimizers: [{ name: "mlhf", settings: {} }, { name: "adam", settings: { lr: 1e-2 } }],
     metaWeights: "weights/mlhf-mnist.mlhf",
+    metaWeightsCommand:
+      "deno task train --backend wasm --iterations 300 --checkpoint-every 10 --out runs/mt-mnist-300",
     mlhfFallback: MNIST_HF_FALLBACK,
   },
   "cifar-b128": {
@@ -71,6 +82,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       { name: "rmsprop", settings: { lr: 1e-3, decay: 0.99 } },
     ],
     metaWeights: "weights/mlhf-convnet.mlhf",
+    metaWeightsCommand: CONVNET_META_TRAINING,
   },
   "cifar-b512": {
     description:
@@ -88,6 +100,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       { name: "kfac", settings: { lr: 0.1, damping: 1, ema: 0.99 } },
     ],
     metaWeights: "weights/mlhf-convnet.mlhf",
+    metaWeightsCommand: CONVNET_META_TRAINING,
   },
   "imagenet-resnet18": {
     description: "validation_meta_optimizer_on_imagenet.sh: ResNet-18 v2, batch 64, 100 epochs",
@@ -104,5 +117,25 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       { name: "adam", settings: { lr: 2.5e-4 } },
     ],
     metaWeights: "weights/mlhf-resnet.mlhf",
+    // The original validates on ImageNet the meta-weights trained on CIFAR's ResNet-20 (docs/algorithm.md#presets).
+    metaWeightsCommand:
+      "deno task train --problem resnet --dataset cifar10 --data-dir DATA_DIR --out runs/mt-resnet",
   },
+};
+
+/**
+ * One line for a preset whose meta-weights file does not exist: what is missing, that it is not
+ * shipped, the meta-training command that makes it (with `dataDir` when it is CIFAR-10's) and the
+ * alternatives.
+ */
+export const missingMetaWeightsMessage = (name: PresetName, dataDir = ""): string => {
+  const p = PRESETS[name];
+  const dir = dataDir && p.dataset === "cifar10" ? dataDir : "DATA_DIR";
+  const command = p.metaWeightsCommand.replace("DATA_DIR", dir);
+  const run = /--out (\S+)/.exec(command)?.[1] ?? "<run directory>";
+  return `${p.metaWeights}: MLHF's meta-weights for preset ${name} do not exist: they are not ` +
+    `shipped with the repository. Make them by meta-training, \`${command}\`${
+      command.includes("DATA_DIR") ? " (DATA_DIR: the CIFAR-10 binary directory)" : ""
+    }, then copy ${run}/meta-weights.mlhf to ${p.metaWeights}; or pass --meta-weights FILE ` +
+    `(or untrained), or leave mlhf out with --compare.`;
 };

@@ -9,7 +9,9 @@ import type { DatasetName } from "../data/dataset.ts";
 import type { Source } from "../data/source.ts";
 import { headerOptions, loadMetaWeights } from "../meta/meta_weights_file.ts";
 import { describeKindMap, type KindMap, mapMetaWeightKinds } from "../optim/mlhf/kind_map.ts";
-import { initMetaWeights } from "../optim/mlhf/meta_weights.ts";
+import { initMetaWeights, metaWeightTensors } from "../optim/mlhf/meta_weights.ts";
+import { nonFinitePath } from "../optim/finite.ts";
+import { tf } from "../_deps.ts";
 import { MLHF_DEFAULTS } from "../optim/mlhf/direction.ts";
 import { keyFromSeed } from "../prng.ts";
 import { type AnyModel, EVAL_SPLITS, makeModel, type ModelName } from "./models.ts";
@@ -25,6 +27,8 @@ export interface Problem {
   readonly test: Source<unknown>;
   /** Training examples per epoch, when cheap to count (not ImageNet). */
   readonly examplesPerEpoch?: number;
+  /** The data set and split `train` is (for messages naming them). */
+  readonly trainSplit?: { readonly dataset: DatasetName; readonly split: string };
   readonly weightDecay: WeightDecay;
   /** Releases the sources' files. */
   close(): Promise<void>;
@@ -53,6 +57,7 @@ export const openProblem = async (
     train,
     test,
     examplesPerEpoch: dataset === "imagenet" ? undefined : await countExamples(train),
+    trainSplit: { dataset, split: splits.train },
     weightDecay: weightDecayFor(dataset),
     close: async () => {
       await train.close?.();
@@ -69,15 +74,18 @@ const trainedLr = (training: Record<string, unknown> | undefined): number | unde
 
 /**
  * MLHF's meta-weights: `"untrained"` gives fresh ones from the seed; a path is loaded. A missing
- * file is an error when `required`, otherwise null (the caller substitutes HF).
+ * file is an error when `required` (with the `missing` message if given), otherwise null (the
+ * caller substitutes HF). Weights holding a NaN or ±∞ are an error naming the tensor.
  */
 export const resolveMetaWeights = async (
   spec: string,
-  { seed, required, kindMap = [] }: {
+  { seed, required, kindMap = [], missing }: {
     readonly seed: number;
     readonly required: boolean;
     /** Transfer: kinds that use another kind's networks (`--meta-kind-map`). */
     readonly kindMap?: KindMap;
+    /** The error message when the file does not exist (say why, and how to make it). */
+    readonly missing?: string;
   },
 ): Promise<MetaWeightsSource | null> => {
   const mapped = kindMap.length ? `, kinds mapped ${describeKindMap(kindMap)}` : "";
@@ -88,8 +96,16 @@ export const resolveMetaWeights = async (
       description: `untrained meta-weights (glorot init from seed ${seed}${mapped})`,
     };
   }
-  if (!required && !(await exists(spec))) return null;
+  if (!(await exists(spec))) {
+    if (!required) return null;
+    if (missing) throw new Error(missing);
+  }
   const file = await loadMetaWeights(spec);
+  const bad = nonFinitePath(file.weights);
+  if (bad !== null) {
+    tf.dispose(metaWeightTensors(file.weights));
+    throw new Error(`${spec}: meta-weight ${bad} is not finite (NaN or ±∞): unusable by MLHF`);
+  }
   let weights;
   try {
     weights = mapMetaWeightKinds(file.weights, kindMap);

@@ -3,14 +3,17 @@
  * same seed), take optimizer steps, update batch-norm moving statistics, log every step, evaluate
  * at each epoch's end (and every `evalEvery` steps, and at the end), and checkpoint every
  * `checkpointEvery` steps and at the end. A resumed run continues from its checkpoint to the same
- * result. A non-finite loss stops the run (`DivergedError`) without touching the last checkpoint.
+ * result. A non-finite loss stops the run (`DivergedError`) without touching the last checkpoint;
+ * so does a non-finite parameter, optimizer state or batch-norm statistic, at the step where it
+ * appears (one device-side flag read with the step's loss), naming the tensor.
  * @module
  */
 import { tf } from "../_deps.ts";
 import { batches, type BatchStream } from "../data/pipeline.ts";
 import { disposeBatch, oneHot } from "../data/batch.ts";
 import type { Source } from "../data/source.ts";
-import { allFiniteTensors, disposeState } from "../optim/base.ts";
+import { disposeState } from "../optim/base.ts";
+import { describeNonFinite } from "../optim/finite.ts";
 import { foldIn, keyFromSeed } from "../prng.ts";
 import { progress as startProgress, type ProgressSink } from "../run/progress.ts";
 import { leaves, type Params } from "../tree.ts";
@@ -103,7 +106,7 @@ const stepOn = (
   live: Live,
   batch: { x: tf.Tensor; y: tf.Tensor1D },
   step: number,
-): { loss: number; accuracy: number } => {
+): { loss: number; accuracy: number; finite: boolean } => {
   const y = oneHot(batch.y, o.model.numClasses);
   try {
     const r = trainStep({
@@ -114,6 +117,7 @@ const stepOn = (
       state: live.optimizer,
       batch: { x: batch.x, y },
       key: foldIn(foldIn(keyFromSeed(o.seed), 2), step),
+      checkFinite: true,
     });
     live.params = r.params;
     live.optimizer = r.state;
@@ -124,7 +128,7 @@ const stepOn = (
       live.batchNorm = next;
     }
     tf.dispose(r.aux);
-    return { loss: r.loss, accuracy: r.accuracy };
+    return { loss: r.loss, accuracy: r.accuracy, finite: r.finite };
   } finally {
     y.dispose();
   }
@@ -236,7 +240,7 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
     let stopped = false;
     while (pending && step < cap) {
       const t0 = performance.now();
-      let r: { loss: number; accuracy: number };
+      let r: { loss: number; accuracy: number; finite: boolean };
       try {
         r = stepOn(o, opt, live, pending, step);
       } finally {
@@ -257,6 +261,16 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
         time_s: round(timeS, 6),
       });
       if (!Number.isFinite(r.loss)) throw diverged(`the training loss is ${r.loss}`);
+      if (!r.finite) {
+        // The slow path (one read per tensor) runs only once the step's flag said non-finite;
+        // it finds nothing when the flag's sum merely overflowed.
+        const which = describeNonFinite([
+          ["params", live.params, "/"],
+          ["optimizer state", live.optimizer],
+          ["batch-norm statistics", live.batchNorm],
+        ]);
+        if (which !== null) throw diverged(`${which} is not finite after the update`);
+      }
       window = {
         lossSum: window.lossSum + r.loss,
         accuracySum: window.accuracySum + r.accuracy,
@@ -273,9 +287,6 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
         await evalNow(epoch, epochEnd);
       }
       if (last || (o.checkpointEvery && step % o.checkpointEvery === 0)) {
-        if (!allFiniteTensors(live.params, live.optimizer, live.batchNorm)) {
-          throw diverged("the parameters or the optimizer state are not finite");
-        }
         await checkpoint(after, last);
       }
       bar?.update(step, { loss: r.loss, acc: r.accuracy });

@@ -10,7 +10,7 @@ import { withNoLeaks } from "../../tests/_util/numeric.ts";
 import { tf } from "../_deps.ts";
 import { disposeTensorsIn, loadCheckpoint } from "../run/checkpoint.ts";
 import type { TreeValue } from "../run/tensor_file.ts";
-import { leaves, type Params } from "../tree.ts";
+import { leaves, mapTree, type Params } from "../tree.ts";
 import { metaWeightTensors } from "../optim/mlhf/meta_weights.ts";
 import { chain } from "../optim/base.ts";
 import { scaleByLearningRate } from "../optim/transforms.ts";
@@ -220,8 +220,61 @@ Deno.test("run: a learning rate that turns θ non-finite stops the run; the chec
         learningRate: 0.5,
       }),
     });
-    await expectDivergence(opts, 4, 2, "the parameters or the optimizer state are not finite");
+    await expectDivergence(opts, 4, 2, "params/layers/0/kernel is not finite after the update");
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run: optimizer state that turns non-finite stops the run at that step, naming it", async () => {
+  const dir = await tempDir();
+  try {
+    // Finite updates and losses throughout; the state's second slot becomes NaN at the 3rd
+    // update. The check at checkpoints only (every 4) used to stop the run at step 4.
+    const sgd = scaleByLearningRate<Params>(0.5);
+    const opts = options(dir, "sgd", {
+      checkpointEvery: 2,
+      optimizer: () => ({
+        transform: {
+          init: (p: Params) => ({ n: 0, slots: [tf.scalar(0), tf.scalar(1)], inner: sgd.init(p) }),
+          update: (u: Params, st: { n: number; slots: tf.Scalar[]; inner: { step: number } }) => {
+            const [v, inner] = sgd.update(u, st.inner, { params: u });
+            const bad = st.n + 1 === 3 ? NaN : 1;
+            return [v, { n: st.n + 1, slots: [tf.scalar(st.n + 1), tf.scalar(bad)], inner }];
+          },
+        },
+        settings: { lr: 0.5 },
+        learningRate: 0.5,
+      }),
+    });
+    await expectDivergence(opts, 3, 2, "optimizer state slots/1 is not finite after the update");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("run: NaN meta-weights stop an MLHF run at step 1, naming the state they poisoned", async () => {
+  const dir = await tempDir();
+  const target = meta.weights["dense/kernel"]!.lambda!.layers[0].kernel;
+  const poisoned = mapTree(
+    meta.weights as Params,
+    (t) => t === target ? tf.tidy(() => tf.fill(t.shape, NaN)) : t.clone(),
+  );
+  try {
+    const err = await withNoLeaks(() =>
+      trainRun(options(dir, "mlhf", {}, tinyProblem(), {
+        ...meta,
+        weights: poisoned as typeof meta.weights,
+      })).then(() => null, (e) => e)
+    );
+    assert.ok(err instanceof DivergedError, `expected DivergedError, got ${err}`);
+    assert.equal(err.step, 1);
+    assert.match(
+      err.message,
+      /^mlhf: step 1: optimizer state rnn\/dense\/kernel\/lambda\/c\/0 is not finite after the update; stopped\. No checkpoint had been written\.$/,
+    );
+  } finally {
+    tf.dispose(leaves(poisoned));
     await Deno.remove(dir, { recursive: true });
   }
 });

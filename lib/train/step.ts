@@ -2,7 +2,8 @@
  * One training step for any optimizer: linearize the model once at (θ, B) (loss, gradient and
  * v ↦ G·v from the same saved activations), run the optimizer's update, apply it, and free
  * everything but the new parameters and state. The previous parameters and state are disposed
- * unless `keepPrevious` is set.
+ * unless `keepPrevious` is set. With `checkFinite`, whether the new parameters, optimizer state and
+ * auxiliary outputs are all finite is reduced on the device and read with the loss (one read).
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -10,6 +11,7 @@ import { type Batch, gaussNewtonProduct, type ModelFn } from "../curvature/gauss
 import type { Loss } from "../../ops/losses.ts";
 import { leaves, type Params } from "../tree.ts";
 import { applyUpdates, disposeState, type GradientTransformation } from "../optim/base.ts";
+import { finiteFlag } from "../optim/finite.ts";
 import type { Key } from "../prng.ts";
 
 export interface StepResult<P extends Params, S> {
@@ -24,6 +26,11 @@ export interface StepResult<P extends Params, S> {
   readonly accuracy: number;
   /** The model's auxiliary outputs (e.g. batch-norm statistics), owned by the caller. */
   readonly aux: tf.TensorContainer;
+  /**
+   * With `checkFinite`: false when the new parameters, state or aux may hold a NaN or ±∞
+   * (`finiteFlag`: confirm with `nonFinitePath`); always true without it.
+   */
+  readonly finite: boolean;
 }
 
 export interface StepInputs<P extends Params, S> {
@@ -36,6 +43,11 @@ export interface StepInputs<P extends Params, S> {
   readonly key?: Key;
   /** Keep the previous params and state alive (default false: they are disposed). */
   readonly keepPrevious?: boolean;
+  /**
+   * Check the new parameters, state and aux for NaN/±∞ with one device-side reduction, read
+   * together with the loss (default false).
+   */
+  readonly checkFinite?: boolean;
 }
 
 /** A deep copy of a tensor container (tensors cloned, everything else kept). */
@@ -64,7 +76,6 @@ export const batchAccuracy = (z: tf.Tensor, y: tf.Tensor): number =>
 export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<P, S> => {
   const gn = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
   try {
-    const loss = gn.loss.dataSync()[0];
     const accuracy = batchAccuracy(gn.logits, i.batch.y);
     const out = tf.tidy(() => {
       const [u, s] = i.optimizer.update(gn.gradient, i.state, {
@@ -76,18 +87,29 @@ export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<
         lossFn: i.lossFn,
         key: i.key,
       });
-      return {
-        params: applyUpdates(i.params, u),
-        state: s,
-        aux: cloneContainer(gn.aux),
-      } as unknown as tf.TensorContainer;
-    }) as unknown as { params: P; state: S; aux: tf.TensorContainer };
+      const params = applyUpdates(i.params, u);
+      const aux = cloneContainer(gn.aux);
+      // The loss and the finite flag in one tensor: one host read for both.
+      const read = i.checkFinite
+        ? tf.concat([tf.reshape(gn.loss, [1]), tf.reshape(finiteFlag(params, s, aux), [1])])
+        : null;
+      return { params, state: s, aux, read } as unknown as tf.TensorContainer;
+    }) as unknown as { params: P; state: S; aux: tf.TensorContainer; read: tf.Tensor | null };
+    const [loss, flag] = out.read ? out.read.dataSync() : [gn.loss.dataSync()[0], 1];
+    out.read?.dispose();
     if (!i.keepPrevious) {
       disposeState(i.state, out.state);
       const keep = new Set(leaves(out.params).map((t) => t.id));
       leaves(i.params).forEach((t) => keep.has(t.id) || t.dispose());
     }
-    return { params: out.params, state: out.state, loss, accuracy, aux: out.aux };
+    return {
+      params: out.params,
+      state: out.state,
+      loss,
+      accuracy,
+      aux: out.aux,
+      finite: flag === 1,
+    };
   } finally {
     gn.dispose();
   }

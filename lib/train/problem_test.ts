@@ -1,0 +1,67 @@
+/**
+ * MLHF's meta-weights as eval resolves them: a missing file is null when optional and the given
+ * message when required; a file holding a NaN is refused at load, naming the meta-weight; a
+ * preset's missing file is explained (not shipped, the command that makes it).
+ */
+import { assert } from "../../tests/_util/deps.ts";
+import { useTestBackend } from "../../tests/_util/backend.ts";
+import { withNoLeaks } from "../../tests/_util/numeric.ts";
+import { join } from "node:path";
+import { tf } from "../_deps.ts";
+import { saveMetaWeights } from "../meta/meta_weights_file.ts";
+import { initMetaWeights, metaWeightTensors } from "../optim/mlhf/meta_weights.ts";
+import { MLHF_DEFAULTS } from "../optim/mlhf/direction.ts";
+import { keyFromSeed } from "../prng.ts";
+import { mapTree, type Params } from "../tree.ts";
+import { missingMetaWeightsMessage } from "./presets.ts";
+import { resolveMetaWeights } from "./problem.ts";
+import { tempDir } from "./_testing.ts";
+
+await useTestBackend();
+
+Deno.test("meta-weights: missing (optional or with a message) and non-finite files", async () => {
+  const dir = await tempDir();
+  try {
+    const none = join(dir, "none.mlhf");
+    assert.equal(await resolveMetaWeights(none, { seed: 1, required: false }), null);
+    await assert.rejects(
+      () => resolveMetaWeights(none, { seed: 1, required: true, missing: "why and how" }),
+      Error,
+      "why and how",
+    );
+    const w = initMetaWeights(keyFromSeed(1), MLHF_DEFAULTS, ["dense/kernel", "dense/bias"]);
+    const target = w["dense/bias"]!.precond!.head.bias;
+    const bad = mapTree(w as Params, (t) => t === target ? tf.fill(t.shape, Infinity) : t);
+    target.dispose();
+    const file = join(dir, "bad.mlhf");
+    await saveMetaWeights(file, bad as typeof w, { options: {} });
+    tf.dispose(metaWeightTensors(bad as typeof w));
+    await withNoLeaks(() =>
+      assert.rejects(
+        () => resolveMetaWeights(file, { seed: 1, required: true }),
+        Error,
+        `${file}: meta-weight dense/bias/precond/head/bias is not finite (NaN or ±∞): ` +
+          "unusable by MLHF",
+      )
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("meta-weights: a preset's missing file names the meta-training that makes it", () => {
+  assert.equal(
+    missingMetaWeightsMessage("cifar-b512"),
+    "weights/mlhf-convnet.mlhf: MLHF's meta-weights for preset cifar-b512 do not exist: they " +
+      "are not shipped with the repository. Make them by meta-training, `deno task train " +
+      "--problem convnet --dataset cifar10 --data-dir DATA_DIR --batch-size 64 --keep-prob 0.3 " +
+      "--meta-roll-back 3 --out runs/mt-convnet` (DATA_DIR: the CIFAR-10 binary directory), then " +
+      "copy runs/mt-convnet/meta-weights.mlhf to weights/mlhf-convnet.mlhf; or pass " +
+      "--meta-weights FILE (or untrained), or leave mlhf out with --compare.",
+  );
+  // ImageNet's --data-dir is not the CIFAR-10 directory the meta-training needs.
+  assert.match(
+    missingMetaWeightsMessage("imagenet-resnet18", "/data/imagenet"),
+    /`deno task train --problem resnet --dataset cifar10 --data-dir DATA_DIR --out runs\/mt-resnet`/,
+  );
+});
