@@ -128,6 +128,7 @@ if (import.meta.main) {
         batchSize: c["batch-size"],
         shuffleBuffer: 5000,
         iterations: c.iterations,
+        ...(c.epochs > 0 ? { epochs: c.epochs } : {}),
         seed: c.seed,
         out,
         checkpointEvery: c["checkpoint-every"],

@@ -66,3 +66,20 @@ Deno.test("train CLI: a batch larger than the meta-train split exits 2 naming it
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("train CLI: --epochs caps the run (it used to be accepted and ignored)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-train-cli-" });
+  try {
+    const out = join(dir, "run");
+    // 30 000 images at batch 10 000: 3 batches an epoch, so one epoch holds one window of T = 2.
+    const r = await run(
+      ...["--batch-size", "10000", "--meta-roll-back", "2", "--mlp-hidden", "4"],
+      ...["--iterations", "50", "--epochs", "1", "--out", out],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const lines = (await Deno.readTextFile(join(out, "meta_train.jsonl"))).trim().split("\n");
+    assert.equal(lines.length, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
