@@ -1,0 +1,98 @@
+/**
+ * `tasks/train.ts` as a subprocess: contradictory flags, an unwritable --out and a resume under
+ * other settings exit 2 with one line naming the flag (and each differing setting with both
+ * values); --epochs caps the run.
+ */
+import { assert } from "./_util/deps.ts";
+import { join } from "node:path";
+
+const TRAIN = new URL("../tasks/train.ts", import.meta.url).pathname;
+const TINY = ["--backend", "cpu", "--mlp-hidden", "2", "--meta-roll-back", "1"];
+
+const run = async (...args: string[]) => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--frozen", TRAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+};
+
+/** The one `error:` line of stderr (asserting there is exactly one). */
+const errorLine = (stderr: string): string => {
+  const lines = stderr.split("\n").filter((l) => l.startsWith("error:"));
+  assert.equal(lines.length, 1, stderr);
+  return lines[0];
+};
+
+const inTempDir = async (f: (dir: string) => Promise<void>) => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-train-cli-" });
+  try {
+    await f(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+};
+
+Deno.test("train CLI: --mlp-hidden with another --problem exits 2 naming both", async () => {
+  const r = await run("--backend", "cpu", "--problem", "convnet", "--mlp-hidden", "8");
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(
+    errorLine(r.stderr),
+    "error: --mlp-hidden contradicts --problem convnet: the hidden width is the MLP's only",
+  );
+});
+
+Deno.test("train CLI: --epochs takes an integer", async () => {
+  const r = await run("--backend", "cpu", "--epochs", "1.5");
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(
+    errorLine(r.stderr),
+    'error: --epochs: invalid value "1.5": expected a non-negative integer',
+  );
+});
+
+Deno.test("train CLI: an --out that cannot be written exits 2 naming --out, the path and why", async () => {
+  await inTempDir(async (dir) => {
+    const file = join(dir, "file");
+    await Deno.writeTextFile(file, "");
+    const out = join(file, "run");
+    const r = await run(...TINY, "--iterations", "1", "--out", out);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      errorLine(r.stderr),
+      `error: --out: cannot write to ${JSON.stringify(out)}: Not a directory (os error 20)`,
+    );
+  });
+});
+
+Deno.test("train CLI: --resume under other settings exits 2 naming each differing field", async () => {
+  await inTempDir(async (dir) => {
+    const out = join(dir, "run");
+    const args = [...TINY, "--batch-size", "16", "--iterations", "1", "--out", out];
+    const first = await run(...args, "--seed", "3");
+    assert.equal(first.code, 0, first.stderr);
+    const r = await run(...args, "--seed", "4", "--lr", "0.5", "--resume");
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      errorLine(r.stderr),
+      new RegExp(
+        `^error: --resume: the checkpoint in ${out} was made with other settings: ` +
+          "seed: checkpoint 3, now 4; options\\.lr: checkpoint [\\d.e-]+, now 0\\.5$",
+      ),
+    );
+  });
+});
+
+Deno.test("train CLI: --epochs 1 ends the run after one pass over the meta-training split", async () => {
+  await inTempDir(async (dir) => {
+    // 30 000 meta-training images in batches of 15 000, one per window: 2 windows per epoch.
+    const r = await run(
+      ...["--backend", "wasm", "--mlp-hidden", "2", "--meta-roll-back", "1"],
+      ...["--batch-size", "15000", "--iterations", "3", "--epochs", "1", "--out", join(dir, "run")],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^meta-trained 2 iterations in /m);
+  });
+});
