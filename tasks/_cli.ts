@@ -1,6 +1,8 @@
 /**
  * Shared entry-point plumbing for `deno task train | eval | bench`: flag decoding with a clear
- * message and exit code 2 on a bad flag, --help, backend selection with its one-line report.
+ * one-line message, --help, backend selection with its one-line report, and the exit codes:
+ * 0 every run finished; 1 a run diverged or failed; 2 bad input (a flag, a data file, a weights
+ * or checkpoint file, an output directory that cannot be written).
  * @module
  */
 import {
@@ -12,6 +14,9 @@ import {
 } from "../lib/backend/select.ts";
 import { type ConfigOf, FlagError, type FlagSpecs, parseFlags, usage } from "../lib/cli/flags.ts";
 import { flag, oneOf } from "../lib/cli/flags.ts";
+import { DataError } from "../lib/data/errors.ts";
+import { TensorFileError } from "../lib/run/tensor_file.ts";
+import { dirname, resolve } from "node:path";
 import "../lib/backend/native/register.ts";
 
 /** The `--backend` flag every task accepts (also read from MLHF_BACKEND). */
@@ -22,10 +27,40 @@ export const backendFlag = flag(
   `one of ${BACKEND_NAMES.join(" | ")}`,
 );
 
+/** The exit code of a failed command: 2 for bad input (see the module doc), 1 otherwise. */
+export const exitCodeOf = (e: unknown): 1 | 2 =>
+  e instanceof FlagError || e instanceof DataError || e instanceof TensorFileError ? 2 : 1;
+
+/** The OS's reason from a Deno file-system error, without the operation and path it appends. */
+const osReason = (e: unknown): string => (e as Error).message.replace(/: \w+ '.*'$/s, "");
+
+/**
+ * Creates directory `dir` (and its parents) and checks that a file can be written in it; throws a
+ * `FlagError` naming `--flag`, the path and the OS's reason when not.
+ */
+export const ensureWritableDir = async (flag: string, dir: string): Promise<void> => {
+  // The outermost folder this check creates is removed again: a run creates its directory only
+  // once its inputs are known to be good, so a failed start leaves nothing behind.
+  let created: string | null = null;
+  for (let d = resolve(dir); !(await exists(d)); d = dirname(d)) {
+    created = d;
+    if (dirname(d) === d) break;
+  }
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.remove(await Deno.makeTempFile({ dir, prefix: ".write-test-" }));
+  } catch (e) {
+    throw new FlagError(`--${flag}: cannot write to ${JSON.stringify(dir)}: ${osReason(e)}`);
+  } finally {
+    if (created) await Deno.remove(created, { recursive: true }).catch(() => {});
+  }
+};
+
+const exists = (path: string): Promise<boolean> => Deno.lstat(path).then(() => true, () => false);
+
 /**
  * Runs a command: decodes flags (printing usage on --help), selects the backend, calls `run`.
- * Exits 2 on a bad flag (also one found while running: a FlagError from `run`) and 1 on any other
- * error, printing only the message.
+ * Prints only the error's message and exits with `exitCodeOf` it.
  */
 export const runCli = async <S extends FlagSpecs>(
   command: string,
@@ -43,10 +78,7 @@ export const runCli = async <S extends FlagSpecs>(
     }
     config = parsed.config;
   } catch (e) {
-    if (e instanceof FlagError) {
-      console.error(`error: ${e.message}\n(run 'deno task ${command} --help' for usage)`);
-      Deno.exit(e.exitCode);
-    }
+    if (e instanceof FlagError) fail(command, e);
     throw e;
   }
   try {
@@ -57,7 +89,13 @@ export const runCli = async <S extends FlagSpecs>(
     console.error(describeChoice(choice));
     await run(config, choice);
   } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(e instanceof FlagError ? e.exitCode : 1); // bad input found while running: 2
+    fail(command, e);
   }
+};
+
+/** Prints the error (a flag error with the pointer to --help) and exits with its code. */
+const fail = (command: string, e: unknown): never => {
+  const hint = e instanceof FlagError ? `\n(run 'deno task ${command} --help' for usage)` : "";
+  console.error(`error: ${(e as Error).message}${hint}`);
+  Deno.exit(exitCodeOf(e));
 };

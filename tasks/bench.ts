@@ -5,14 +5,14 @@
  * @module
  */
 import { backendFlag, runCli } from "./_cli.ts";
-import { flag, NonNegativeNumberFlag, PositiveIntFlag, StringFlag } from "../lib/cli/flags.ts";
+import { flag, NonNegativeIntFlag, PositiveIntFlag, StringFlag } from "../lib/cli/flags.ts";
 import { type BenchRow, type BenchSuite, formatTable } from "../lib/bench/harness.ts";
 import { SUITES } from "./bench/suites.ts";
 
 export const SPECS = {
   backend: backendFlag,
   runs: flag(PositiveIntFlag, 5, "timed runs per row"),
-  warmup: flag(NonNegativeNumberFlag, 1, "untimed warm-up runs per row", "a non-negative integer"),
+  warmup: flag(NonNegativeIntFlag, 1, "untimed warm-up runs per row"),
   filter: flag(StringFlag, "*", "run only rows whose name contains this text ('*' = all)"),
   json: flag(StringFlag, "-", "also write the rows as JSON to this file ('-' = don't)"),
 };
@@ -22,7 +22,7 @@ if (import.meta.main) {
     const rows: BenchRow[] = [];
     const opts = {
       runs: c.runs,
-      warmup: Math.floor(c.warmup),
+      warmup: c.warmup,
       filter: c.filter === "*" ? "" : c.filter,
     };
     for (const suite of SUITES as readonly BenchSuite[]) {

@@ -6,20 +6,13 @@
  * @module
  */
 import { join } from "node:path";
-import { backendFlag, runCli } from "./_cli.ts";
+import { backendFlag, ensureWritableDir, runCli } from "./_cli.ts";
 import { type BackendChoice, describeChoice } from "../lib/backend/select.ts";
-import { FlagError } from "../lib/cli/flags.ts";
 import { tf } from "../lib/_deps.ts";
 import { metaWeightTensors } from "../lib/optim/mlhf/meta_weights.ts";
 import { compareOptimizers } from "../lib/train/compare.ts";
 import { describeSettings, labelSpecs } from "../lib/train/optimizers.ts";
-import {
-  applicable,
-  EVAL_FLAGS,
-  type EvalFlags,
-  type EvalPlan,
-  planEval,
-} from "../lib/train/plan.ts";
+import { applicable, EVAL_FLAGS, type EvalFlags, planEval } from "../lib/train/plan.ts";
 import { openProblem, resolveMetaWeights } from "../lib/train/problem.ts";
 import { missingMetaWeightsMessage } from "../lib/train/presets.ts";
 
@@ -44,23 +37,18 @@ const commandLine = (argv: readonly string[]): string =>
   ]
     .join(" ");
 
-const plan = (config: EvalFlags): EvalPlan => {
-  try {
-    return planEval(config);
-  } catch (e) {
-    if (!(e instanceof FlagError)) throw e;
-    console.error(`error: ${e.message}\n(run 'deno task eval --help' for usage)`);
-    Deno.exit(e.exitCode);
-  }
-};
-
-/** Runs the planned comparison; see the module doc. */
+/**
+ * Runs the planned comparison; see the module doc. Every run is finished (or reused) and the
+ * report written before a diverged run makes it throw (exit code 1).
+ */
 export const runEval = async (
   config: EvalFlags,
   backend: BackendChoice,
   argv: readonly string[],
 ): Promise<void> => {
-  const p = plan(config);
+  const p = planEval(config);
+  const out = config.out || defaultOut();
+  await ensureWritableDir("out", out);
   const notes: string[] = [];
   let items = p.optimizers;
   const meta = items.some((o) => o.name === "mlhf")
@@ -93,7 +81,6 @@ export const runEval = async (
     skipCorrupt: config["skip-corrupt"],
   });
   try {
-    const out = config.out || defaultOut();
     const result = await compareOptimizers({
       out,
       problem,
@@ -115,8 +102,11 @@ export const runEval = async (
     });
     console.log(`\n${result.table}`);
     console.log(`report: ${result.reportPath}\nplot:   ${result.plotPath}`);
-    if (result.diverged.length === result.runs.length) {
-      throw new Error(result.diverged.map((d) => d.message).join("\n"));
+    if (result.diverged.length) {
+      throw new Error(
+        `${result.diverged.length} of ${result.runs.length} runs diverged (the report covers ` +
+          `all of them): ${result.diverged.map((d) => d.message).join(" ")}`,
+      );
     }
   } finally {
     await problem.close();

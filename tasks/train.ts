@@ -6,10 +6,13 @@
  * original's quick-test MLP.
  * @module
  */
-import { backendFlag, runCli } from "./_cli.ts";
+import { backendFlag, ensureWritableDir, runCli } from "./_cli.ts";
 import {
   BooleanFlag,
   flag,
+  FlagError,
+  givenFlags,
+  NonNegativeIntFlag,
   NonNegativeNumberFlag,
   oneOf,
   PositiveIntFlag,
@@ -88,10 +91,9 @@ export const SPECS = {
   ),
   iterations: flag(PositiveIntFlag, 60, "meta-iterations (windows) to run in total"),
   epochs: flag(
-    NonNegativeNumberFlag,
+    NonNegativeIntFlag,
     0,
     "passes over the meta-training split, whichever of --iterations and --epochs ends first (0: no cap)",
-    "a non-negative integer",
   ),
   seed: flag(PositiveIntFlag, 1, "seed of every random choice (init, data order, noise, resets)"),
   out: flag(StringFlag, "-", "run directory ('-' = runs/train-<timestamp>)"),
@@ -112,14 +114,22 @@ if (import.meta.main) {
     SPECS,
     async (c) => {
       if (!(c["coordinate-fraction"] > 0)) {
-        throw new Error("--coordinate-fraction: must be > 0 (at least one coordinate is taped)");
+        throw new FlagError(
+          "--coordinate-fraction: must be > 0 (at least one coordinate is taped)",
+        );
       }
       if (c.resume && c.out === "-") {
-        throw new Error("--resume needs --out (the run directory to continue)");
+        throw new FlagError("--resume needs --out (the run directory to continue)");
+      }
+      if (c.problem !== "mlp" && givenFlags(Deno.args).has("mlp-hidden")) {
+        throw new FlagError(
+          `--mlp-hidden contradicts --problem ${c.problem}: the hidden width is the MLP's only`,
+        );
       }
       const out = c.out !== "-"
         ? c.out
         : `runs/train-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+      await ensureWritableDir("out", out);
       const r = await metaTrainRun({
         model: modelFor(c.problem, c["mlp-hidden"]),
         modelName: c.problem === "mlp" ? `mlp-${c["mlp-hidden"]}` : c.problem,
@@ -128,7 +138,7 @@ if (import.meta.main) {
         batchSize: c["batch-size"],
         shuffleBuffer: 5000,
         iterations: c.iterations,
-        ...(c.epochs > 0 ? { epochs: c.epochs } : {}),
+        ...(c.epochs ? { epochs: c.epochs } : {}),
         seed: c.seed,
         out,
         checkpointEvery: c["checkpoint-every"],

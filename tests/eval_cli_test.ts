@@ -1,7 +1,9 @@
 /**
- * `tasks/eval.ts` as a subprocess: bad flags exit 2 naming the flag; a short comparison on the
- * embedded MNIST (cpu backend) exits 0, prints the table and the report path and writes the
- * report; rerunning into the same directory needs --resume, which reuses the finished runs.
+ * `tasks/eval.ts` as a subprocess: bad or contradictory flags and an unwritable --out exit 2 with
+ * one line naming the flag; a short comparison on the embedded MNIST (cpu backend) exits 0, prints
+ * the table and the report path and writes the report; rerunning into the same directory needs
+ * --resume, which reuses the finished runs and names each setting that differs; a comparison with
+ * a diverged run finishes the others, writes the report and exits 1.
  * Bad input found once the data is open (a batch larger than the training split), a preset's
  * meta-weights that are not shipped, and --resume into a missing folder stop at once, naming it.
  */
@@ -23,23 +25,84 @@ const run = async (...args: string[]) => {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 };
 
+/** The one `error:` line of stderr (asserting there is exactly one). */
+const errorLine = (stderr: string): string => {
+  const lines = stderr.split("\n").filter((l) => l.startsWith("error:"));
+  assert.equal(lines.length, 1, stderr);
+  return lines[0];
+};
+
 for (
-  const [argv, flag] of [
-    [["--epochs", "x"], "--epochs"],
-    [["--compare", "adam,lion"], "--compare"],
-    [["--optimizer", "adam", "--cg-iter", "4"], "--cg-iter"],
-    [["--resume"], "--resume"],
-    [["--model", "vgg"], "--model"],
-    [["--warp-speed", "9"], "--warp-speed"],
+  const [argv, message] of [
+    [["--epochs", "x"], /^error: --epochs: invalid value "x"/],
+    [["--compare", "adam,lion"], /^error: --compare: .*entry "lion": unknown optimizer "lion"/],
+    [["--optimizer", "adam", "--cg-iter", "4"], /^error: --cg-iter/],
+    [["--resume"], /^error: --resume/],
+    [["--model", "vgg"], /^error: --model/],
+    [["--warp-speed", "9"], /^error: --warp-speed: unknown flag/],
+    [
+      ["--lr", "-1"],
+      /^error: --lr: invalid value "-1": expected a non-negative number, or preset \(/,
+    ],
+    [["--steps", "--out", "X"], /^error: --steps needs a value: .*got the flag --out$/],
+    [["--steps", "0x10"], /^error: --steps: invalid value "0x10": .*no 0x, 0b or 0o\)$/],
+    [["--steps", "1e3"], /^error: --steps: invalid value "1e3": .*no exponent or decimal point\)$/],
+    [
+      ["--optimizer", "sgd", "--compare", "adam"],
+      /^error: --optimizer sgd contradicts --compare adam/,
+    ],
+    [
+      ["--compare", "adam,sgd:beta1=0.5"],
+      /^error: --compare: .*entry "sgd:beta1=0.5": sgd has no setting "beta1" \(sgd takes lr, weight-decay\)$/,
+    ],
   ] as const
 ) {
-  Deno.test(`eval CLI: ${argv.join(" ")} exits 2 naming ${flag}`, async () => {
+  Deno.test(`eval CLI: ${argv.join(" ")} exits 2 with one line naming the flag`, async () => {
     const r = await run(...argv, "--backend", "cpu");
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, new RegExp(`error: .*${flag}`));
+    assert.match(errorLine(r.stderr), message);
+    assert.match(r.stderr, /^\(run 'deno task eval --help' for usage\)$/m);
     assert.equal(r.stdout, "");
   });
 }
+
+Deno.test("eval CLI: an --out that cannot be written exits 2 naming --out, the path and why", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-eval-cli-" });
+  try {
+    const file = join(dir, "file");
+    await Deno.writeTextFile(file, "");
+    const out = join(file, "run");
+    const r = await run("--backend", "cpu", "--optimizer", "adam", "--steps", "1", "--out", out);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      errorLine(r.stderr),
+      `error: --out: cannot write to ${JSON.stringify(out)}: Not a directory (os error 20)`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("eval CLI: a comparison with a diverged run finishes the others, reports, exits 1", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-eval-cli-" });
+  const out = join(dir, "cmp");
+  try {
+    const r = await run(
+      ...["--backend", "cpu", "--compare", "adam,sgd:lr=1e38", "--steps", "3"],
+      ...["--eval-examples", "100", "--out", out],
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /^\| adam +\| .*\| +3 \| .*\| finished +\|$/m);
+    assert.match(r.stdout, /^\| sgd +\| .*\| diverged at step \d +\|$/m);
+    assert.match(
+      errorLine(r.stderr),
+      /^error: 1 of 2 runs diverged \(the report covers all of them\): sgd: step \d: /,
+    );
+    assert.match(await Deno.readTextFile(join(out, "report.md")), /\| diverged at step \d +\|/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("eval CLI: a 3-step comparison on MNIST writes the report; rerun needs --resume", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mlhf-eval-cli-" });
@@ -73,11 +136,18 @@ Deno.test("eval CLI: a 3-step comparison on MNIST writes the report; rerun needs
       assert.ok((await Deno.stat(join(out, "adam", f))).isFile, f);
     }
     const again = await run(...args);
-    assert.equal(again.code, 1);
-    assert.match(again.stderr, /already holds a run: pass --resume/);
+    assert.equal(again.code, 2);
+    assert.match(errorLine(again.stderr), /--out: .* already holds a run: pass --resume/);
     const resumed = await run(...args, "--resume");
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stderr, /adam: already finished at step 3/);
+    const other = await run(...args, "--resume", "--seed", "2", "--lr", "0.5");
+    assert.equal(other.code, 2, other.stderr);
+    assert.equal(
+      errorLine(other.stderr),
+      `error: --resume: ${join(out, "adam", "checkpoint", "train.bin")} is from a run with ` +
+        "other settings: seed: checkpoint 1, now 2; settings.lr: checkpoint 0.001, now 0.5",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

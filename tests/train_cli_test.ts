@@ -1,17 +1,20 @@
 /**
- * `tasks/train.ts` as a subprocess: a batch larger than the meta-training split (the embedded
- * MNIST's 30 000 images, or a small CIFAR-10 folder) exits 2 at once naming the split, its size
- * and the batch size, and leaves no --out directory (it used to spin at 100 % CPU, silently).
+ * `tasks/train.ts` as a subprocess: contradictory flags, an unwritable --out and a resume under
+ * other settings exit 2 with one line naming the flag (and each differing setting with both
+ * values); --epochs caps the run. A batch larger than the meta-training split (the embedded MNIST's
+ * 30 000 images, or a small CIFAR-10 folder) exits 2 at once naming the split, its size and the
+ * batch size, and leaves no --out directory (it used to spin at 100 % CPU, silently).
  */
 import { assert } from "./_util/deps.ts";
 import { join } from "node:path";
 import { writeCifar10 } from "./data_fixtures.ts";
 
 const TRAIN = new URL("../tasks/train.ts", import.meta.url).pathname;
+const TINY = ["--backend", "cpu", "--mlp-hidden", "2", "--meta-roll-back", "1"];
 
 const run = async (...args: string[]) => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--frozen", TRAIN, "--backend", "cpu", ...args],
+    args: ["run", "-A", "--frozen", TRAIN, ...args],
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(120_000), // a run that spins fails the test instead of hanging it
@@ -20,6 +23,84 @@ const run = async (...args: string[]) => {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 };
 
+/** The one `error:` line of stderr (asserting there is exactly one). */
+const errorLine = (stderr: string): string => {
+  const lines = stderr.split("\n").filter((l) => l.startsWith("error:"));
+  assert.equal(lines.length, 1, stderr);
+  return lines[0];
+};
+
+const inTempDir = async (f: (dir: string) => Promise<void>) => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-train-cli-" });
+  try {
+    await f(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+};
+
+Deno.test("train CLI: --mlp-hidden with another --problem exits 2 naming both", async () => {
+  const r = await run("--backend", "cpu", "--problem", "convnet", "--mlp-hidden", "8");
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(
+    errorLine(r.stderr),
+    "error: --mlp-hidden contradicts --problem convnet: the hidden width is the MLP's only",
+  );
+});
+
+Deno.test("train CLI: --epochs takes an integer", async () => {
+  const r = await run("--backend", "cpu", "--epochs", "1.5");
+  assert.equal(r.code, 2, r.stderr);
+  assert.equal(
+    errorLine(r.stderr),
+    'error: --epochs: invalid value "1.5": expected a non-negative integer',
+  );
+});
+
+Deno.test("train CLI: an --out that cannot be written exits 2 naming --out, the path and why", async () => {
+  await inTempDir(async (dir) => {
+    const file = join(dir, "file");
+    await Deno.writeTextFile(file, "");
+    const out = join(file, "run");
+    const r = await run(...TINY, "--iterations", "1", "--out", out);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      errorLine(r.stderr),
+      `error: --out: cannot write to ${JSON.stringify(out)}: Not a directory (os error 20)`,
+    );
+  });
+});
+
+Deno.test("train CLI: --resume under other settings exits 2 naming each differing field", async () => {
+  await inTempDir(async (dir) => {
+    const out = join(dir, "run");
+    const args = [...TINY, "--batch-size", "16", "--iterations", "1", "--out", out];
+    const first = await run(...args, "--seed", "3");
+    assert.equal(first.code, 0, first.stderr);
+    const r = await run(...args, "--seed", "4", "--lr", "0.5", "--resume");
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      errorLine(r.stderr),
+      new RegExp(
+        `^error: --resume: the checkpoint in ${out} was made with other settings: ` +
+          "seed: checkpoint 3, now 4; options\\.lr: checkpoint [\\d.e-]+, now 0\\.5$",
+      ),
+    );
+  });
+});
+
+Deno.test("train CLI: --epochs 1 ends the run after one pass over the meta-training split", async () => {
+  await inTempDir(async (dir) => {
+    // 30 000 meta-training images in batches of 15 000, one per window: 2 windows per epoch.
+    const r = await run(
+      ...["--backend", "wasm", "--mlp-hidden", "2", "--meta-roll-back", "1"],
+      ...["--batch-size", "15000", "--iterations", "3", "--epochs", "1", "--out", join(dir, "run")],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^meta-trained 2 iterations in /m);
+  });
+});
+
 const exists = async (path: string) => await Deno.stat(path).then(() => true, () => false);
 
 Deno.test("train CLI: a batch larger than the meta-train split exits 2 naming it; no --out", async () => {
@@ -27,6 +108,8 @@ Deno.test("train CLI: a batch larger than the meta-train split exits 2 naming it
   try {
     const out = join(dir, "run");
     const mnist = await run(
+      "--backend",
+      "cpu",
       "--batch-size",
       "40000",
       "--iterations",
@@ -47,6 +130,8 @@ Deno.test("train CLI: a batch larger than the meta-train split exits 2 naming it
     await Deno.mkdir(data);
     await writeCifar10(data, 20);
     const cifar = await run(
+      "--backend",
+      "cpu",
       "--problem",
       "convnet-small",
       "--dataset",
@@ -62,23 +147,6 @@ Deno.test("train CLI: a batch larger than the meta-train split exits 2 naming it
       /^error: --batch-size 128 exceeds the meta-train split of cifar10 \(60 images, data_batch_1\.bin, data_batch_2\.bin, data_batch_3\.bin\): pass --batch-size 60 or less$/m,
     );
     assert.equal(await exists(out), false);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("train CLI: --epochs caps the run (it used to be accepted and ignored)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "mlhf-train-cli-" });
-  try {
-    const out = join(dir, "run");
-    // 30 000 images at batch 10 000: 3 batches an epoch, so one epoch holds one window of T = 2.
-    const r = await run(
-      ...["--batch-size", "10000", "--meta-roll-back", "2", "--mlp-hidden", "4"],
-      ...["--iterations", "50", "--epochs", "1", "--out", out],
-    );
-    assert.equal(r.code, 0, r.stderr);
-    const lines = (await Deno.readTextFile(join(out, "meta_train.jsonl"))).trim().split("\n");
-    assert.equal(lines.length, 1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -8,7 +8,9 @@
 import { join } from "node:path";
 import { parsePosition, type Position } from "../data/pipeline.ts";
 import { allFiniteTensors } from "../optim/base.ts";
+import { FlagError } from "../cli/flags.ts";
 import { disposeTensorsIn, loadCheckpoint, saveCheckpoint } from "../run/checkpoint.ts";
+import { differences } from "../run/differences.ts";
 import type { TreeValue } from "../run/tensor_file.ts";
 import type { Params } from "../tree.ts";
 
@@ -62,14 +64,6 @@ export const saveRunState = async (
   return await saveCheckpoint(checkpointDir(runDir), CHECKPOINT_NAME, payload, { step: s.step });
 };
 
-/** The fields of two identities (JSON objects) that differ. */
-const differences = (a: string, b: string): string[] => {
-  const x = JSON.parse(a) as Record<string, unknown>, y = JSON.parse(b) as Record<string, unknown>;
-  return [...new Set([...Object.keys(x), ...Object.keys(y)])]
-    .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]))
-    .map((k) => `${k}: checkpoint ${JSON.stringify(x[k])}, now ${JSON.stringify(y[k])}`);
-};
-
 /** What a run's checkpoint says about the run, without its tensors. */
 export interface RunRecord {
   /** The run's identity (model, data, batch size, seed, optimizer, settings, …). */
@@ -92,8 +86,9 @@ export const readRunRecord = async (runDir: string): Promise<RunRecord | null> =
 };
 
 /**
- * Loads a run's checkpoint, or null when there is none. Throws when it belongs to a run with
- * another identity (naming the fields that differ).
+ * Loads a run's checkpoint, or null when there is none. Throws a `FlagError` (`--resume` under
+ * other settings, exit code 2) when it belongs to a run with another identity, naming each field
+ * that differs with both values.
  */
 export const loadRunState = async (runDir: string, identity: string): Promise<RunState | null> => {
   const ck = await loadCheckpoint(checkpointDir(runDir), CHECKPOINT_NAME);
@@ -101,10 +96,10 @@ export const loadRunState = async (runDir: string, identity: string): Promise<Ru
   const p = ck.payload as Record<string, TreeValue>;
   try {
     if (p.identity !== identity) {
-      throw new Error(
-        `${ck.file} is from a different run (${
-          differences(String(p.identity), identity).join("; ")
-        })`,
+      throw new FlagError(
+        `--resume: ${ck.file} is from a run with other settings: ${
+          differences(JSON.parse(String(p.identity)), JSON.parse(identity)).join("; ")
+        }`,
       );
     }
     return {

@@ -11,10 +11,10 @@
  * @module
  */
 import { join } from "node:path";
+import { FlagError } from "../cli/flags.ts";
 import { writeFileAtomic } from "../run/atomic.ts";
 import type { ProgressSink } from "../run/progress.ts";
 import { exists } from "./_fs.ts";
-import { FlagError } from "../cli/flags.ts";
 import { TooFewExamplesError } from "../data/errors.ts";
 import { batchTooLarge } from "./batch_fit.ts";
 import { checkpointDir, readRunRecord, type RunRecord } from "./checkpoint.ts";
@@ -73,15 +73,15 @@ export interface CompareResult {
   readonly diverged: readonly DivergedError[];
 }
 
-/** Refuses to overwrite a run directory that holds a checkpoint unless resuming. */
+/** Refuses (a `FlagError`) to overwrite a run directory that holds a checkpoint unless resuming. */
 const checkFresh = async (o: CompareOptions): Promise<void> => {
   if (o.resume) return;
   for (const spec of o.optimizers) {
     const dir = checkpointDir(join(o.out, spec.label));
     if (await exists(dir)) {
-      throw new Error(
-        `${join(o.out, spec.label)} already holds a run: pass --resume to continue it, or ` +
-          `choose another --out`,
+      throw new FlagError(
+        `--out: ${join(o.out, spec.label)} already holds a run: pass --resume to continue it, ` +
+          `or choose another --out`,
       );
     }
   }

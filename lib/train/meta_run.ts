@@ -22,7 +22,14 @@ import { batches as batchStream, type BatchStream } from "../data/pipeline.ts";
 import { oneHot } from "../data/batch.ts";
 import { type DatasetName, openSource } from "../data/dataset.ts";
 import { parsePosition, type Position } from "../data/pipeline.ts";
-import { checkpointPath, loadCheckpoint, saveCheckpoint } from "../run/checkpoint.ts";
+import { FlagError } from "../cli/flags.ts";
+import {
+  checkpointPath,
+  disposeTensorsIn,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "../run/checkpoint.ts";
+import { differences } from "../run/differences.ts";
 import { openJsonl } from "../run/logger.ts";
 import { progress } from "../run/progress.ts";
 import type { TreeValue } from "../run/tensor_file.ts";
@@ -174,7 +181,9 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
   let position: Position | undefined;
   let elapsedBefore = 0;
   const ckpt = c.resume ? await loadCheckpoint(c.out, CHECKPOINT) : null;
-  if (c.resume && !ckpt) throw new Error(`--resume: no checkpoint ${CHECKPOINT}.bin in ${c.out}`);
+  if (c.resume && !ckpt) {
+    throw new FlagError(`--resume: no checkpoint ${CHECKPOINT}.bin in ${c.out}`);
+  }
   if (ckpt) {
     tf.dispose(leaves(init.params));
     const p = ckpt.payload as unknown as {
@@ -185,8 +194,11 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     };
     const want = JSON.stringify(fingerprint(c));
     if (p.fingerprint !== want) {
-      throw new Error(
-        `--resume: the checkpoint in ${c.out} was made with different settings:\n  checkpoint: ${p.fingerprint}\n  now:        ${want}`,
+      disposeTensorsIn(ckpt.payload);
+      throw new FlagError(
+        `--resume: the checkpoint in ${c.out} was made with other settings: ${
+          differences(JSON.parse(p.fingerprint), JSON.parse(want)).join("; ")
+        }`,
       );
     }
     state = p.state;

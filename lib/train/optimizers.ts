@@ -5,6 +5,7 @@
  * `weight_decay.ts` applied).
  * @module
  */
+import { parseDecimal, parseDigits } from "../cli/flags.ts";
 import { chain, type GradientTransformation } from "../optim/base.ts";
 import { adam, momentum, rmsprop, sgd } from "../optim/alias.ts";
 import { hessianFree } from "../optim/hessian_free.ts";
@@ -96,28 +97,47 @@ export const checkSettings = (name: OptimizerName, s: Settings): void => {
   }
 };
 
+/** Settings that count something (CG iterations, steps between inversions): positive integers. */
+const INTEGER_KEYS: readonly SettingKey[] = ["cg-iter", "invert-every"];
+
 /**
- * Parses `name[:key=value]…` items separated by commas (`adam,mlhf:lr=2:cg-iter=4`).
- * @throws RangeError naming the unknown optimizer, setting or bad value.
+ * Parses `name[:key=value]…` items separated by commas (`adam,mlhf:lr=2:cg-iter=4`). Values are
+ * decimal numbers ≥ 0; `cg-iter` and `invert-every` positive integers in plain digits.
+ * @throws RangeError naming the entry and the unknown optimizer, setting or bad value (listing
+ *   the settings that optimizer takes).
  */
 export const parseOptimizerList = (text: string): { name: OptimizerName; settings: Settings }[] => {
   const items = text.split(",").map((s) => s.trim()).filter((s) => s.length);
   if (!items.length) throw new RangeError("expected at least one optimizer name");
   return items.map((item) => {
+    const at = `entry ${JSON.stringify(item)}`;
     const [name, ...pairs] = item.split(":").map((s) => s.trim());
     if (!isName(name)) {
-      throw new RangeError(`unknown optimizer "${name}" (one of ${OPTIMIZER_NAMES.join(", ")})`);
+      throw new RangeError(
+        `${at}: unknown optimizer "${name}" (one of ${OPTIMIZER_NAMES.join(", ")})`,
+      );
     }
+    const ok: readonly string[] = settingsOf(name);
+    const takes = `${name} takes ${ok.join(", ")}`;
     const settings: Record<string, number> = {};
     for (const pair of pairs) {
-      const m = /^([a-z0-9-]+)=(.+)$/.exec(pair);
-      const value = m ? Number(m[2]) : NaN;
-      if (!m || m[2].trim() === "" || !Number.isFinite(value)) {
-        throw new RangeError(`${name}: expected key=number, got "${pair}"`);
+      const m = /^([^=]*)=(.*)$/.exec(pair);
+      if (!m) throw new RangeError(`${at}: expected key=value, got "${pair}" (${takes})`);
+      const key = m[1].trim(), raw = m[2].trim();
+      if (!ok.includes(key)) {
+        throw new RangeError(`${at}: ${name} has no setting "${key}" (${takes})`);
       }
-      settings[m[1]] = value;
+      if (key in settings) throw new RangeError(`${at}: ${key} given twice`);
+      const integer = INTEGER_KEYS.includes(key as SettingKey);
+      const value = integer ? parseDigits(raw) : parseDecimal(raw);
+      if (value === undefined || (integer ? value < 1 : value < 0)) {
+        throw new RangeError(
+          `${at}: ${key}: expected a ${integer ? "positive integer" : "non-negative number"}, ` +
+            `got "${raw}"`,
+        );
+      }
+      settings[key] = value;
     }
-    checkSettings(name, settings);
     return { name, settings };
   });
 };

@@ -43,9 +43,36 @@ Deno.test("optimizer list: names, settings, labels and errors", () => {
     ["adam", "mlhf", "adam-2"],
   );
   assert.throws(() => parseOptimizerList("adamw"), /unknown optimizer "adamw" \(one of mlhf, sgd/);
-  assert.throws(() => parseOptimizerList("adam:cg-iter=3"), /adam: unknown setting "cg-iter"/);
-  assert.throws(() => parseOptimizerList("sgd:lr=fast"), /sgd: expected key=number, got "lr=fast"/);
-  assert.throws(() => parseOptimizerList("sgd:lr=-1"), /lr must be a non-negative number/);
+  assert.throws(
+    () => parseOptimizerList("adam:cg-iter=3"),
+    /: entry "adam:cg-iter=3": adam has no setting "cg-iter" \(adam takes lr, beta1, beta2, epsilon, weight-decay\)$/,
+  );
+  assert.throws(
+    () => parseOptimizerList("sgd:lr=fast"),
+    /: entry "sgd:lr=fast": lr: expected a non-negative number, got "fast"$/,
+  );
+  assert.throws(
+    () => parseOptimizerList("sgd:lr=-1"),
+    /: entry "sgd:lr=-1": lr: expected a non-negative number, got "-1"$/,
+  );
+  assert.throws(
+    () => parseOptimizerList("sgd:lr"),
+    /: entry "sgd:lr": expected key=value, got "lr" \(sgd takes lr, weight-decay\)$/,
+  );
+  assert.throws(
+    () => parseOptimizerList("sgd:lr=1:lr=2"),
+    /: entry "sgd:lr=1:lr=2": lr given twice$/,
+  );
+  for (const v of ["1.5", "1e1", "0", "0x10"]) {
+    assert.throws(
+      () => parseOptimizerList(`kfac:invert-every=${v}`),
+      new RegExp(`invert-every: expected a positive integer, got "${v}"$`),
+    );
+  }
+  assert.throws(
+    () => parseOptimizerList("adam:lr=0x10"),
+    /lr: expected a non-negative number, got "0x10"$/,
+  );
   assert.throws(() => parseOptimizerList(" , "), /at least one optimizer/);
 });
 

@@ -10,6 +10,7 @@ import {
   BooleanFlag,
   flag,
   FlagError,
+  NonNegativeIntFlag,
   NonNegativeNumberFlag,
   oneOf,
   PositiveIntFlag,
@@ -32,18 +33,7 @@ import { type KindMap, parseKindMap } from "../optim/mlhf/kind_map.ts";
 const presetOr = <A>(codec: t.Type<A, unknown, unknown>) =>
   t.union([t.literal("preset"), codec]) as unknown as t.Type<"preset" | A, unknown, unknown>;
 
-/** An integer ≥ 0. */
-const NonNegativeIntFlag = new t.Type<number, unknown, unknown>(
-  "non-negative integer",
-  (u): u is number => Number.isInteger(u) && (u as number) >= 0,
-  (u, c) => {
-    const n = typeof u === "string" && u.trim() !== "" ? Number(u) : u;
-    return Number.isInteger(n) && (n as number) >= 0 ? t.success(n as number) : t.failure(u, c);
-  },
-  (a) => a,
-);
-
-/** A comma-separated optimizer list in `parseOptimizerList` syntax. */
+/** A comma-separated optimizer list in `parseOptimizerList` syntax; its error names the entry. */
 const OptimizerListFlag = new t.Type<string, unknown, unknown>(
   "optimizer list",
   (u): u is string => typeof u === "string",
@@ -52,8 +42,8 @@ const OptimizerListFlag = new t.Type<string, unknown, unknown>(
     try {
       parseOptimizerList(u);
       return t.success(u);
-    } catch {
-      return t.failure(u, c);
+    } catch (e) {
+      return t.failure(u, c, (e as Error).message);
     }
   },
   (a) => a,
@@ -194,6 +184,12 @@ const SETTING_FLAGS = ["lr", "cg-iter", "damping", "momentum", "decay", "lm-deca
 /** Decoded flags → plan; throws a FlagError for flag combinations that make no sense. */
 export const planEval = (f: EvalFlags): EvalPlan => {
   const preset = PRESETS[f.preset];
+  if (f.compare && f.optimizer !== "preset") {
+    throw new FlagError(
+      `--optimizer ${f.optimizer} contradicts --compare ${f.compare}: give one (--optimizer ` +
+        "trains one optimizer, --compare several)",
+    );
+  }
   const list = f.compare
     ? parseOptimizerList(f.compare)
     : f.optimizer !== "preset"
@@ -209,15 +205,35 @@ export const planEval = (f: EvalFlags): EvalPlan => {
           `takes ${key}`,
       );
     }
+    const set = f.compare ? list.find((o) => o.settings[key] !== undefined) : undefined;
+    if (set) {
+      throw new FlagError(
+        `--${key} ${v} contradicts --compare's ${set.name}:${key}=${set.settings[key]}: ` +
+          `set ${key} in one place`,
+      );
+    }
     overrides[key] = v as number;
   }
   if (f.resume && !f.out) throw new FlagError("--resume: needs --out (the directory to resume)");
+  if (f["meta-weights"] !== "preset" && !list.some((o) => o.name === "mlhf")) {
+    throw new FlagError(
+      `--meta-weights: no mlhf among the selected optimizers (${
+        list.map((o) => o.name).join(", ")
+      })`,
+    );
+  }
   const model = pick(f.model, preset.model);
+  const dataset = pick(f.dataset, f.model === "preset" ? preset.dataset : DEFAULT_DATASET[model]);
+  if (f["skip-corrupt"] && dataset !== "imagenet") {
+    throw new FlagError(
+      `--skip-corrupt: only ImageNet's records are skipped (the data set is ${dataset})`,
+    );
+  }
   return {
     presetName: f.preset,
     preset,
     model,
-    dataset: pick(f.dataset, f.model === "preset" ? preset.dataset : DEFAULT_DATASET[model]),
+    dataset,
     batchSize: pick(f["batch-size"], preset.batchSize),
     epochs: pick(f.epochs, preset.epochs),
     steps: pick(f.steps, preset.steps),

@@ -80,3 +80,71 @@ Deno.test("plan: flag errors name the flag", () => {
   bad(/^--batch-size: invalid value "preset-ish"/, () => flags("--batch-size", "preset-ish"));
   bad(/^--lr: invalid value "fast"/, () => flags("--lr", "fast"));
 });
+
+Deno.test("plan: a bad --compare entry is named with its key, listing only that optimizer's keys", () => {
+  const bad = (value: string, re: RegExp) =>
+    assert.throws(() => flags("--compare", value), (e: unknown) => {
+      assert.ok(e instanceof FlagError);
+      assert.match(e.message, re);
+      return true;
+    });
+  bad(
+    "adam,foo",
+    /^--compare: invalid value "adam,foo": entry "foo": unknown optimizer "foo" \(one of mlhf, sgd,/,
+  );
+  bad(
+    "adam:lr=abc",
+    /^--compare: invalid value "adam:lr=abc": entry "adam:lr=abc": lr: expected a non-negative number, got "abc"$/,
+  );
+  bad(
+    "adam,sgd:beta1=0.5",
+    /^--compare: invalid value "adam,sgd:beta1=0.5": entry "sgd:beta1=0.5": sgd has no setting "beta1" \(sgd takes lr, weight-decay\)$/,
+  );
+  bad(
+    "hf-fixed:cg-iter=0x10",
+    /entry "hf-fixed:cg-iter=0x10": cg-iter: expected a positive integer, got "0x10"$/,
+  );
+});
+
+Deno.test("plan: contradictory flags are refused, naming both", () => {
+  const bad = (re: RegExp, ...argv: string[]) =>
+    assert.throws(() => planEval(flags(...argv)), (e: unknown) => {
+      assert.ok(e instanceof FlagError);
+      assert.match(e.message, re);
+      return true;
+    });
+  bad(
+    /^--optimizer sgd contradicts --compare adam: give one/,
+    "--optimizer",
+    "sgd",
+    "--compare",
+    "adam",
+  );
+  bad(
+    /^--lr 0.2 contradicts --compare's adam:lr=0.1: set lr in one place$/,
+    "--compare",
+    "sgd,adam:lr=0.1",
+    "--lr",
+    "0.2",
+  );
+  bad(
+    /^--meta-weights: no mlhf among the selected optimizers \(adam\)$/,
+    "--optimizer",
+    "adam",
+    "--meta-weights",
+    "w.mlhf",
+  );
+  bad(
+    /^--skip-corrupt: only ImageNet's records are skipped \(the data set is mnist\)$/,
+    "--skip-corrupt",
+  );
+  // Not contradictions: a setting flag next to --compare entries that leave it unset, and
+  // --optimizer preset (the default) with --compare.
+  const p = planEval(
+    flags("--compare", "sgd,adam:lr=0.1", "--weight-decay", "0", "--optimizer", "preset"),
+  );
+  assert.deepEqual(p.optimizers, [
+    { name: "sgd", settings: { "weight-decay": 0 } },
+    { name: "adam", settings: { lr: 0.1, "weight-decay": 0 } },
+  ]);
+});

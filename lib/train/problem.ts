@@ -3,6 +3,7 @@
  * sources, weight-decay convention) and MLHF's meta-weights (a file, or untrained ones).
  * @module
  */
+import { FlagError } from "../cli/flags.ts";
 import { exists } from "./_fs.ts";
 import { openSource } from "../data/dataset.ts";
 import type { DatasetName } from "../data/dataset.ts";
@@ -110,7 +111,7 @@ export const resolveMetaWeights = async (
   try {
     weights = mapMetaWeightKinds(file.weights, kindMap);
   } catch (e) {
-    throw new Error(`${spec}: ${(e as Error).message}`);
+    throw new FlagError(`--meta-kind-map: ${spec}: ${(e as Error).message}`);
   }
   return {
     weights,

@@ -143,7 +143,10 @@ Deno.test("run: a resumed finished run is reused; a checkpoint of other settings
     assert.equal(again.reused, true);
     await assert.rejects(
       () => trainRun(options(dir, "sgd", { resume: true, identity: { name: "sgd", lr: 9 } })),
-      /different run.*lr: checkpoint undefined, now 9/,
+      new RegExp(
+        "^FlagError: --resume: .* is from a run with other settings: " +
+          'settings: checkpoint \\{"lr":0\\.5\\}, now \\(absent\\); lr: checkpoint \\(absent\\), now 9$',
+      ),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
