@@ -476,7 +476,7 @@ export const loadDnnl = (): DnnlResult => {
   }
   cached = {
     ok: false,
-    reason: `oneDNN could not be opened (${env ? "MLHF_DNNL_PATH " : ""}${failures.join("; ")})`,
+    reason: `could not be opened (${env ? "MLHF_DNNL_PATH " : ""}${failures.join("; ")})`,
   };
   return cached;
 };
