@@ -6,6 +6,9 @@
  *   sizes;
  * - one SGD step of the CUDA-convnet CIFAR net at batch 128 written directly with tf ops
  *   ({@link convnetLoss}; hand-written softmax cross-entropy), gradients by `tf.variableGrads`.
+ * On native with oneDNN loaded, the conv and convnet rows are timed in alternation with the same
+ * work on the im2col path (rows suffixed ` (im2col)`; the oneDNN row's note gives the ratios of
+ * medians and of minimum times).
  * Row names start with `kernels/`. On the pure-JS `cpu` backend the heaviest rows (minutes each) are skipped with a note unless
  * `MLHF_BENCH_SLOW=1`; on cpu and wasm the heavy rows run at most 2 timed runs after ≤ 1 warm-up.
  * @module
@@ -16,8 +19,15 @@ import {
   type BenchRow,
   type BenchSuite,
   measure,
+  measureInterleaved,
 } from "../../lib/bench/harness.ts";
 import { loadBlas } from "../../lib/backend/native/blas.ts";
+import { NATIVE_BACKEND } from "../../lib/backend/native/backend.ts";
+import {
+  type ConvEngine,
+  convEngine,
+  setConvEngine,
+} from "../../lib/backend/native/kernels/conv.ts";
 
 /** Parameters of the CUDA-convnet CIFAR-10 net (conv5×5→64, pool, conv5×5→64, pool, 384, 192, 10). */
 export interface ConvnetParams {
@@ -139,6 +149,44 @@ const matMulRows = async (
   }
 };
 
+/**
+ * Times `fn` (rows `name`, note `note`), and on native with oneDNN loaded, in alternation with the
+ * same function on the im2col path (`name (im2col)`), the ratios in the first row's note.
+ */
+const versusIm2col = async (
+  name: string,
+  fn: () => tf.TensorContainer,
+  opts: BenchOptions,
+  note: (r: BenchRow) => string,
+): Promise<BenchRow[]> => {
+  if (tf.getBackend() !== NATIVE_BACKEND || convEngine() !== "onednn") {
+    const r = await measure(name, fn, opts);
+    return [{ ...r, note: note(r) }];
+  }
+  const on = (e: ConvEngine) => () => {
+    const prev = setConvEngine(e);
+    try {
+      return fn();
+    } finally {
+      setConvEngine(prev);
+    }
+  };
+  const [d, i] = await measureInterleaved(
+    [[name, on("onednn")], [`${name} (im2col)`, on("im2col")]],
+    opts,
+  );
+  const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  return [
+    {
+      ...d,
+      note: `${note(d)}; oneDNN, ${ratio(d.medianMs, i.medianMs)} of im2col's median, ${
+        ratio(d.minMs, i.minMs)
+      } of its min`,
+    },
+    { ...i, note: note(i) },
+  ];
+};
+
 const convRows = async (opts: BenchOptions, want: (n: string) => boolean): Promise<BenchRow[]> => {
   const rows: BenchRow[] = [];
   const layers = [
@@ -159,8 +207,14 @@ const convRows = async (opts: BenchOptions, want: (n: string) => boolean): Promi
     const w = tf.randomNormal([...l.w], 0, 0.1, "float32", 8) as tf.Tensor4D;
     try {
       if (want(fwdName)) {
-        const r = await measure(fwdName, () => tf.conv2d(x, w, 1, "same"), heavyCap(opts));
-        rows.push({ ...r, note: gflops(flop, r.medianMs) });
+        rows.push(
+          ...await versusIm2col(
+            fwdName,
+            () => tf.conv2d(x, w, 1, "same"),
+            heavyCap(opts),
+            (r) => gflops(flop, r.medianMs),
+          ),
+        );
       }
       if (want(bwdName)) {
         if (l.heavy && !slowOk()) {
@@ -171,8 +225,14 @@ const convRows = async (opts: BenchOptions, want: (n: string) => boolean): Promi
           const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor) =>
             tf.sum(tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, "same"))
           );
-          const r = await measure(bwdName, () => g([x, w]), heavyCap(opts));
-          rows.push({ ...r, note: `${gflops(3 * flop, r.medianMs)} (3× fwd FLOPs)` });
+          rows.push(
+            ...await versusIm2col(
+              bwdName,
+              () => g([x, w]),
+              heavyCap(opts),
+              (r) => `${gflops(3 * flop, r.medianMs)} (3× fwd FLOPs)`,
+            ),
+          );
         }
       }
     } finally {
@@ -207,14 +267,18 @@ const convnetRows = async (
   const fwd = 2 * BATCH *
     (32 * 32 * 75 * 64 + 16 * 16 * 1600 * 64 + 4096 * 384 + 384 * 192 + 192 * 10);
   try {
-    const r = await measure(name, () => {
-      const { value, grads } = tf.variableGrads(() =>
-        convnetLoss(vars as unknown as ConvnetParams, x, labels)
-      );
-      for (const v of Object.values(vars)) v.assign(tf.sub(v, tf.mul(lr, grads[v.name])));
-      return value;
-    }, heavyCap(opts));
-    return [{ ...r, note: `${gflops(3 * fwd, r.medianMs)} (3× fwd FLOPs)` }];
+    return await versusIm2col(
+      name,
+      () => {
+        const { value, grads } = tf.variableGrads(() =>
+          convnetLoss(vars as unknown as ConvnetParams, x, labels)
+        );
+        for (const v of Object.values(vars)) v.assign(tf.sub(v, tf.mul(lr, grads[v.name])));
+        return value;
+      },
+      heavyCap(opts),
+      (r) => `${gflops(3 * fwd, r.medianMs)} (3× fwd FLOPs)`,
+    );
   } finally {
     Object.values(vars).forEach((v) => v.dispose());
     x.dispose();

@@ -10,7 +10,7 @@ import { tf } from "../../_deps.ts";
 import { assert, fc } from "../../../tests/_util/deps.ts";
 import { assertAllClose } from "../../../tests/_util/numeric.ts";
 import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from "./_test_util.ts";
-import { COL_CHUNK_FLOATS } from "./kernels/conv.ts";
+import { COL_CHUNK_FLOATS, type ConvEngine, setConvEngine } from "./kernels/conv.ts";
 import { RECYCLE_MIN_ELEMENTS, recycleStats } from "./kernels/_util.ts";
 import { NATIVE_BACKEND, OVERRIDDEN_KERNELS } from "./backend.ts";
 
@@ -162,15 +162,28 @@ const convData = (c: ConvCase) => ({
 const conv = (c: ConvCase, x: tf.Tensor, f: tf.Tensor) =>
   tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, [c.sh, c.sw], padOf(c));
 
+/** The conv kernels' engines (oneDNN when loaded, and im2col); without oneDNN both are im2col. */
+const engine = fc.constantFrom<ConvEngine>("onednn", "im2col");
+
+/** {@link onBoth} with native's conv kernels on engine `e`. */
+const onBothWith = async (e: ConvEngine, f: () => tf.Tensor | tf.Tensor[]) => {
+  const prev = setConvEngine(e);
+  try {
+    return await onBoth(f);
+  } finally {
+    setConvEngine(prev);
+  }
+};
+
 Deno.test({
   name: testName("Conv2D and FusedConv2D equal cpu (strides, SAME/VALID/explicit padding)"),
   ignore,
   fn: async () => {
     await fc.assert(
-      fc.asyncProperty(convCase, fc.boolean(), async (c, fused) => {
+      fc.asyncProperty(convCase, fc.boolean(), engine, async (c, fused, e) => {
         const d = convData(c);
         const bias = randArray(c.co, c.seed + 2);
-        const r = await onBoth(() => {
+        const r = await onBothWith(e, () => {
           const x = tf.tensor4d(d.x, d.xShape), f = tf.tensor4d(d.f, d.fShape);
           return fused
             ? tf.fused.conv2d({
@@ -183,7 +196,7 @@ Deno.test({
             })
             : conv(c, x, f);
         });
-        close(r, `conv2d ${JSON.stringify(c)} fused=${fused}`);
+        close(r, `conv2d ${JSON.stringify(c)} fused=${fused} ${e}`);
       }),
       { numRuns: RUNS },
     );
@@ -195,10 +208,10 @@ Deno.test({
   ignore,
   fn: async () => {
     await fc.assert(
-      fc.asyncProperty(convCase, async (c) => {
+      fc.asyncProperty(convCase, engine, async (c, e) => {
         const d = convData(c);
         const attrs = { strides: [c.sh, c.sw], pad: padOf(c), dataFormat: "NHWC" };
-        const r = await onBoth(() => {
+        const r = await onBothWith(e, () => {
           const x = tf.tensor4d(d.x, d.xShape), f = tf.tensor4d(d.f, d.fShape);
           const y = conv(c, x, f);
           const dy = tf.tensor(randArray(y.size, c.seed + 3), y.shape);
@@ -214,7 +227,7 @@ Deno.test({
           ) as tf.Tensor;
           return [dx, dw];
         });
-        close(r, `conv2d backprop ${JSON.stringify(c)}`);
+        close(r, `conv2d backprop ${JSON.stringify(c)} ${e}`);
       }),
       { numRuns: RUNS },
     );
@@ -222,7 +235,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: testName("conv kernels handle batches larger than one im2col chunk"),
+  name: testName("im2col conv kernels handle batches larger than one im2col chunk"),
   ignore,
   fn: async () => {
     // 42 images of 24×24 with a 5×5×8 window: 24·24·200 floats per image, COL_CHUNK_FLOATS per
@@ -245,7 +258,7 @@ Deno.test({
     assert.ok(c.b % perChunk !== 0 && c.b / perChunk > 2, `${perChunk} images per chunk`);
     const d = convData(c);
     const attrs = { strides: [1, 1], pad: "same", dataFormat: "NHWC" };
-    const r = await onBoth(() => {
+    const r = await onBothWith("im2col", () => {
       const x = tf.tensor4d(d.x, d.xShape), f = tf.tensor4d(d.f, d.fShape);
       const y = conv(c, x, f);
       const dy = tf.tensor(randArray(y.size, 9), y.shape);

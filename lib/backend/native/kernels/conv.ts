@@ -1,6 +1,8 @@
 /**
- * BLAS-backed 2-D convolution kernels for the native backend: `Conv2D`, `FusedConv2D`,
- * `Conv2DBackpropInput` and `Conv2DBackpropFilter`, by im2col / col2im + `cblas_sgemm`.
+ * 2-D convolution kernels for the native backend: `Conv2D`, `FusedConv2D`, `Conv2DBackpropInput`
+ * and `Conv2DBackpropFilter`, by oneDNN when it loads (`conv_dnnl.ts`; `MLHF_DNNL=0` turns it off,
+ * and {@link setConvEngine} switches per call site for tests and benches), else, and for what it does
+ * not take, by im2col / col2im + `cblas_sgemm` (below). Without oneDNN the backend says so once.
  *
  * Layout: NHWC input, HWIO filter; an im2col row is one output pixel, its columns run over the
  * window in row-major (i, j) order and then the input channels, which matches the filter reshaped
@@ -13,6 +15,8 @@
  */
 import { tf } from "../../../_deps.ts";
 import type { Blas } from "../blas.ts";
+import { loadDnnl } from "../dnnl.ts";
+import { type ConvPass, type DnnlConv, dnnlConv, dnnlSpatial } from "./conv_dnnl.ts";
 import { epilogue } from "./matmul.ts";
 import {
   allFloat32,
@@ -23,6 +27,7 @@ import {
   type KernelArgs,
   type NativeKernel,
   scratch,
+  sizeOf as sizeOfShape,
   zerosF32,
 } from "./_util.ts";
 
@@ -267,8 +272,80 @@ export const conv2dBackpropFilter = (blas: Blas, x: Float32Array, dy: Float32Arr
   return dw;
 };
 
+/** Which implementation the conv kernels use: oneDNN (when loaded) or im2col + sgemm. */
+export type ConvEngine = "onednn" | "im2col";
+
+let dnnlConvs: DnnlConv | null | undefined;
+let wanted: ConvEngine = "onednn";
+
+/** oneDNN's convolutions, loaded on first use; null (said once, on stderr) when unavailable. */
+const onednn = (): DnnlConv | null => {
+  if (dnnlConvs === undefined) {
+    const r = loadDnnl();
+    dnnlConvs = r.ok ? dnnlConv(r.dnnl) : null;
+    if (!r.ok) {
+      console.error(`native backend: convolutions by im2col + sgemm (oneDNN: ${r.reason})`);
+    }
+  }
+  return dnnlConvs;
+};
+
+/** The engine the conv kernels use now ("onednn" only when it loaded). */
+export const convEngine = (): ConvEngine => wanted === "onednn" && onednn() ? "onednn" : "im2col";
+
+/**
+ * Selects the conv kernels' engine (default "onednn"; without oneDNN every call uses im2col) and
+ * returns the previous choice. For tests and benches that compare the two in one process.
+ */
+export const setConvEngine = (e: ConvEngine): ConvEngine => {
+  const prev = wanted;
+  wanted = e;
+  return prev;
+};
+
+/**
+ * The oneDNN implementation a conv pass takes at geometry `g` (e.g. "brgconv:avx512_core"), or null
+ * when oneDNN is not loaded or does not take the case (then the kernels use im2col).
+ */
+export const onednnImpl = (pass: ConvPass, g: Info): string | null =>
+  dnnlSpatial(g) ? onednn()?.impl(pass, g) ?? null : null;
+
+/** oneDNN's convolutions when they are selected and loaded, else null. */
+const active = (): DnnlConv | null => wanted === "onednn" ? onednn() : null;
+
+/** y = conv2d(x, w): oneDNN when active and it takes the case, else im2col. */
+const forwardAny = (blas: Blas, x: Float32Array, w: Float32Array, g: Info) => {
+  const d = active();
+  if (d && dnnlSpatial(g)) {
+    const y = allocF32(sizeOfShape(g.outShape));
+    if (d.forward(x, w, g, y)) return y;
+  }
+  return conv2dForward(blas, x, w, g);
+};
+
+/** dx = conv2dBackpropInput(dy, w): oneDNN when active and it takes the case, else im2col. */
+const backpropInputAny = (blas: Blas, dy: Float32Array, w: Float32Array, g: Info) => {
+  const d = active();
+  if (d && dnnlSpatial(g)) {
+    const dx = allocF32(sizeOfShape(g.inShape));
+    if (d.backwardData(dy, w, g, dx)) return dx;
+  }
+  return conv2dBackpropInput(blas, dy, w, g);
+};
+
+/** dW = conv2dBackpropFilter(x, dy): oneDNN when active and it takes the case, else im2col. */
+const backpropFilterAny = (blas: Blas, x: Float32Array, dy: Float32Array, g: Info) => {
+  const d = active();
+  if (d && dnnlSpatial(g)) {
+    const dw = allocF32(sizeOfShape(g.filterShape));
+    if (d.backwardWeights(x, dy, g, dw)) return dw;
+  }
+  return conv2dBackpropFilter(blas, x, dy, g);
+};
+
 /** The convolution kernels, given the BLAS. */
 export const convKernels = (blas: Blas): NativeKernel[] => {
+  onednn();
   const cpuConv = cpuKernel("Conv2D");
   const cpuFused = cpuKernel("FusedConv2D");
   const cpuInput = cpuKernel("Conv2DBackpropInput");
@@ -279,7 +356,7 @@ export const convKernels = (blas: Blas): NativeKernel[] => {
     const g = convInfo(x.shape, filter.shape, args.attrs ?? {});
     if (!g) return null;
     const backend = cpuBackend(args);
-    const y = conv2dForward(blas, f32(backend, x), f32(backend, filter), g);
+    const y = forwardAny(blas, f32(backend, x), f32(backend, filter), g);
     return backend.makeTensorInfo([...g.outShape], "float32", y);
   };
   return [
@@ -310,7 +387,7 @@ export const convKernels = (blas: Blas): NativeKernel[] => {
         const g = allFloat32(dy, filter) ? convInfo(inputShape, filter.shape, attrs) : null;
         if (!g) return cpuInput(args);
         const backend = cpuBackend(args);
-        const dx = conv2dBackpropInput(blas, f32(backend, dy), f32(backend, filter), g);
+        const dx = backpropInputAny(blas, f32(backend, dy), f32(backend, filter), g);
         return backend.makeTensorInfo([...g.inShape], "float32", dx);
       },
     },
@@ -323,7 +400,7 @@ export const convKernels = (blas: Blas): NativeKernel[] => {
         const g = allFloat32(x, dy) ? convInfo(x.shape, filterShape, attrs) : null;
         if (!g) return cpuFilter(args);
         const backend = cpuBackend(args);
-        const dw = conv2dBackpropFilter(blas, f32(backend, x), f32(backend, dy), g);
+        const dw = backpropFilterAny(blas, f32(backend, x), f32(backend, dy), g);
         return backend.makeTensorInfo([...g.filterShape], "float32", dw);
       },
     },

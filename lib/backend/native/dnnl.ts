@@ -1,0 +1,482 @@
+/**
+ * The oneDNN binding of the `native` backend: the C API of oneDNN 2.x (`dnnl.h`, Debian's
+ * `libdnnl2`) through Deno FFI, as a few checked calls the convolution kernels build on
+ * (`kernels/conv_dnnl.ts`): engine and stream, memory descriptors, primitive descriptors and
+ * primitives, memory objects over the tensors' Float32Arrays, reorders, execution.
+ *
+ * The library comes from `MLHF_DNNL_PATH` when set (only that path is tried), else
+ * {@link DNNL_CANDIDATES}; `MLHF_DNNL=0` turns it off. It is opened at most once per process;
+ * {@link loadDnnl} returns the same result on every call, with the reason when it could not be used.
+ * Only major version 2 is accepted: the structs below have the sizes of oneDNN 2.x's headers
+ * (3.x replaced this API). Every call's status is checked; a failure names the call and the status.
+ * Threads: oneDNN's own runtime (Debian builds it with OpenMP: `OMP_NUM_THREADS`, default every
+ * core); {@link Dnnl.threads} reports it.
+ * @module
+ */
+
+/** Library names tried in order when `MLHF_DNNL_PATH` is not set. */
+export const DNNL_CANDIDATES: readonly string[] = ["libdnnl.so.2"];
+
+// Sizes and constants of oneDNN 2.6's dnnl_types.h, printed by a C program compiled against
+// /usr/include/oneapi/dnnl (sizeof, offsetof, enum values); stable across 2.x.
+/** sizeof(dnnl_memory_desc_t). */
+export const MD_BYTES = 696;
+/** sizeof(dnnl_convolution_desc_t) (5976), rounded up: the call only writes into it. */
+const CONV_DESC_BYTES = 6144;
+/** sizeof(dnnl_exec_arg_t): { int arg; dnnl_memory_t memory; } with memory at offset 8. */
+const EXEC_ARG_BYTES = 16;
+
+const ENGINE_CPU = 1;
+const STREAM_DEFAULT_FLAGS = 1;
+const F32 = 3;
+/** Format tags (dnnl_format_tag_t). */
+export const TAG = { any: 1, nhwc: 20, hwio: 30 } as const;
+/** Propagation kinds (dnnl_prop_kind_t). */
+const PROP_FORWARD_TRAINING = 64;
+const CONVOLUTION_DIRECT = 1;
+/** Execution argument ids (DNNL_ARG_*). */
+export const ARG = {
+  src: 1,
+  dst: 17,
+  weights: 33,
+  diffSrc: 129,
+  diffDst: 145,
+  diffWeights: 161,
+  from: 1,
+  to: 17,
+} as const;
+/** Memory-descriptor queries (dnnl_query_t). */
+export const QUERY = {
+  srcMd: 129,
+  diffSrcMd: 130,
+  weightsMd: 131,
+  diffWeightsMd: 132,
+  dstMd: 133,
+  diffDstMd: 134,
+} as const;
+const QUERY_IMPL_INFO_STR = 8;
+const RUNTIME_OMP = 2;
+/** DNNL_MEMORY_ALLOCATE ((void *)-1): the library allocates (and frees) the buffer. */
+const MEMORY_ALLOCATE = 0xffff_ffff_ffff_ffffn;
+
+const STATUS: readonly string[] = [
+  "success",
+  "out_of_memory",
+  "invalid_arguments",
+  "unimplemented",
+  "iterator_ends",
+  "runtime_error",
+  "not_required",
+];
+
+const SYMBOLS = {
+  dnnl_version: { parameters: [], result: "pointer" },
+  dnnl_engine_create: { parameters: ["buffer", "i32", "usize"], result: "i32" },
+  dnnl_stream_create: { parameters: ["buffer", "pointer", "u32"], result: "i32" },
+  dnnl_stream_wait: { parameters: ["pointer"], result: "i32" },
+  dnnl_memory_desc_init_by_tag: {
+    parameters: ["buffer", "i32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
+  dnnl_memory_desc_equal: { parameters: ["buffer", "buffer"], result: "i32" },
+  dnnl_memory_desc_get_size: { parameters: ["buffer"], result: "usize" },
+  dnnl_convolution_forward_desc_init: {
+    // desc, prop, alg, src, weights, bias (null), dst, strides, padding_l, padding_r
+    parameters: [
+      "buffer",
+      "i32",
+      "i32",
+      "buffer",
+      "buffer",
+      "pointer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_convolution_backward_data_desc_init: {
+    // desc, alg, diff_src, weights, diff_dst, strides, padding_l, padding_r
+    parameters: ["buffer", "i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  dnnl_convolution_backward_weights_desc_init: {
+    // desc, alg, src, diff_weights, diff_bias (null), diff_dst, strides, padding_l, padding_r
+    parameters: [
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "pointer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_primitive_desc_create: {
+    // out, op desc, attr (null), engine, hint (forward pd or null)
+    parameters: ["buffer", "buffer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
+  dnnl_reorder_primitive_desc_create: {
+    // out, src md, src engine, dst md, dst engine, attr (null)
+    parameters: ["buffer", "buffer", "pointer", "buffer", "pointer", "pointer"],
+    result: "i32",
+  },
+  dnnl_primitive_desc_query: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
+  dnnl_primitive_desc_query_md: { parameters: ["pointer", "i32", "i32"], result: "pointer" },
+  dnnl_primitive_desc_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_primitive_create: { parameters: ["buffer", "pointer"], result: "i32" },
+  dnnl_primitive_execute: { parameters: ["pointer", "pointer", "i32", "buffer"], result: "i32" },
+  dnnl_primitive_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_memory_create: { parameters: ["buffer", "buffer", "pointer", "pointer"], result: "i32" },
+  dnnl_memory_set_data_handle: { parameters: ["pointer", "pointer"], result: "i32" },
+  dnnl_memory_destroy: { parameters: ["pointer"], result: "i32" },
+} as const;
+
+type Ptr = Deno.PointerObject;
+/** A memory descriptor (the bytes of a dnnl_memory_desc_t). */
+export type MemoryDesc = Uint8Array<ArrayBuffer>;
+/** An operation descriptor (the bytes of e.g. a dnnl_convolution_desc_t). */
+export type OpDesc = Uint8Array<ArrayBuffer>;
+/** Spatial strides and paddings of a 2-D convolution, (height, width) each. */
+export interface ConvSpatial {
+  readonly strides: readonly [number, number];
+  readonly padL: readonly [number, number];
+  readonly padR: readonly [number, number];
+}
+
+/** A loaded oneDNN with a CPU engine and stream. */
+export interface Dnnl {
+  /** The path or soname that was opened. */
+  readonly path: string;
+  /** "major.minor.patch". */
+  readonly version: string;
+  /** OpenMP threads oneDNN runs on (`omp_get_max_threads`), or null for other runtimes. */
+  readonly threads: number | null;
+  /** `OMP_WAIT_POLICY` as the OpenMP runtime saw it at load (null for other runtimes). */
+  readonly waitPolicy: string | null;
+  /** A f32 memory descriptor of logical dims (oneDNN order: N,C,H,W / O,I,H,W) in `tag`'s layout. */
+  memoryDesc(dims: readonly number[], tag: number): MemoryDesc;
+  /** Bytes of a memory described by `md`. */
+  mdSize(md: MemoryDesc): number;
+  /** True when two memory descriptors describe the same layout. */
+  mdEqual(a: MemoryDesc, b: MemoryDesc): boolean;
+  /** A forward (training) convolution descriptor, direct algorithm, no bias. */
+  convForwardDesc(src: MemoryDesc, w: MemoryDesc, dst: MemoryDesc, s: ConvSpatial): OpDesc;
+  /** A backward-data convolution descriptor, direct algorithm. */
+  convBackwardDataDesc(dSrc: MemoryDesc, w: MemoryDesc, dDst: MemoryDesc, s: ConvSpatial): OpDesc;
+  /** A backward-weights convolution descriptor, direct algorithm, no bias. */
+  convBackwardWeightsDesc(
+    src: MemoryDesc,
+    dW: MemoryDesc,
+    dDst: MemoryDesc,
+    s: ConvSpatial,
+  ): OpDesc;
+  /**
+   * A primitive descriptor for `op` (`hint`: the forward one, for backward passes), or null when
+   * oneDNN has no implementation (status unimplemented). Destroy it with {@link destroyPd}.
+   */
+  primitiveDesc(op: OpDesc, hint: Ptr | null): Ptr | null;
+  /** A reorder primitive descriptor from `src`'s layout to `dst`'s. */
+  reorderDesc(src: MemoryDesc, dst: MemoryDesc): Ptr;
+  /** A copy of the memory descriptor a primitive descriptor chose for `what` (a {@link QUERY}). */
+  queryMd(pd: Ptr, what: number): MemoryDesc;
+  /** The implementation oneDNN picked (e.g. "brgconv:avx512_core"). */
+  implInfo(pd: Ptr): string;
+  destroyPd(pd: Ptr): void;
+  primitive(pd: Ptr): Ptr;
+  destroyPrimitive(p: Ptr): void;
+  /** A memory object: with a buffer oneDNN allocates, or none (set one with {@link setData}). */
+  memory(md: MemoryDesc, allocate: boolean): Ptr;
+  destroyMemory(m: Ptr): void;
+  /**
+   * Points a memory object at `a`'s elements. Call it in the same synchronous turn as the execute
+   * that uses it: the pointer is valid while `a` is alive and JS does not run.
+   */
+  setData(m: Ptr, a: Float32Array): void;
+  /** Execution arguments: (DNNL_ARG_*, memory) pairs as a dnnl_exec_arg_t array. */
+  execArgs(pairs: ReadonlyArray<readonly [number, Ptr]>): Uint8Array<ArrayBuffer>;
+  /** Runs a primitive on the stream and waits for it. */
+  execute(p: Ptr, args: Uint8Array<ArrayBuffer>): void;
+}
+
+/** Either oneDNN, or why it could not be loaded. */
+export type DnnlResult =
+  | { readonly ok: true; readonly dnnl: Dnnl }
+  | { readonly ok: false; readonly reason: string };
+
+let cached: DnnlResult | null = null;
+
+const ffiPermitted = (): boolean => {
+  try {
+    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    return false;
+  }
+};
+
+/** An environment variable, or undefined when unset or not readable (no --allow-env). */
+const envVar = (name: string): string | undefined => {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+};
+
+/** Throws unless a oneDNN call returned success, naming the call and the status. */
+const check = (call: string, status: number): void => {
+  if (status !== 0) {
+    throw new Error(`oneDNN: ${call} failed with status ${status} (${STATUS[status] ?? "?"})`);
+  }
+};
+
+/** A pointer read from an out-parameter (one pointer-sized slot). */
+const outPtr = (slot: BigUint64Array<ArrayBuffer>, call: string): Ptr => {
+  const p = Deno.UnsafePointer.create(slot[0]);
+  if (!p) throw new Error(`oneDNN: ${call} returned a null handle`);
+  return p;
+};
+
+const slotBytes = (slot: BigUint64Array<ArrayBuffer>) => new Uint8Array(slot.buffer);
+
+/** dnnl_dims_t (int64[12]) holding `vals`. */
+const dims = (vals: readonly number[]): Uint8Array<ArrayBuffer> => {
+  const d = new BigInt64Array(12);
+  vals.forEach((v, i) => (d[i] = BigInt(v)));
+  return new Uint8Array(d.buffer);
+};
+
+/** The OpenMP runtime's thread count, from the libgomp oneDNN loaded (null if not found). */
+const ompThreads = (): number | null => {
+  try {
+    const gomp = Deno.dlopen("libgomp.so.1", {
+      omp_get_max_threads: { parameters: [], result: "i32" },
+    });
+    return Number(gomp.symbols.omp_get_max_threads());
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * Makes OpenMP's idle threads sleep instead of spin (`OMP_WAIT_POLICY=passive`) unless the variable
+ * is set already: it must be in the environment before the OpenMP runtime loads with oneDNN.
+ * Spinning workers took the cores from the JS thread and OpenBLAS's threads between calls: a small
+ * conv took 1.5–19 ms per call instead of 0.07–0.2 ms on the shared 2-core machine (README).
+ * Returns the policy in effect ("default" when unset and not settable).
+ */
+const passiveOpenMp = (): string => {
+  const set = envVar("OMP_WAIT_POLICY");
+  if (set !== undefined) return set;
+  try {
+    Deno.env.set("OMP_WAIT_POLICY", "passive");
+    return "passive";
+  } catch {
+    return "default";
+  }
+};
+
+const open = (path: string): Dnnl => {
+  const waitPolicy = passiveOpenMp();
+  const lib = Deno.dlopen(path, SYMBOLS);
+  const sym = lib.symbols;
+  const vp = sym.dnnl_version();
+  if (!vp) throw new Error("dnnl_version returned null");
+  const vv = new Deno.UnsafePointerView(vp);
+  const [major, minor, patch] = [vv.getInt32(0), vv.getInt32(4), vv.getInt32(8)];
+  const cpuRuntime = vv.getUint32(24);
+  if (major !== 2) {
+    lib.close();
+    throw new Error(`oneDNN ${major}.${minor}.${patch}: only 2.x is supported`);
+  }
+  const slot = new BigUint64Array(1);
+  const allocated = Deno.UnsafePointer.create(MEMORY_ALLOCATE);
+  check("dnnl_engine_create", sym.dnnl_engine_create(slotBytes(slot), ENGINE_CPU, 0n));
+  const engine = outPtr(slot, "dnnl_engine_create");
+  check(
+    "dnnl_stream_create",
+    sym.dnnl_stream_create(slotBytes(slot), engine, STREAM_DEFAULT_FLAGS),
+  );
+  const stream = outPtr(slot, "dnnl_stream_create");
+
+  const memoryDesc = (d: readonly number[], tag: number): MemoryDesc => {
+    const md = new Uint8Array(MD_BYTES);
+    check(
+      `dnnl_memory_desc_init_by_tag(dims [${d}], tag ${tag})`,
+      sym.dnnl_memory_desc_init_by_tag(md, d.length, dims(d), F32, tag),
+    );
+    return md;
+  };
+  // The descriptor layout assumed above: ndims (int) at 0, dims (int64[12]) at 8.
+  const probe = memoryDesc([2, 3, 5, 7], TAG.nhwc);
+  const pv = new DataView(probe.buffer);
+  if (
+    pv.getInt32(0, true) !== 4 || Number(pv.getBigInt64(8 + 24, true)) !== 7 ||
+    Number(sym.dnnl_memory_desc_get_size(probe)) !== 4 * 2 * 3 * 5 * 7
+  ) {
+    lib.close();
+    throw new Error(`oneDNN ${major}.${minor}.${patch}: unexpected dnnl_memory_desc_t layout`);
+  }
+  const convDesc = () => new Uint8Array(CONV_DESC_BYTES);
+  const sp = (s: ConvSpatial) => [dims(s.strides), dims(s.padL), dims(s.padR)] as const;
+
+  return {
+    path,
+    version: `${major}.${minor}.${patch}`,
+    threads: cpuRuntime === RUNTIME_OMP ? ompThreads() : null,
+    waitPolicy: cpuRuntime === RUNTIME_OMP ? waitPolicy : null,
+    memoryDesc,
+    mdSize: (md) => Number(sym.dnnl_memory_desc_get_size(md)),
+    mdEqual: (a, b) => sym.dnnl_memory_desc_equal(a, b) !== 0,
+    convForwardDesc(src, w, dst, s) {
+      const d = convDesc();
+      check(
+        "dnnl_convolution_forward_desc_init",
+        sym.dnnl_convolution_forward_desc_init(
+          d,
+          PROP_FORWARD_TRAINING,
+          CONVOLUTION_DIRECT,
+          src,
+          w,
+          null,
+          dst,
+          ...sp(s),
+        ),
+      );
+      return d;
+    },
+    convBackwardDataDesc(dSrc, w, dDst, s) {
+      const d = convDesc();
+      check(
+        "dnnl_convolution_backward_data_desc_init",
+        sym.dnnl_convolution_backward_data_desc_init(
+          d,
+          CONVOLUTION_DIRECT,
+          dSrc,
+          w,
+          dDst,
+          ...sp(s),
+        ),
+      );
+      return d;
+    },
+    convBackwardWeightsDesc(src, dW, dDst, s) {
+      const d = convDesc();
+      check(
+        "dnnl_convolution_backward_weights_desc_init",
+        sym.dnnl_convolution_backward_weights_desc_init(
+          d,
+          CONVOLUTION_DIRECT,
+          src,
+          dW,
+          null,
+          dDst,
+          ...sp(s),
+        ),
+      );
+      return d;
+    },
+    primitiveDesc(op, hint) {
+      const st = sym.dnnl_primitive_desc_create(slotBytes(slot), op, null, engine, hint);
+      if (st === 3) return null; // unimplemented
+      check("dnnl_primitive_desc_create", st);
+      return outPtr(slot, "dnnl_primitive_desc_create");
+    },
+    reorderDesc(src, dst) {
+      check(
+        "dnnl_reorder_primitive_desc_create",
+        sym.dnnl_reorder_primitive_desc_create(slotBytes(slot), src, engine, dst, engine, null),
+      );
+      return outPtr(slot, "dnnl_reorder_primitive_desc_create");
+    },
+    queryMd(pd, what) {
+      const p = sym.dnnl_primitive_desc_query_md(pd, what, 0);
+      if (!p) throw new Error(`oneDNN: dnnl_primitive_desc_query_md(${what}) returned null`);
+      const md = new Uint8Array(MD_BYTES);
+      Deno.UnsafePointerView.copyInto(p, md);
+      return md;
+    },
+    implInfo(pd) {
+      check(
+        "dnnl_primitive_desc_query(impl_info_str)",
+        sym.dnnl_primitive_desc_query(pd, QUERY_IMPL_INFO_STR, 0, slotBytes(slot)),
+      );
+      return Deno.UnsafePointerView.getCString(outPtr(slot, "impl_info_str"));
+    },
+    destroyPd: (pd) => check("dnnl_primitive_desc_destroy", sym.dnnl_primitive_desc_destroy(pd)),
+    primitive(pd) {
+      check("dnnl_primitive_create", sym.dnnl_primitive_create(slotBytes(slot), pd));
+      return outPtr(slot, "dnnl_primitive_create");
+    },
+    destroyPrimitive: (p) => check("dnnl_primitive_destroy", sym.dnnl_primitive_destroy(p)),
+    memory(md, allocate) {
+      check(
+        "dnnl_memory_create",
+        sym.dnnl_memory_create(slotBytes(slot), md, engine, allocate ? allocated : null),
+      );
+      return outPtr(slot, "dnnl_memory_create");
+    },
+    destroyMemory: (m) => check("dnnl_memory_destroy", sym.dnnl_memory_destroy(m)),
+    setData(m, a) {
+      // Reading `.buffer` moves a small typed array's elements off V8's heap (where a GC could
+      // move them) into a backing store that stays put for the array's lifetime.
+      void a.buffer;
+      const p = Deno.UnsafePointer.of(a as Float32Array<ArrayBuffer>);
+      if (!p) throw new Error(`oneDNN: no pointer to an array of ${a.length} floats`);
+      check("dnnl_memory_set_data_handle", sym.dnnl_memory_set_data_handle(m, p));
+    },
+    execArgs(pairs) {
+      const bytes = new Uint8Array(pairs.length * EXEC_ARG_BYTES);
+      const v = new DataView(bytes.buffer);
+      pairs.forEach(([arg, mem], i) => {
+        v.setInt32(i * EXEC_ARG_BYTES, arg, true);
+        v.setBigUint64(i * EXEC_ARG_BYTES + 8, BigInt(Deno.UnsafePointer.value(mem)), true);
+      });
+      return bytes;
+    },
+    execute(p, args) {
+      check(
+        "dnnl_primitive_execute",
+        sym.dnnl_primitive_execute(p, stream, args.length / EXEC_ARG_BYTES, args),
+      );
+      check("dnnl_stream_wait", sym.dnnl_stream_wait(stream));
+    },
+  };
+};
+
+/**
+ * Opens oneDNN once per process (unless `MLHF_DNNL=0`). On failure the reason says what was tried
+ * and why it failed (or that FFI is not permitted, or that it was turned off).
+ */
+export const loadDnnl = (): DnnlResult => {
+  if (cached) return cached;
+  if (!ffiPermitted()) {
+    cached = { ok: false, reason: "FFI not permitted (run with --allow-ffi or -A)" };
+    return cached;
+  }
+  if (envVar("MLHF_DNNL") === "0") {
+    cached = { ok: false, reason: "turned off (MLHF_DNNL=0)" };
+    return cached;
+  }
+  const env = envVar("MLHF_DNNL_PATH");
+  const candidates = env ? [env] : DNNL_CANDIDATES;
+  const failures: string[] = [];
+  for (const path of candidates) {
+    try {
+      cached = { ok: true, dnnl: open(path) };
+      return cached;
+    } catch (e) {
+      failures.push(`${path}: ${String((e as Error).message).split("\n")[0]}`);
+    }
+  }
+  cached = {
+    ok: false,
+    reason: `could not be opened (${env ? "MLHF_DNNL_PATH " : ""}${failures.join("; ")})`,
+  };
+  return cached;
+};
