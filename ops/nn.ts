@@ -15,7 +15,7 @@ import { matMul } from "./linalg.ts";
 import { avgPool, conv2d, maxPool } from "./conv.ts";
 import { logSumExp, mean, sum } from "./reduce.ts";
 import { pad, reshape } from "./shape.ts";
-import type { Padding } from "./_windows.ts";
+import type { Padding } from "./windows.ts";
 
 type T = tf.Tensor;
 type Pair = readonly [number, number];

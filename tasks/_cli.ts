@@ -12,7 +12,6 @@ import {
 } from "../lib/backend/select.ts";
 import { type ConfigOf, FlagError, type FlagSpecs, parseFlags, usage } from "../lib/cli/flags.ts";
 import { flag, oneOf } from "../lib/cli/flags.ts";
-import "../lib/backend/native/register.ts";
 
 /** The `--backend` flag every task accepts (also read from MLHF_BACKEND). */
 export const backendFlag = flag(

@@ -39,17 +39,6 @@ export class BackendError extends Error {
   override name = "BackendError";
 }
 
-/** A pluggable native BLAS backend (issue 9) registers itself here before selection. */
-export interface NativeBackendProvider {
-  /** Returns a reason string when it cannot load, or registers the `native` backend and returns null. */
-  tryRegister(): Promise<string | null>;
-}
-let nativeProvider: NativeBackendProvider | null = null;
-/** Installs the provider of the `native` backend (called by `lib/backend/native/mod.ts`). */
-export const setNativeBackendProvider = (p: NativeBackendProvider | null): void => {
-  nativeProvider = p;
-};
-
 const INSTALL_HELP: Record<"tfjs-node" | "tfjs-node-gpu", string> = {
   "tfjs-node":
     "install it where its install script can download libtensorflow: `deno install --allow-scripts=npm:@tensorflow/tfjs-node npm:@tensorflow/tfjs-node@4.22.0`, then run with --allow-ffi (or -A); see README 'Native TensorFlow backends'",
@@ -107,9 +96,18 @@ const loadPure = async (name: "wasm" | "cpu"): Promise<string | null> => {
   return (await trySet("cpu")) ? null : "tf.setBackend('cpu') returned false";
 };
 
+/**
+ * Loads and activates the BLAS-backed backend. Its module is imported only here, when `native` is
+ * tried: importing the library opens no FFI library and loads no BLAS.
+ */
 const loadNativeBlas = async (): Promise<string | null> => {
-  if (!nativeProvider) return "no native BLAS backend module loaded";
-  const why = await nativeProvider.tryRegister();
+  let tryRegisterNative: () => string | null;
+  try {
+    ({ tryRegisterNative } = await import("./native/register.ts"));
+  } catch (e) {
+    return `import failed: ${(e as Error).message.split("\n")[0]}`;
+  }
+  const why = tryRegisterNative();
   if (why) return why;
   return (await trySet("native")) ? null : "tf.setBackend('native') returned false";
 };
@@ -132,7 +130,8 @@ export const resolveBackendName = (flag?: string): BackendName => {
  * Activates a TF.js backend and installs the project's gradient fixes on it.
  *
  * `auto` order: tfjs-node-gpu, tfjs-node (each only when its binding is on disk; at most one is
- * imported), then the native BLAS backend, then wasm (single-threaded SIMD; ~10× faster than the
+ * imported), then the native BLAS backend (`native/register.ts`, imported here when it is tried),
+ * then wasm (single-threaded SIMD; ~10× faster than the
  * pure-JS cpu backend on the project's kernels, tfjs-facts.md §3), then cpu. An explicit name that
  * cannot load throws a `BackendError` saying how to enable it.
  */
