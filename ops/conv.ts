@@ -28,8 +28,11 @@ import {
 } from "./windows.ts";
 import { gatherFlat, maxPoolArgMax, scatterAddFlat } from "./window_kernels.ts";
 
+/** The attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
+  /** Strides along height and width. */
   readonly strides: readonly [number, number];
+  /** TF's SAME or VALID padding. */
   readonly padding: Padding;
 }
 
@@ -50,9 +53,13 @@ export const conv2d: OpDef<Conv2dAttrs> = {
   ],
 };
 
+/** The attributes of {@link maxPool} and {@link avgPool}. */
 export interface PoolAttrs {
+  /** Window height and width. */
   readonly filterSize: readonly [number, number];
+  /** Strides along height and width. */
   readonly strides: readonly [number, number];
+  /** TF's SAME or VALID padding. */
   readonly padding: Padding;
 }
 

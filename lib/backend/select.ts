@@ -20,6 +20,7 @@ export const BACKEND_NAMES = [
   "wasm",
   "cpu",
 ] as const;
+/** A name accepted by `--backend`, `MLHF_BACKEND` and {@link selectBackend}. */
 export type BackendName = typeof BACKEND_NAMES[number];
 
 /** What `selectBackend` decided, and why each other candidate was skipped. */
@@ -36,6 +37,7 @@ export interface BackendChoice {
 
 /** Thrown when an explicitly requested backend cannot be used. */
 export class BackendError extends Error {
+  /** The error's name (`BackendError`). */
   override name = "BackendError";
 }
 

@@ -30,7 +30,9 @@ export const IDX_HALF = 30_000;
 
 /** What to open. */
 export interface DatasetSpec {
+  /** The data set. */
   readonly dataset: DatasetName;
+  /** The split, one of {@link DATASET_SPLITS} for the data set. */
   readonly split: string;
   /** Data directory; optional for mnist (embedded), required otherwise. */
   readonly dataDir?: string;

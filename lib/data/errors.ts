@@ -16,11 +16,16 @@ export interface DataErrorLocation {
 
 /** A problem with input data: missing, truncated, corrupt or out of range. */
 export class DataError extends Error {
+  /** The error's name (`DataError`). */
   override name = "DataError";
+  /** The file (or directory) concerned, when known. */
   readonly file?: string;
+  /** Byte offset in the file, when known. */
   readonly offset?: number;
+  /** Index of the record in the file, when known. */
   readonly record?: number;
 
+  /** A problem described by `message`, prefixed with where it was found. */
   constructor(message: string, where: DataErrorLocation = {}, options?: ErrorOptions) {
     super(`${describeLocation(where)}${message}`, options);
     this.file = where.file;

@@ -15,6 +15,7 @@ import {
 
 /** Options shared by the baselines. */
 export interface BaselineOptions {
+  /** η, the learning rate. */
   readonly learningRate: number;
   /** Weight decay wd in CE + wd·Σ½‖w‖² (spec §7: 2e-4 on CIFAR; 0 = none). */
   readonly weightDecay?: number;
