@@ -12,6 +12,21 @@
  * @module
  */
 export { tf } from "./lib/_deps.ts";
+// The TF.js types and the DSL's types that the top-level signatures use, also by name.
+export type { Scalar, Tensor, TensorContainer } from "./lib/_deps.ts";
+export type {
+  Apply,
+  BatchNormOut,
+  Linearization,
+  LrnOptions,
+  ModelOutput,
+  Nn,
+  OpDef,
+  Padding,
+  RecordedOp,
+  Tangent,
+  WindowOptions,
+} from "./ops/mod.ts";
 export * from "./lib/backend/select.ts";
 export * from "./lib/tree.ts";
 export * as prng from "./lib/prng.ts";

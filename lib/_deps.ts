@@ -1,21 +1,23 @@
 // Inline npm: specifiers are this file's purpose (URL import needs them; see the module doc).
 // deno-lint-ignore-file no-import-prefix
 /**
- * The only library file with third-party specifiers: every npm package the library uses is pinned
- * here, so `mod.ts` imports cleanly from a URL (no import-map names in library code).
+ * The library's third-party specifiers: every npm package the library uses is pinned here (TF.js's
+ * own namespace in `tfjs.ts`, for its docs), so `mod.ts` imports cleanly from a URL (no import-map
+ * names in library code).
  *
  * Pitfalls (docs/tfjs-notes.md#loading-tfjs-under-deno): the union package `@tensorflow/tfjs` is
  * required, since `tfjs-core` alone registers no gradients under Deno; fp-ts and io-ts load only
  * through their `lib/*.js` paths (the es6 builds type-check but fail at run time).
  * @module
  */
-export * as tf from "npm:@tensorflow/tfjs@4.22.0";
+export * as tf from "./tfjs.ts";
+export type { Scalar, Tensor, TensorContainer } from "./tfjs.ts";
 export * as E from "npm:fp-ts@2.16.11/lib/Either.js";
 export { pipe } from "npm:fp-ts@2.16.11/lib/function.js";
 export * as t from "npm:io-ts@2.2.22";
 export { PathReporter } from "npm:io-ts@2.2.22/lib/PathReporter.js";
 
-/** Version of TF.js this project is pinned to (kept in step with the specifiers above). */
+/** Version of TF.js the project is pinned to (kept in step with its specifiers, also tfjs.ts). */
 export const TFJS_VERSION = "4.22.0";
 
 /** Loads the wasm backend on demand (it registers itself with the tfjs engine on import). */

@@ -17,6 +17,7 @@ export const PARAM_KINDS = [
   "dense/kernel",
   "dense/bias",
 ] as const;
+/** A parameter kind: the layer type and the parameter's role in it (one meta-network set each). */
 export type ParamKind = typeof PARAM_KINDS[number];
 
 /** True when s names a known kind. */

@@ -82,7 +82,9 @@ export const zipTree = <P extends Params>(
   );
 };
 
+/** a + b, leaf by leaf. */
 export const add = <P extends Params>(a: P, b: Params): P => zipTree(a, b, (x, y) => tf.add(x, y));
+/** a − b, leaf by leaf. */
 export const sub = <P extends Params>(a: P, b: Params): P => zipTree(a, b, (x, y) => tf.sub(x, y));
 /** Elementwise product (e.g. λ ⊙ v, P ⊙ r). */
 export const mul = <P extends Params>(a: P, b: Params): P => zipTree(a, b, (x, y) => tf.mul(x, y));
@@ -92,7 +94,9 @@ export const scale = <P extends Params>(a: P, s: number | tf.Scalar): P =>
 /** a + s·b. */
 export const addScaled = <P extends Params>(a: P, s: number | tf.Scalar, b: Params): P =>
   zipTree(a, b, (x, y) => tf.add(x, tf.mul(y, s)));
+/** Zeros shaped like each leaf of a. */
 export const zerosLike = <P extends Params>(a: P): P => mapTree(a, (x) => tf.zerosLike(x));
+/** Ones shaped like each leaf of a. */
 export const onesLike = <P extends Params>(a: P): P => mapTree(a, (x) => tf.onesLike(x));
 /** The global inner product ⟨a, b⟩ = Σ over all leaves (one scalar for the whole tree). */
 export const vdot = (a: Params, b: Params): tf.Scalar => {

@@ -22,6 +22,7 @@ import { activate, type Activation, type InputShape, type Model, type NoState } 
 
 /** Options; the defaults are the original's. Smaller widths serve tests. */
 export interface CudaConvnetOptions {
+  /** Outputs (default 10). */
   readonly numClasses?: number;
   /** Filters of conv1 and conv2 (default [64, 64]). */
   readonly filters?: readonly [number, number];

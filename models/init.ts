@@ -61,14 +61,16 @@ export const glorotLimit = (shape: Shape): number => {
 };
 
 /** U(−limit, limit) with limit = sqrt(6/(fan_in + fan_out)) (TF's default kernel initializer). */
-export const glorotUniform: Init = (key, shape) => {
+export const glorotUniform: Init = (key, shape): tf.Tensor => {
   const limit = glorotLimit(shape);
   return tf.tensor(uniform(key, numel(shape), -limit, limit), [...shape]);
 };
 
 /** A parameter tensor with its kind, as built during `init`. */
 export interface Tagged {
+  /** The parameter tensor. */
   readonly value: tf.Tensor;
+  /** Its kind. */
   readonly kind: ParamKind;
 }
 

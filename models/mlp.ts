@@ -17,6 +17,7 @@ export interface MlpOptions {
   readonly hidden?: readonly number[];
   /** Hidden activation (default "sigmoid"). */
   readonly activation?: Activation;
+  /** Outputs (default 10). */
   readonly numClasses?: number;
   /** Std of the N(0, std²) initializer of every weight and bias (default 0.01). */
   readonly initStd?: number;

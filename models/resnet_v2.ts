@@ -55,13 +55,17 @@ export type ResNetState = { readonly stages: BlockStats[][]; readonly bnFinal: B
 
 /** A ResNet v2 architecture. */
 export interface ResNetConfig {
+  /** The model's name (e.g. `resnet20`). */
   readonly name: string;
+  /** Outputs. */
   readonly numClasses: number;
   /** Stem conv: kernel size and stride (filters = filters[0]), then an optional 3×3/2 max-pool. */
   readonly stem: { readonly kernel: number; readonly stride: number; readonly maxPool: boolean };
-  /** Per stage: number of blocks, filters and the first block's stride. */
+  /** Per stage: its number of blocks. */
   readonly blocks: readonly number[];
+  /** Per stage: its filters. */
   readonly filters: readonly number[];
+  /** Per stage: the first block's stride. */
   readonly strides: readonly number[];
   /** "relu" as in the original; "tanh" gives a smooth variant for derivative checks. */
   readonly activation: Activation;
@@ -168,9 +172,11 @@ export const resnetV2 = (cfg: ResNetConfig): Model<ResNetParams, ResNetState> =>
 
 /** Options of the named ResNets. Smaller filters and other activations serve tests. */
 export interface ResNetOptions {
+  /** Outputs (default 10 for the CIFAR ResNets, 1001 for ResNet-18). */
   readonly numClasses?: number;
   /** Filters per stage (the stem uses filters[0]). */
   readonly filters?: readonly number[];
+  /** Activation (default "relu", as the original). */
   readonly activation?: Activation;
   /** Variance-scaling scale of the conv kernels (default 1.0, as the original). */
   readonly convInitScale?: number;

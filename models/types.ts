@@ -50,6 +50,7 @@ export const activate = (nn: Nn, act: Activation, x: tf.Tensor): tf.Tensor => nn
 
 /** What `init` returns. The caller owns (and disposes) `params` and `state`. */
 export interface Initialized<P extends Params, S extends Params> {
+  /** The parameters. */
   readonly params: P;
   /** One kind per parameter tensor, same structure as `params`. */
   readonly kinds: KindTree<P>;
@@ -59,7 +60,9 @@ export interface Initialized<P extends Params, S extends Params> {
 
 /** A model written once against the DSL. */
 export interface Model<P extends Params, S extends Params> {
+  /** The model's name (in logs and reports). */
   readonly name: string;
+  /** Outputs (the logits' last dimension). */
   readonly numClasses: number;
   /** Deterministic parameters from a key (bit-identical for the same key and input shape). */
   init(key: Key, inputShape: InputShape): Initialized<P, S>;

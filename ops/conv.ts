@@ -1,28 +1,38 @@
 /**
  * Convolution and pooling (NHWC). conv2d is bilinear in (x, w); its transposes are
- * Conv2DBackpropInput and an im2col filter gradient (`ops/_windows.ts`). Max-pool's tangent follows
- * the first arg-max of each window (docs/algorithm.md#max-pool-ties), kept as masks or, where the
- * backend has the kernels (native), as indices; avg-pool is linear.
+ * Conv2DBackpropInput and an im2col filter gradient (`ops/windows.ts`). Max-pool's tangent follows
+ * the first arg-max of each window (docs/algorithm.md#r-forward-and-transpose-rules, docs/algorithm.md#max-pool-ties), kept as masks or, where the backend has the
+ * kernels (native), as indices; avg-pool is linear.
  * @module
  */
 import { tf } from "../lib/_deps.ts";
 import type { OpDef, Tangent } from "./types.ts";
 import { addT } from "./_tangent.ts";
 import {
+  backendHasKernel,
+  GATHER_FLAT_KERNEL,
+  MAX_POOL_ARG_MAX_KERNEL,
+  SCATTER_ADD_FLAT_KERNEL,
+} from "../lib/kernels.ts";
+import {
   conv2dFilterGrad,
   conv2dForward,
   conv2dInputGrad,
   extractPatches,
   firstArgMaxMasks,
+  maxPoolInputGrad,
   type Padding,
   scatterPatches,
-  windowFastPaths,
   type WindowGeometry,
   windowGeometry,
-} from "./_windows.ts";
+} from "./windows.ts";
+import { gatherFlat, maxPoolArgMax, scatterAddFlat } from "./window_kernels.ts";
 
+/** The attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
+  /** Strides along height and width. */
   readonly strides: readonly [number, number];
+  /** TF's SAME or VALID padding. */
   readonly padding: Padding;
 }
 
@@ -43,9 +53,13 @@ export const conv2d: OpDef<Conv2dAttrs> = {
   ],
 };
 
+/** The attributes of {@link maxPool} and {@link avgPool}. */
 export interface PoolAttrs {
+  /** Window height and width. */
   readonly filterSize: readonly [number, number];
+  /** Strides along height and width. */
   readonly strides: readonly [number, number];
+  /** TF's SAME or VALID padding. */
   readonly padding: Padding;
 }
 
@@ -53,23 +67,24 @@ const geometry = (x: tf.Tensor, a: PoolAttrs): WindowGeometry =>
   windowGeometry(x.shape[1]!, x.shape[2]!, a.filterSize, a.strides, a.padding);
 
 /**
- * The first arg-max of each window: as flat indices into x when the backend has the index fast
- * paths (`maxPoolArgMax`; then J·v is one gather and Jᵀ·u one scatter-add), else as kh·kw one-hot
- * masks (every backend; J·v and Jᵀ·u then cost kh·kw patches, products and a sum).
+ * The first arg-max of each window: as flat indices into x when the backend registers the index
+ * kernels (`MlhfMaxPoolArgMax`; then J·v is one `MlhfGatherFlat` and Jᵀ·u one
+ * `MlhfScatterAddFlat`), else as kh·kw one-hot masks (every backend; J·v and Jᵀ·u then cost kh·kw
+ * patches, products and a sum).
  */
 type MaxPoolRes =
   | { readonly idx: tf.Tensor4D }
   | { readonly idx?: undefined; readonly g: WindowGeometry; readonly masks: tf.Tensor4D[] };
 
-/** A result of the index fast paths, which exist whenever `maxPoolArgMax` gave the indices. */
-const viaIndices = (t: tf.Tensor | null | undefined, what: string): tf.Tensor => {
-  if (!t) {
+/** Runs `f`, an index kernel's function; the backend that gave the indices must still be active. */
+const viaIndices = (kernel: string, what: string, f: () => tf.Tensor): tf.Tensor => {
+  if (!backendHasKernel(kernel)) {
     throw new Error(
-      `maxPool ${what}: the arg-max indices came from a backend fast path that is no longer ` +
-        `active (backend ${tf.getBackend()}); linearize and apply on one backend`,
+      `maxPool ${what}: the arg-max indices came from a backend kernel that is no longer ` +
+        `active (backend ${tf.getBackend()} has no ${kernel}); linearize and apply on one backend`,
     );
   }
-  return t;
+  return f();
 };
 
 /** Max-pool; tangents and cotangents route through the first arg-max of each window. */
@@ -77,26 +92,28 @@ export const maxPool: OpDef<PoolAttrs, MaxPoolRes> = {
   name: "maxPool",
   primal: ([x], a) => tf.maxPool(T4(x), [...a.filterSize], [...a.strides], a.padding),
   residuals: ([x], _y, a) => {
-    const idx = windowFastPaths().maxPoolArgMax?.(T4(x), a.filterSize, a.strides, a.padding);
-    if (idx) return { idx };
+    if (backendHasKernel(MAX_POOL_ARG_MAX_KERNEL)) {
+      return { idx: maxPoolArgMax(T4(x), a.filterSize, a.strides, a.padding) };
+    }
     const g = geometry(x, a);
     return { g, masks: firstArgMaxMasks(T4(x), g) };
   },
   jvp: (_xs, _y, [dx], _a, res): Tangent => {
     if (dx === null) return null;
-    if (res.idx) return viaIndices(windowFastPaths().maxPoolGather?.(dx, res.idx), "J·v");
+    const idx = res.idx;
+    if (idx) return viaIndices(GATHER_FLAT_KERNEL, "J·v", () => gatherFlat(dx, idx));
     const parts = extractPatches(T4(dx), res.g).map((p, k) => tf.mul(p, res.masks[k]));
     return tf.addN(parts);
   },
   transpose: ([x], _y, ct, needs, a, res) => {
     if (!needs[0]) return [null];
-    if (res.idx) {
-      return [viaIndices(windowFastPaths().maxPoolScatter?.(ct, res.idx, x.shape), "Jᵀ·u")];
+    const idx = res.idx;
+    if (idx) {
+      return [
+        viaIndices(SCATTER_ADD_FLAT_KERNEL, "Jᵀ·u", () => scatterAddFlat(ct, idx, x.shape)),
+      ];
     }
-    return [
-      windowFastPaths().maxPoolTranspose?.(T4(ct), T4(x), a.filterSize, a.strides, a.padding) ??
-        scatterPatches(res.masks.map((m) => tf.mul(m, ct) as tf.Tensor4D), res.g),
-    ];
+    return [maxPoolInputGrad(T4(ct), T4(x), a.filterSize, a.strides, a.padding, res.masks)];
   },
 };
 

@@ -8,8 +8,10 @@ import { tf } from "../lib/_deps.ts";
 import type { OpDef, Tangent } from "./types.ts";
 import { addT, unbroadcast } from "./_tangent.ts";
 
-type None = Record<never, never>;
+/** The attributes of an op that has none. */
+export type None = Record<never, never>;
 
+/** a + b (broadcasting). */
 export const add: OpDef<None> = {
   name: "add",
   primal: ([a, b]) => tf.add(a, b),
@@ -23,6 +25,7 @@ export const add: OpDef<None> = {
   ],
 };
 
+/** a − b (broadcasting). */
 export const sub: OpDef<None> = {
   name: "sub",
   primal: ([a, b]) => tf.sub(a, b),
@@ -63,22 +66,39 @@ const unary = (
   transpose: (_xs, _y, ct, needs, _a, d) => [needs[0] ? tf.mul(ct, d) : null],
 });
 
-/**
- * ReLU; the tangent passes where y > 0 (TF's ReluGrad on the output,
- * docs/algorithm.md#r-forward-and-transpose-rules).
- */
-export const relu = unary("relu", tf.relu, (_x, y) => tf.cast(tf.greater(y, 0), "float32"));
+/** ReLU; the tangent passes where y > 0 (TF's ReluGrad on the output, docs/algorithm.md#r-forward-and-transpose-rules). */
+export const relu: OpDef<None, tf.Tensor> = unary(
+  "relu",
+  tf.relu,
+  (_x, y) => tf.cast(tf.greater(y, 0), "float32"),
+);
 /** σ(x); σ′ = y(1−y). */
-export const sigmoid = unary("sigmoid", tf.sigmoid, (_x, y) => tf.mul(y, tf.sub(1, y)));
+export const sigmoid: OpDef<None, tf.Tensor> = unary(
+  "sigmoid",
+  tf.sigmoid,
+  (_x, y) => tf.mul(y, tf.sub(1, y)),
+);
 /** tanh(x); tanh′ = 1 − y². */
-export const tanh = unary("tanh", tf.tanh, (_x, y) => tf.sub(1, tf.square(y)));
+export const tanh: OpDef<None, tf.Tensor> = unary(
+  "tanh",
+  tf.tanh,
+  (_x, y) => tf.sub(1, tf.square(y)),
+);
 /** softplus(x) = log(1 + eˣ); softplus′ = σ(x). */
-export const softplus = unary("softplus", tf.softplus, (x) => tf.sigmoid(x));
+export const softplus: OpDef<None, tf.Tensor> = unary(
+  "softplus",
+  tf.softplus,
+  (x) => tf.sigmoid(x),
+);
 /** x^(−½); derivative −½ y³ (docs/algorithm.md#r-forward-and-transpose-rules). */
-export const rsqrt = unary("rsqrt", tf.rsqrt, (_x, y) => tf.mul(-0.5, tf.pow(y, 3)));
+export const rsqrt: OpDef<None, tf.Tensor> = unary(
+  "rsqrt",
+  tf.rsqrt,
+  (_x, y) => tf.mul(-0.5, tf.pow(y, 3)),
+);
 /** eˣ; derivative y. */
-export const exp = unary("exp", tf.exp, (_x, y) => y);
+export const exp: OpDef<None, tf.Tensor> = unary("exp", tf.exp, (_x, y) => y);
 /** log x; derivative 1/x. */
-export const log = unary("log", tf.log, (x) => tf.reciprocal(x));
+export const log: OpDef<None, tf.Tensor> = unary("log", tf.log, (x) => tf.reciprocal(x));
 /** x²; derivative 2x. */
-export const square = unary("square", tf.square, (x) => tf.mul(2, x));
+export const square: OpDef<None, tf.Tensor> = unary("square", tf.square, (x) => tf.mul(2, x));

@@ -49,10 +49,15 @@ export interface Linearization<P extends Params> {
 
 /** A read-only view of one recorded op. */
 export interface RecordedOp {
+  /** The op's name (its `OpDef`'s). */
   readonly name: string;
+  /** The op's attributes. */
   readonly attrs: unknown;
+  /** Its input values. */
   readonly inputs: readonly tf.Tensor[];
+  /** Its output value. */
   readonly output: tf.Tensor;
+  /** For each input, the parameter leaf it is (−1 when it is not a parameter). */
   readonly paramLeaf: readonly number[];
 }
 

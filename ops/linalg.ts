@@ -4,8 +4,11 @@ import { matMulT } from "./_matmul.ts";
 import type { OpDef } from "./types.ts";
 import { addT } from "./_tangent.ts";
 
+/** The attributes of {@link matMul}. */
 export interface MatMulAttrs {
+  /** Use aᵀ. */
   readonly transposeA: boolean;
+  /** Use bᵀ. */
   readonly transposeB: boolean;
 }
 

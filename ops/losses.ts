@@ -9,8 +9,11 @@ import { tf } from "../lib/_deps.ts";
 
 /** A loss with its curvature in output space. `y` are targets shaped like z (one-hot for CE). */
 export interface Loss {
+  /** The loss's name. */
   readonly name: string;
+  /** L(z, y), the mean over the batch. */
   value(z: tf.Tensor, y: tf.Tensor): tf.Scalar;
+  /** ∂L/∂z at z. */
   gradient(z: tf.Tensor, y: tf.Tensor): tf.Tensor;
   /** H_L·u, with H_L = ∂²L/∂z² at z. */
   hessianProduct(z: tf.Tensor, y: tf.Tensor, u: tf.Tensor): tf.Tensor;

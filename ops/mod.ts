@@ -8,4 +8,5 @@ export * from "./types.ts";
 export * from "./nn.ts";
 export * from "./interpret.ts";
 export * from "./losses.ts";
+/** Every primitive op with its primal, R-forward (JVP) and transpose rules, by family. */
 export * as primitives from "./_primitives.ts";

@@ -15,77 +15,119 @@ import { matMul } from "./linalg.ts";
 import { avgPool, conv2d, maxPool } from "./conv.ts";
 import { logSumExp, mean, sum } from "./reduce.ts";
 import { pad, reshape } from "./shape.ts";
-import type { Padding } from "./_windows.ts";
+import type { Padding } from "./windows.ts";
 
-type T = tf.Tensor;
-type Pair = readonly [number, number];
+export type { Padding };
 
 /** Options of a 2-D window op; numbers apply to both spatial axes. */
 export interface WindowOptions {
-  readonly strides?: number | Pair;
+  /** Strides along height and width (default: 1 for conv, the window size for pooling). */
+  readonly strides?: number | readonly [number, number];
+  /** TF's SAME or VALID padding (default SAME). */
   readonly padding?: Padding;
 }
 
 /** TF's local response normalization settings (`tf.nn.local_response_normalization`). */
 export interface LrnOptions {
+  /** Half-width r of the channel window (default 5). */
   readonly depthRadius?: number;
+  /** Offset added to the window sum (default 1). */
   readonly bias?: number;
+  /** Scale of the window sum (default 1). */
   readonly alpha?: number;
+  /** Exponent (default 0.5). */
   readonly beta?: number;
 }
 
 /** Train-mode batch norm result: the output and the batch statistics (for moving averages). */
 export interface BatchNormOut {
-  readonly y: T;
-  readonly mean: T;
-  readonly variance: T;
+  /** The normalized output. */
+  readonly y: tf.Tensor;
+  /** The batch mean of each channel. */
+  readonly mean: tf.Tensor;
+  /** The batch variance of each channel (biased). */
+  readonly variance: tf.Tensor;
 }
 
 /** The DSL. */
 export interface Nn {
+  /** The interpreter's hook every primitive goes through. */
   readonly apply: Apply;
-  add(a: T, b: T): T;
-  sub(a: T, b: T): T;
-  mul(a: T, b: T): T;
-  addScalar(x: T, c: number): T;
-  mulScalar(x: T, c: number): T;
-  matMul(a: T, b: T, transposeA?: boolean, transposeB?: boolean): T;
+  /** a + b (broadcasting). */
+  add(a: tf.Tensor, b: tf.Tensor): tf.Tensor;
+  /** a − b (broadcasting). */
+  sub(a: tf.Tensor, b: tf.Tensor): tf.Tensor;
+  /** a ⊙ b (broadcasting). */
+  mul(a: tf.Tensor, b: tf.Tensor): tf.Tensor;
+  /** x + c for a constant c. */
+  addScalar(x: tf.Tensor, c: number): tf.Tensor;
+  /** c·x for a constant c. */
+  mulScalar(x: tf.Tensor, c: number): tf.Tensor;
+  /** op(a)·op(b) for 2-D a, b (op: the transpose where the flag is set). */
+  matMul(a: tf.Tensor, b: tf.Tensor, transposeA?: boolean, transposeB?: boolean): tf.Tensor;
   /** x·w (+ b): a dense layer without activation. */
-  dense(x: T, w: T, b?: T): T;
+  dense(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor;
   /** x + b broadcast over the last (channel) axis. */
-  biasAdd(x: T, b: T): T;
-  conv2d(x: T, w: T, opts?: WindowOptions): T;
-  maxPool(x: T, size: number | Pair, opts?: WindowOptions): T;
-  avgPool(x: T, size: number | Pair, opts?: WindowOptions): T;
-  sum(x: T, axes: readonly number[], keepDims?: boolean): T;
-  mean(x: T, axes: readonly number[], keepDims?: boolean): T;
-  /** Mean over the spatial axes of NHWC: [N, H, W, C] → [N, C]. */
-  globalMeanPool(x: T): T;
-  pad(x: T, paddings: readonly Pair[]): T;
-  reshape(x: T, shape: readonly number[]): T;
-  /** [N, ...] → [N, prod(...)]. */
-  flatten(x: T): T;
-  relu(x: T): T;
-  sigmoid(x: T): T;
-  tanh(x: T): T;
-  softplus(x: T): T;
-  rsqrt(x: T): T;
-  exp(x: T): T;
-  log(x: T): T;
-  square(x: T): T;
-  logSumExp(x: T, axis?: number): T;
-  logSoftmax(x: T, axis?: number): T;
-  softmax(x: T, axis?: number): T;
+  biasAdd(x: tf.Tensor, b: tf.Tensor): tf.Tensor;
+  /** x ⊛ w: NHWC input, [kh, kw, cin, cout] filter. */
+  conv2d(x: tf.Tensor, w: tf.Tensor, opts?: WindowOptions): tf.Tensor;
+  /** Max-pool over size × size windows (NHWC); the tangent follows each window's first maximum. */
+  maxPool(x: tf.Tensor, size: number | readonly [number, number], opts?: WindowOptions): tf.Tensor;
   /**
-   * Train-mode batch norm over every axis but the last
-   * (docs/algorithm.md#batch-norm-in-train-mode): statistics depend on x.
+   * Average pool over size × size windows (NHWC); SAME windows average their in-bounds elements.
    */
-  batchNormTrain(x: T, gamma: T, beta: T, epsilon?: number): BatchNormOut;
+  avgPool(x: tf.Tensor, size: number | readonly [number, number], opts?: WindowOptions): tf.Tensor;
+  /** Σ over the axes. */
+  sum(x: tf.Tensor, axes: readonly number[], keepDims?: boolean): tf.Tensor;
+  /** The mean over the axes. */
+  mean(x: tf.Tensor, axes: readonly number[], keepDims?: boolean): tf.Tensor;
+  /** Mean over the spatial axes of NHWC: [N, H, W, C] → [N, C]. */
+  globalMeanPool(x: tf.Tensor): tf.Tensor;
+  /** Zero padding: [before, after] per axis. */
+  pad(x: tf.Tensor, paddings: readonly (readonly [number, number])[]): tf.Tensor;
+  /** x with another shape of the same size. */
+  reshape(x: tf.Tensor, shape: readonly number[]): tf.Tensor;
+  /** [N, ...] → [N, prod(...)]. */
+  flatten(x: tf.Tensor): tf.Tensor;
+  /** max(x, 0). */
+  relu(x: tf.Tensor): tf.Tensor;
+  /** σ(x) = 1/(1 + e⁻ˣ). */
+  sigmoid(x: tf.Tensor): tf.Tensor;
+  /** tanh(x). */
+  tanh(x: tf.Tensor): tf.Tensor;
+  /** log(1 + eˣ). */
+  softplus(x: tf.Tensor): tf.Tensor;
+  /** x^(−½). */
+  rsqrt(x: tf.Tensor): tf.Tensor;
+  /** eˣ. */
+  exp(x: tf.Tensor): tf.Tensor;
+  /** log x. */
+  log(x: tf.Tensor): tf.Tensor;
+  /** x². */
+  square(x: tf.Tensor): tf.Tensor;
+  /** log Σ exp(x) along `axis` (default the last), kept as size 1. */
+  logSumExp(x: tf.Tensor, axis?: number): tf.Tensor;
+  /** x − logSumExp(x) along `axis` (default the last). */
+  logSoftmax(x: tf.Tensor, axis?: number): tf.Tensor;
+  /** softmax(x) along `axis` (default the last). */
+  softmax(x: tf.Tensor, axis?: number): tf.Tensor;
+  /** Train-mode batch norm over every axis but the last (docs/algorithm.md#batch-norm-in-train-mode): statistics depend on x. */
+  batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon?: number): BatchNormOut;
   /** Batch norm with given (moving) statistics: inference mode. */
-  batchNormInference(x: T, gamma: T, beta: T, mean: T, variance: T, epsilon?: number): T;
-  localResponseNormalization(x: T, opts?: LrnOptions): T;
+  batchNormInference(
+    x: tf.Tensor,
+    gamma: tf.Tensor,
+    beta: tf.Tensor,
+    mean: tf.Tensor,
+    variance: tf.Tensor,
+    epsilon?: number,
+  ): tf.Tensor;
+  /** TF's local response normalization over the channel axis: x / (bias + α·Σ_window x²)^β. */
+  localResponseNormalization(x: tf.Tensor, opts?: LrnOptions): tf.Tensor;
 }
 
+type T = tf.Tensor;
+type Pair = readonly [number, number];
 const pair = (v: number | Pair): Pair => (typeof v === "number" ? [v, v] : v);
 
 /** Builds the DSL over an interpreter's `apply`. */

@@ -2,8 +2,11 @@
 import { tf } from "../lib/_deps.ts";
 import type { OpDef, Tangent } from "./types.ts";
 
+/** The attributes of {@link sum} and {@link mean}. */
 export interface ReduceAttrs {
+  /** The axes reduced (negative counts from the end). */
   readonly axes: readonly number[];
+  /** Keep the reduced axes as size 1. */
   readonly keepDims: boolean;
 }
 
@@ -18,6 +21,7 @@ const keptShape = (x: tf.Tensor, axes: readonly number[]): number[] => {
 const count = (x: tf.Tensor, axes: readonly number[]) =>
   normAxes(x.rank, axes).reduce((n, a) => n * x.shape[a], 1);
 
+/** Σ over the axes (linear). */
 export const sum: OpDef<ReduceAttrs> = {
   name: "sum",
   primal: ([x], a) => tf.sum(x, [...a.axes], a.keepDims),
@@ -27,6 +31,7 @@ export const sum: OpDef<ReduceAttrs> = {
   ],
 };
 
+/** The mean over the axes (linear). */
 export const mean: OpDef<ReduceAttrs> = {
   name: "mean",
   primal: ([x], a) => tf.mean(x, [...a.axes], a.keepDims),
@@ -38,7 +43,9 @@ export const mean: OpDef<ReduceAttrs> = {
   ],
 };
 
+/** The attributes of an op along one axis. */
 export interface AxisAttrs {
+  /** The axis (negative counts from the end). */
   readonly axis: number;
 }
 

@@ -2,10 +2,13 @@
 import { tf } from "../lib/_deps.ts";
 import type { OpDef, Tangent } from "./types.ts";
 
+/** The attributes of {@link reshape}. */
 export interface ReshapeAttrs {
+  /** The output's shape. */
   readonly shape: readonly number[];
 }
 
+/** Reshape (linear; the transpose reshapes back). */
 export const reshape: OpDef<ReshapeAttrs> = {
   name: "reshape",
   primal: ([x], { shape }) => tf.reshape(x, [...shape]),
@@ -13,6 +16,7 @@ export const reshape: OpDef<ReshapeAttrs> = {
   transpose: ([x], _y, ct, needs) => [needs[0] ? tf.reshape(ct, x.shape) : null],
 };
 
+/** The attributes of {@link pad}. */
 export interface PadAttrs {
   /** [before, after] per axis. */
   readonly paddings: readonly (readonly [number, number])[];

@@ -17,10 +17,18 @@ export type Tangent = tf.Tensor | null;
  * `residuals` computes, once per linearization, what both rules reuse (masks, derivatives).
  */
 export interface OpDef<A, R = unknown> {
+  /** The op's name (in recorded ops and errors). */
   readonly name: string;
+  /** y = f(xs). */
   primal(xs: readonly tf.Tensor[], attrs: A): tf.Tensor;
+  /** What `jvp` and `transpose` reuse, computed once per linearization from the primal values. */
   residuals?(xs: readonly tf.Tensor[], y: tf.Tensor, attrs: A): R;
+  /** ẏ = J·ẋ at xs: linear in `dxs` (a null tangent is a symbolic zero). */
   jvp(xs: readonly tf.Tensor[], y: tf.Tensor, dxs: readonly Tangent[], attrs: A, res: R): Tangent;
+  /**
+   * The adjoint of `jvp`: the cotangent of each input from the output's `ct` (null where `needs` is
+   * false).
+   */
   transpose(
     xs: readonly tf.Tensor[],
     y: tf.Tensor,

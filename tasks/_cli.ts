@@ -17,7 +17,6 @@ import { flag, oneOf } from "../lib/cli/flags.ts";
 import { DataError } from "../lib/data/errors.ts";
 import { TensorFileError } from "../lib/run/tensor_file.ts";
 import { dirname, resolve } from "node:path";
-import "../lib/backend/native/register.ts";
 
 /** The `--backend` flag every task accepts (also read from MLHF_BACKEND). */
 export const backendFlag = flag(

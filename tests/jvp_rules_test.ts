@@ -13,7 +13,7 @@ import { withNoLeaks } from "./_util/numeric.ts";
 import { adjointError, type DslFn, jvpError, vjpTapeError } from "./_util/gradcheck.ts";
 import { keyFromSeed, normal, permutation, split, uniform } from "../lib/prng.ts";
 import type { Nn } from "../ops/nn.ts";
-import type { Padding } from "../ops/_windows.ts";
+import type { Padding } from "../ops/windows.ts";
 
 await useTestBackend();
 

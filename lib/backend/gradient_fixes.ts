@@ -17,7 +17,7 @@
 import { tf } from "../_deps.ts";
 import { avgPool, conv2d, maxPool, type PoolAttrs } from "../../ops/conv.ts";
 import { matMul } from "../../ops/linalg.ts";
-import { type Padding, windowFastPaths } from "../../ops/_windows.ts";
+import { maxPoolInputGrad, type Padding } from "../../ops/windows.ts";
 
 let installed = false;
 
@@ -108,21 +108,19 @@ export const installGradientFixes = (): void => {
           const a = poolAttrs(attrs, kernelName);
           return {
             x: () => {
-              // A backend's max-pool gradient kernel (native) needs no arg-max masks.
-              const fast = op === maxPool
-                ? windowFastPaths().maxPoolTranspose?.(
+              // Max-pool: the backend's `MlhfMaxPoolGrad` kernel where it has one (no masks).
+              if (op === maxPool) {
+                return maxPoolInputGrad(
                   dy as tf.Tensor4D,
                   x as tf.Tensor4D,
                   a.filterSize,
                   a.strides,
                   a.padding,
-                )
-                : null;
-              if (fast) return fast;
-              // deno-lint-ignore no-explicit-any
-              const o = op as any;
-              const res = o.residuals([x], dy, a);
-              return o.transpose([x], dy, dy, [true], a, res)[0];
+                );
+              }
+              const ct = dy as tf.Tensor;
+              const res = avgPool.residuals!([x], ct, a);
+              return avgPool.transpose([x], ct, ct, [true], a, res)[0]!;
             },
           };
         },

@@ -20,6 +20,7 @@ export const BACKEND_NAMES = [
   "wasm",
   "cpu",
 ] as const;
+/** A name accepted by `--backend`, `MLHF_BACKEND` and {@link selectBackend}. */
 export type BackendName = typeof BACKEND_NAMES[number];
 
 /** What `selectBackend` decided, and why each other candidate was skipped. */
@@ -36,19 +37,9 @@ export interface BackendChoice {
 
 /** Thrown when an explicitly requested backend cannot be used. */
 export class BackendError extends Error {
+  /** The error's name (`BackendError`). */
   override name = "BackendError";
 }
-
-/** A pluggable native BLAS backend (issue 9) registers itself here before selection. */
-export interface NativeBackendProvider {
-  /** Returns a reason string when it cannot load, or registers the `native` backend and returns null. */
-  tryRegister(): Promise<string | null>;
-}
-let nativeProvider: NativeBackendProvider | null = null;
-/** Installs the provider of the `native` backend (called by `lib/backend/native/mod.ts`). */
-export const setNativeBackendProvider = (p: NativeBackendProvider | null): void => {
-  nativeProvider = p;
-};
 
 const INSTALL_HELP: Record<"tfjs-node" | "tfjs-node-gpu", string> = {
   "tfjs-node":
@@ -107,9 +98,18 @@ const loadPure = async (name: "wasm" | "cpu"): Promise<string | null> => {
   return (await trySet("cpu")) ? null : "tf.setBackend('cpu') returned false";
 };
 
+/**
+ * Loads and activates the BLAS-backed backend. Its module is imported only here, when `native` is
+ * tried: importing the library opens no FFI library and loads no BLAS.
+ */
 const loadNativeBlas = async (): Promise<string | null> => {
-  if (!nativeProvider) return "no native BLAS backend module loaded";
-  const why = await nativeProvider.tryRegister();
+  let tryRegisterNative: () => string | null;
+  try {
+    ({ tryRegisterNative } = await import("./native/register.ts"));
+  } catch (e) {
+    return `import failed: ${(e as Error).message.split("\n")[0]}`;
+  }
+  const why = tryRegisterNative();
   if (why) return why;
   return (await trySet("native")) ? null : "tf.setBackend('native') returned false";
 };
@@ -132,9 +132,10 @@ export const resolveBackendName = (flag?: string): BackendName => {
  * Activates a TF.js backend and installs the project's gradient fixes on it.
  *
  * `auto` order: tfjs-node-gpu, tfjs-node (each only when its binding is on disk; at most one is
- * imported), then the native BLAS backend, then wasm (single-threaded SIMD; ~10× faster than the
- * pure-JS cpu backend on the project's kernels, docs/tfjs-notes.md#backend-speed), then cpu. An
- * explicit name that cannot load throws a `BackendError` saying how to enable it.
+ * imported), then the native BLAS backend (`native/register.ts`, imported here when it is tried),
+ * then wasm (single-threaded SIMD; ~10× faster than the
+ * pure-JS cpu backend on the project's kernels, docs/tfjs-notes.md#backend-speed), then cpu. An explicit name that
+ * cannot load throws a `BackendError` saying how to enable it.
  */
 export const selectBackend = async (name: BackendName = "auto"): Promise<BackendChoice> => {
   const skipped: Array<{ name: string; reason: string }> = [];

@@ -25,7 +25,6 @@ Deno.test("backend: names resolve from the flag, else MLHF_BACKEND, else auto", 
 
 const script = (body: string) => `
 import { selectBackend, describeChoice } from "${new URL("./select.ts", import.meta.url).href}";
-import "${new URL("./native/register.ts", import.meta.url).href}";
 ${body}`;
 
 /** Runs a selection in a fresh process: backends register globally, once per process. */

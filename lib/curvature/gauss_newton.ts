@@ -16,7 +16,9 @@ export type ModelFn<P extends Params> = (nn: Nn, params: P, x: tf.Tensor) => Mod
 
 /** A minibatch: inputs and targets shaped like the logits (one-hot for classification). */
 export interface Batch {
+  /** Inputs, batch first. */
   readonly x: tf.Tensor;
+  /** Targets, shaped like the logits. */
   readonly y: tf.Tensor;
 }
 
@@ -40,6 +42,7 @@ export interface GaussNewton<P extends Params> {
   readonly ops: Linearization<P>["ops"];
   /** Jᵀ·u plus the cotangent reaching each recorded op's output. */
   vjpWithOpCotangents: Linearization<P>["vjpWithOpCotangents"];
+  /** Disposes every tensor it owns. */
   dispose(): void;
 }
 

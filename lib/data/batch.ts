@@ -8,7 +8,9 @@ import type { FloatImages, ImageShape } from "./images.ts";
 
 /** A batch of images (NHWC float32) and their integer class labels. */
 export interface Batch {
+  /** Images, [batch, height, width, channels]. */
   readonly x: tf.Tensor4D;
+  /** Class labels, [batch] (int32). */
   readonly y: tf.Tensor1D;
 }
 

@@ -51,7 +51,9 @@ export const describeSplit = (dataset: DatasetName, split: string): string => {
 
 /** What to open. */
 export interface DatasetSpec {
+  /** The data set. */
   readonly dataset: DatasetName;
+  /** The split, one of {@link DATASET_SPLITS} for the data set. */
   readonly split: string;
   /** Data directory; optional for mnist (embedded), required otherwise. */
   readonly dataDir?: string;

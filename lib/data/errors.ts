@@ -16,11 +16,16 @@ export interface DataErrorLocation {
 
 /** A problem with input data: missing, truncated, corrupt or out of range. */
 export class DataError extends Error {
+  /** The error's name (`DataError`). */
   override name = "DataError";
+  /** The file (or directory) concerned, when known. */
   readonly file?: string;
+  /** Byte offset in the file, when known. */
   readonly offset?: number;
+  /** Index of the record in the file, when known. */
   readonly record?: number;
 
+  /** A problem described by `message`, prefixed with where it was found. */
   constructor(message: string, where: DataErrorLocation = {}, options?: ErrorOptions) {
     super(`${describeLocation(where)}${message}`, options);
     this.file = where.file;
@@ -34,12 +39,15 @@ export class DataError extends Error {
  * yield a batch (it would spin through empty epochs forever, or end having yielded nothing).
  */
 export class TooFewExamplesError extends DataError {
+  /** The error's name. */
   override name = "TooFewExamplesError";
+  /** An error for `source`, which yields `examples` usable examples for batches of `batchSize`. */
   constructor(
     /** The source's name. */
     readonly source: string,
     /** Usable examples in one epoch (corrupt ones skipped). */
     readonly examples: number,
+    /** The batch size asked for. */
     readonly batchSize: number,
     /** Ids drawn in the epoch (more than `examples` when corrupt records were skipped). */
     readonly drawn: number = examples,

@@ -25,8 +25,11 @@ export type Features = ReadonlyMap<string, Feature>;
 
 /** Malformed protobuf bytes; `offset` is the byte in the message where decoding failed. */
 export class ProtoError extends Error {
+  /** The error's name (`ProtoError`). */
   override name = "ProtoError";
+  /** The byte in the message where decoding failed. */
   readonly offset: number;
+  /** A decoding failure at byte `offset` of the message. */
   constructor(message: string, offset: number) {
     super(`${message} (at byte ${offset} of the message)`);
     this.offset = offset;

@@ -9,7 +9,9 @@ import { readWholeFile } from "./files.ts";
 
 /** An IDX array: its dimensions and its uint8 payload (a view into the file bytes). */
 export interface IdxArray {
+  /** The size of each dimension, outermost first. */
   readonly dims: readonly number[];
+  /** The items, row-major. */
   readonly data: Uint8Array;
 }
 

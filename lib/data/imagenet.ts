@@ -61,8 +61,9 @@ export const imagenetShardName = (split: ImagenetSplit, index: number, count: nu
 export interface ImagenetPreprocessing {
   /** Side of the square crop (224). */
   readonly cropSize: number;
-  /** Range of the random short side in training ([256, 512], inclusive). */
+  /** Smallest random short side in training (256; the range [resizeMin, resizeMax] is inclusive). */
   readonly resizeMin: number;
+  /** Largest random short side in training (512). */
   readonly resizeMax: number;
   /** Short side before the central crop in evaluation (256). */
   readonly evalResize: number;
@@ -132,6 +133,7 @@ export const preprocessImagenetEval = (
 
 /** One decoded ImageNet record. */
 export interface ImagenetRecord {
+  /** The decoded image. */
   readonly image: RgbImage;
   /** 1..numClasses-1 (0 is the background class). */
   readonly label: number;
@@ -221,7 +223,9 @@ export const findImagenetShards = async (
 
 /** Where a record is: its shard (index into `shards`) and its place in the file. */
 export interface RecordId {
+  /** Index into `shards`. */
   readonly shard: number;
+  /** The record's place in its file. */
   readonly entry: RecordEntry;
 }
 
@@ -229,6 +233,7 @@ export interface RecordId {
 export interface ImagenetOptions extends Partial<ImagenetPreprocessing> {
   /** Directory holding the shards. */
   readonly dataDir: string;
+  /** The split to read. */
   readonly split: ImagenetSplit;
   /** Training preprocessing and shuffled shard order (default: split is train). */
   readonly augment?: boolean;

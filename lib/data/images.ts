@@ -17,6 +17,7 @@ export interface ByteImages {
   readonly labels: Int32Array;
   /** Shape of one image. */
   readonly shape: ImageShape;
+  /** Number of classes (labels are in [0, numClasses)). */
   readonly numClasses: number;
 }
 
@@ -24,9 +25,11 @@ export interface ByteImages {
 export interface FloatImages {
   /** N·H·W·C values. */
   readonly pixels: Float32Array;
+  /** N labels. */
   readonly labels: Int32Array;
   /** [N, H, W, C]. */
   readonly shape: readonly [number, number, number, number];
+  /** Number of classes (labels are in [0, numClasses)). */
   readonly numClasses: number;
 }
 

@@ -8,7 +8,9 @@ import { DataError, type DataErrorLocation } from "./errors.ts";
 
 /** An 8-bit RGB image, HWC. */
 export interface RgbImage {
+  /** Rows. */
   readonly height: number;
+  /** Columns. */
   readonly width: number;
   /** height·width·3 bytes. */
   readonly data: Uint8Array;

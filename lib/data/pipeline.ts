@@ -21,6 +21,7 @@ import type { Example, Source } from "./source.ts";
 
 /** Where a stream is: enough to resume exactly the same stream (serialize with JSON.stringify). */
 export interface Position {
+  /** Format version of the position. */
   readonly version: 1;
   /** Fingerprint of the source and options; resuming under another one is an error. */
   readonly stream: string;
@@ -231,6 +232,7 @@ export class BatchStream implements AsyncIterable<Batch> {
     await this.#generator.return(undefined);
   }
 
+  /** The remaining batches, in order; the stream is closed when the loop ends or breaks. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Batch> {
     try {
       for (let b = await this.next(); b !== null; b = await this.next()) yield b;

@@ -11,7 +11,9 @@ import { type ByteImages, imageBytes, imageCount, type ImageShape } from "./imag
 
 /** One preprocessed example: an HWC float32 image and its integer label. */
 export interface Example {
+  /** The image, HWC float32. */
   readonly image: Float32Array;
+  /** Its class label. */
   readonly label: number;
 }
 
@@ -55,7 +57,7 @@ export const byteImageSource = (
 });
 
 /** Scales bytes to float32 in [0, 1]. */
-export const unitScale: Preprocess = (pixels) => {
+export const unitScale: Preprocess = (pixels): Float32Array => {
   const out = new Float32Array(pixels.length);
   for (let i = 0; i < out.length; i++) out[i] = pixels[i] / 255;
   return out;

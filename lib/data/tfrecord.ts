@@ -37,7 +37,9 @@ export const encodeTfRecord = (data: Uint8Array): Uint8Array => {
 
 /** An open TFRecord file. Reads are serialized, so one file may serve several readers. */
 export class TfRecordFile {
+  /** The file's path. */
   readonly path: string;
+  /** The file's size in bytes. */
   readonly size: number;
   #file: Deno.FsFile;
   #lock: Promise<unknown> = Promise.resolve();

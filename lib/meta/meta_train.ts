@@ -66,6 +66,7 @@ export interface MetaTrainOptions extends MlhfOptions {
    * docs/algorithm.md#experience-replay).
    */
   readonly keepProb: number;
+  /** Adam's learning rate on the meta-weights (`meta_lr`, 1e-3). */
   readonly metaLr: number;
   /** η, the inner learning rate (`--lr`, 1.0). */
   readonly lr: number;
@@ -73,6 +74,7 @@ export interface MetaTrainOptions extends MlhfOptions {
    * `intended`: progressively better states are stored, up to `replaySize`
    * (docs/algorithm.md#replay-store-never-fires). */
   readonly replayMode: "as-written" | "intended";
+  /** Most optimizee states the `intended` replay store keeps (200). */
   readonly replaySize: number;
   /** Weight of the meta-loss for the λ networks (10 in the original). */
   readonly metaLossScale: number;
@@ -90,6 +92,7 @@ export interface MetaTrainOptions extends MlhfOptions {
   readonly coordinateFraction: number;
 }
 
+/** The original's meta-training settings (docs/algorithm.md#meta-training-settings), with MLHF's own defaults. */
 export const META_TRAIN_DEFAULTS: MetaTrainOptions = {
   ...MLHF_DEFAULTS,
   metaRollBack: 10,
@@ -107,15 +110,21 @@ export const META_TRAIN_DEFAULTS: MetaTrainOptions = {
 
 /** Everything a run carries between iterations (all of it is checkpointed). */
 export interface MetaTrainState<P extends Params> {
+  /** Iterations (windows) done. */
   readonly iteration: number;
+  /** θ, the optimizee's parameters. */
   readonly theta: P;
+  /** MLHF's inner state (λ and the LSTM states) for θ. */
   readonly inner: MlhfState<P>;
+  /** φ, the meta-weights being trained. */
   readonly meta: MetaWeights;
+  /** Adam's moments for φ. */
   readonly adam: AdamState<MetaWeights & Params>;
   /** Stored optimizee states (starts with the initial weights). */
   readonly replay: readonly P[];
   /** Best base loss so far for the `intended` replay store (+∞ at start; the original's 0). */
   readonly bestLoss: number;
+  /** ‖θ‖ when the best base loss was stored (+∞ at start). */
   readonly bestNorm: number;
   /** Non-finite meta-gradients skipped so far. */
   readonly skipped: number;
@@ -126,9 +135,15 @@ export interface MetaTrainState<P extends Params> {
  * bookkeeping.
  */
 export interface MetaDiagnostics {
+  /** The iteration this window was (0-based). */
   readonly iteration: number;
+  /** M, the meta-loss of the λ networks (docs/algorithm.md#meta-losses). */
   readonly metaLoss: number;
+  /**
+   * H, the Hessian loss (the preconditioner's meta-loss when it is trained, else the λ window's).
+   */
   readonly hessianLoss: number;
+  /** The L2 term ½·l2·‖φ‖². */
   readonly l2Loss: number;
   /** mean ‖r_i‖. */
   readonly rLoss: number;
@@ -140,11 +155,17 @@ export interface MetaDiagnostics {
   readonly baseLoss: number;
   /** Bytes held by TF.js tensors at the end of the unrolled window (≈ the BPTT peak). */
   readonly windowBytes: number;
+  /** ‖∇φ‖ of the meta-loss plus the L2 term, before clipping. */
   readonly gradNorm: number;
+  /** ‖φ‖ before the update (the clip threshold). */
   readonly metaNorm: number;
+  /** Whether the meta-gradient was clipped to ‖φ‖. */
   readonly clipped: boolean;
+  /** Whether the update was skipped for a non-finite meta-gradient or loss. */
   readonly skipped: boolean;
+  /** Whether the trajectory was reset after the window (probability 1 − keepProb). */
   readonly reset: boolean;
+  /** Optimizee states in the replay store after the window. */
   readonly replaySize: number;
 }
 
@@ -217,8 +238,11 @@ export const tapedCoordinateTensors = (t: TapedCoordinates | undefined): tf.Tens
 
 /** The context of a meta-training run: the optimizee and its kinds. */
 export interface MetaProblem<P extends Params> {
+  /** The optimizee's model. */
   readonly model: ModelFn<P>;
+  /** The optimizee's loss. */
   readonly lossFn: Loss;
+  /** The kind of each leaf of θ, in leaf order. */
   readonly kinds: readonly ParamKind[];
 }
 
@@ -248,10 +272,13 @@ export interface Window<P extends Params> {
   readonly metaLoss: tf.Scalar;
   /** H = mean h_i. */
   readonly hessianLoss: tf.Scalar;
+  /** θ at the window's end. */
   readonly thetaEnd: P;
+  /** MLHF's inner state at the window's end. */
   readonly innerEnd: MlhfState<P>;
   /** Frees the window's curvature linearizations: call after any backward pass through it. */
   readonly release: () => void;
+  /** The window's per-step averages of the diagnostics (the rest come from the update). */
   readonly numbers: Omit<
     MetaDiagnostics,
     | "iteration"

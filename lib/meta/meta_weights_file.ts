@@ -22,7 +22,9 @@ import { LSTM_INPUTS, LSTM_UNITS, type LstmNetWeights } from "../optim/mlhf/lstm
 import type { MetaWeights, MlhfOptions, Role } from "../optim/mlhf/direction.ts";
 import { isParamKind, PARAM_KINDS, type ParamKind } from "../param_kinds.ts";
 
+/** The `kind` of a meta-weights tensor file. */
 export const META_WEIGHTS_KIND = "mlhf-meta-weights";
+/** The version of the meta-weights format this code writes. */
 export const META_WEIGHTS_VERSION = 1;
 
 /** The file's name of each role (the original's). */
@@ -39,8 +41,31 @@ const Options = t.partial({
   preconditioner: t.keyof({ rnn: null, none: null }),
   damping: t.keyof({ rnn: null, fixed: null }),
 });
-/** The JSON header's `meta` (io-ts codec). */
-export const MetaWeightsHeader = t.intersection([
+/** The JSON header's `meta`: what the file holds and how it was trained. */
+export interface MetaWeightsHeader {
+  /** Always {@link META_WEIGHTS_KIND}. */
+  format: typeof META_WEIGHTS_KIND;
+  /** The format's version ({@link META_WEIGHTS_VERSION} when written). */
+  version: number;
+  /** The parameter kinds that have meta-networks, in file order. */
+  kinds: string[];
+  /** The roles each kind has networks for, by the original's names. */
+  roles: ("damping" | "precond" | "x0")[];
+  /** The MLHF options the weights were trained with. */
+  options: {
+    cgIterations?: number;
+    lambda0?: number;
+    xInit?: "previous" | "gradient" | "rnn";
+    preconditioner?: "rnn" | "none";
+    damping?: "rnn" | "fixed";
+  };
+  /** Meta-training settings beyond the MLHF options. */
+  training?: { [key: string]: unknown };
+  /** Command, seed, commit, wall time. */
+  provenance?: { [key: string]: unknown };
+}
+/** The io-ts codec of {@link MetaWeightsHeader}. */
+export const MetaWeightsHeader: t.Type<MetaWeightsHeader, unknown> = t.intersection([
   t.type({
     format: t.literal(META_WEIGHTS_KIND),
     version: t.number,
@@ -50,16 +75,18 @@ export const MetaWeightsHeader = t.intersection([
   }),
   t.partial({ training: t.UnknownRecord, provenance: t.UnknownRecord }),
 ]);
-export type MetaWeightsHeader = t.TypeOf<typeof MetaWeightsHeader>;
 
 /** A meta-weights file's contents. The caller owns the tensors. */
 export interface MetaWeightsFile {
+  /** The meta-networks, by kind and role. */
   readonly weights: MetaWeights;
+  /** The decoded header. */
   readonly header: MetaWeightsHeader;
 }
 
 /** What was trained, and how (recorded in the header). */
 export interface MetaWeightsRecord {
+  /** The MLHF options the weights were trained with. */
   readonly options: Partial<MlhfOptions>;
   /** Meta-training settings beyond the MLHF options (T, η, meta_lr, keepProb, replay mode, …). */
   readonly training?: Record<string, unknown>;
@@ -104,8 +131,11 @@ export const encodeMetaWeights = (w: MetaWeights, record: MetaWeightsRecord): Ui
 };
 
 /** Writes a meta-weights file atomically (temp file + rename). */
-export const saveMetaWeights = (path: string, w: MetaWeights, record: MetaWeightsRecord) =>
-  writeFileAtomic(path, encodeMetaWeights(w, record));
+export const saveMetaWeights = (
+  path: string,
+  w: MetaWeights,
+  record: MetaWeightsRecord,
+): Promise<void> => writeFileAtomic(path, encodeMetaWeights(w, record));
 
 const expectShape = (file: string, where: string, t: unknown, shape: number[]): tf.Tensor => {
   if (!(t instanceof tf.Tensor)) throw new TensorFileError(file, `${where}: expected a tensor`);

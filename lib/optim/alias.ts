@@ -16,6 +16,7 @@ import {
 
 /** Options shared by the baselines. */
 export interface BaselineOptions {
+  /** η, the learning rate. */
   readonly learningRate: number;
   /**
    * Weight decay wd in CE + wd·Σ½‖w‖² (docs/algorithm.md#weight-decay: 2e-4 on CIFAR; 0 = none).

@@ -26,6 +26,7 @@ export interface UpdateContext<P extends Params = Params> {
   readonly curvature?: GaussNewton<P>;
   /** The model and loss, for methods that evaluate the loss elsewhere (LM's ρ on the last batch). */
   readonly model?: ModelFn<P>;
+  /** The loss, with `model`. */
   readonly lossFn?: Loss;
   /** A PRNG key for this step (noise, sampled targets). */
   readonly key?: Key;
@@ -33,7 +34,12 @@ export interface UpdateContext<P extends Params = Params> {
 
 /** A gradient transformation with state S. */
 export interface GradientTransformation<S, P extends Params = Params> {
+  /** The initial state for `params`. */
   init(params: P): S;
+  /**
+   * Transforms `updates` (the gradient, or the previous transformation's output in a chain) into
+   * the step's updates, and returns them with the next state.
+   */
   update(updates: P, state: S, ctx: UpdateContext<P>): [P, S];
 }
 

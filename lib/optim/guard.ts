@@ -7,8 +7,11 @@ import { tf } from "../_deps.ts";
 import { type Params, zerosLike } from "../tree.ts";
 import { allFiniteTensors, type GradientTransformation } from "./base.ts";
 
+/** The state of {@link skipNonFinite}: the inner state and the count of skipped steps. */
 export interface GuardState<S> {
+  /** The wrapped transformation's state. */
   readonly inner: S;
+  /** Steps skipped so far for a non-finite loss or gradient. */
   readonly skipped: number;
 }
 

@@ -15,13 +15,16 @@ import {
   reductionRatio,
 } from "../solvers/levenberg_marquardt.ts";
 import type { GradientTransformation, UpdateContext } from "./base.ts";
-import type { Batch } from "../curvature/gauss_newton.ts";
+import type { Batch, GaussNewton } from "../curvature/gauss_newton.ts";
 import { plain } from "../../ops/interpret.ts";
 
+/** Settings of {@link hessianFree}. */
 export interface HessianFreeOptions {
+  /** η: the update is −η·x. */
   readonly learningRate: number;
   /** λ (fixed), or the initial λ for LM. */
   readonly damping: number;
+  /** K, the CG iterations per step. */
   readonly cgIterations: number;
   /** `'previous'`: x₀ = last solution (the original's `x_use='x'`); `'zero'`; `'gradient'`. */
   readonly xInit?: "previous" | "zero" | "gradient";
@@ -32,16 +35,25 @@ export interface HessianFreeOptions {
   readonly lmDecay?: number;
 }
 
+/** The state of {@link hessianFree}. */
 export interface HessianFreeState<P extends Params> {
+  /** The last CG solution x (x₀ of the next solve with `xInit: 'previous'`). */
   readonly xPrev: P;
+  /** λ, the current damping. */
   readonly lambda: number;
   /** LM bookkeeping from the previous step (absent before the first step). */
   readonly prevBatch?: Batch;
+  /** ℓ_{t−1}, the loss on the previous batch before the step. */
   readonly prevLoss?: number;
+  /** q_{t−1}, the quadratic model's predicted change for the previous step. */
   readonly prevQ?: number;
 }
 
-export const requireCurvature = <P extends Params>(ctx: UpdateContext<P>, who: string) => {
+/** The step's curvature from `ctx`, or an error naming `who` when the caller built none. */
+export const requireCurvature = <P extends Params>(
+  ctx: UpdateContext<P>,
+  who: string,
+): GaussNewton<P> => {
   if (!ctx.curvature) {
     throw new Error(`${who}: ctx.curvature is required (build it with gaussNewtonProduct)`);
   }

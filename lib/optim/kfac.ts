@@ -61,6 +61,7 @@ export type { KfacLayout, KronLayer } from "./kfac/layers.ts";
 
 /** Settings; the defaults are the original's (docs/algorithm.md#presets). */
 export interface KfacOptions {
+  /** η, the learning rate. */
   readonly learningRate?: number;
   /** Tikhonov damping λ. */
   readonly damping?: number;
@@ -94,20 +95,31 @@ export const KFAC_DEFAULTS = {
 
 /** One Kronecker block: its layer, factors A, G and their damped inverses. */
 export interface KronBlockState {
+  /** Parameter leaf of the kernel. */
   readonly kernel: number;
+  /** Parameter leaf of the bias, or −1. */
   readonly bias: number;
+  /** Rows of the kernel as a matrix (A is (rows + [bias]) square). */
   readonly rows: number;
+  /** Output units or channels (G is out × out). */
   readonly out: number;
+  /** Locations per example where the kernel is applied (1 for a dense layer). */
   readonly locations: number;
+  /** A, the moving average of the input activations' second moment. */
   readonly a: tf.Tensor2D;
+  /** G, the moving average of the output cotangents' second moment. */
   readonly g: tf.Tensor2D;
+  /** (A + π·√λ′·I)⁻¹, the damped inverse of A (λ′ = λ/T). */
   readonly aInv: tf.Tensor2D;
+  /** (G + √λ′/π·I)⁻¹, the damped inverse of G. */
   readonly gInv: tf.Tensor2D;
 }
 
 /** One diagonal block: a parameter leaf and its diagonal Fisher estimate (shaped like the leaf). */
 export interface DiagBlockState {
+  /** The parameter leaf. */
   readonly leaf: number;
+  /** Its diagonal Fisher estimate, shaped like the leaf. */
   readonly f: tf.Tensor;
 }
 
@@ -132,8 +144,11 @@ export interface KfacState<P extends Params = Params> {
  * logits); `GaussNewton` has `logits` and would need `ops` and `vjpWithOpCotangents` passed through.
  */
 export interface LayerTaps<P extends Params> {
+  /** z, the logits. */
   readonly logits: tf.Tensor;
+  /** The recorded ops of the linearization. */
   readonly ops: Linearization<P>["ops"];
+  /** Jᵀ·u, and the cotangent reaching each recorded op's output. */
   vjpWithOpCotangents: Linearization<P>["vjpWithOpCotangents"];
 }
 

@@ -29,7 +29,10 @@ export const scaleByLearningRate = <P extends Params>(
 });
 
 /** A piecewise-constant schedule: `values[i]` until `boundaries[i]` (steps), then the next. */
-export const piecewiseConstant = (boundaries: readonly number[], values: readonly number[]) => {
+export const piecewiseConstant = (
+  boundaries: readonly number[],
+  values: readonly number[],
+): (step: number) => number => {
   if (values.length !== boundaries.length + 1) {
     throw new RangeError("piecewiseConstant: values must have one more entry than boundaries");
   }
@@ -54,10 +57,12 @@ export const addDecayedWeights = <P extends Params>(
   ],
 });
 
-/** Momentum accumulator (TF's MomentumOptimizer): a ← μ·a + u; returns a. */
+/** The state of {@link trace}. */
 export interface TraceState<P extends Params> {
+  /** a, the accumulated updates. */
   readonly trace: P;
 }
+/** Momentum accumulator (TF's MomentumOptimizer): a ← μ·a + u; returns a. */
 export const trace = <P extends Params>(
   momentum: number,
 ): GradientTransformation<TraceState<P>, P> => ({
@@ -68,12 +73,19 @@ export const trace = <P extends Params>(
   },
 });
 
-/** Adam's moments and step (TF.js AdamOptimizer: bias correction by accumulated β powers). */
+/** The state of {@link scaleByAdam}. */
 export interface AdamState<P extends Params> {
+  /** Steps taken. */
   readonly count: number;
+  /** m, the first moment's moving average. */
   readonly mu: P;
+  /** v, the second moment's moving average. */
   readonly nu: P;
 }
+/**
+ * Adam's direction m̂/(√v̂ + ε) (TF.js AdamOptimizer: bias correction by accumulated β powers); the
+ * learning rate is applied afterwards.
+ */
 export const scaleByAdam = <P extends Params>(
   { beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 } = {},
 ): GradientTransformation<AdamState<P>, P> => ({
@@ -92,15 +104,18 @@ export const scaleByAdam = <P extends Params>(
   },
 });
 
+/** The state of {@link scaleByRms}. */
+export interface RmsState<P extends Params> {
+  /** ms, the moving average of g². */
+  readonly meanSquare: P;
+  /** mom, the momentum of the scaled gradients. */
+  readonly moment: P;
+}
 /**
  * RMSprop (TF's RMSPropOptimizer, not centered): ms ← ρ·ms + (1−ρ)g²; mom ← μ·mom + g/√(ms + ε);
  * returns mom (the learning rate is applied afterwards). TF 1.x initializes ms to ones (the
  * original's baselines); TF.js initializes it to zeros: `initialMeanSquare` picks.
  */
-export interface RmsState<P extends Params> {
-  readonly meanSquare: P;
-  readonly moment: P;
-}
 export const scaleByRms = <P extends Params>(
   { decay = 0.9, momentum = 0, epsilon = 1e-10, initialMeanSquare = 1 } = {},
 ): GradientTransformation<RmsState<P>, P> => ({

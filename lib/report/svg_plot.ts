@@ -13,7 +13,9 @@
 
 /** One curve. */
 export interface Series {
+  /** The legend entry. */
   readonly name: string;
+  /** The curve's (x, y) points, in drawing order. */
   readonly points: readonly (readonly [number, number])[];
   /** Overrides the palette colour. */
   readonly color?: string;
@@ -21,17 +23,23 @@ export interface Series {
 
 /** What `linePlot` draws. */
 export interface LinePlotOptions {
+  /** A title above the plot. */
   readonly title?: string;
+  /** The x axis's label. */
   readonly xLabel: string;
+  /** The y axis's label. */
   readonly yLabel: string;
+  /** The curves. */
   readonly series: readonly Series[];
   /** Logarithmic y axis (for losses); non-positive values are skipped. */
   readonly logY?: boolean;
-  /** Size in pixels (default 640 × 400). */
+  /** Width in pixels (default 640). */
   readonly width?: number;
+  /** Height in pixels (default 400). */
   readonly height?: number;
-  /** Fixed axis ranges instead of the data's (lines outside are clipped). */
+  /** A fixed x range instead of the data's (lines outside are clipped). */
   readonly xDomain?: readonly [number, number];
+  /** A fixed y range instead of the data's (lines outside are clipped). */
   readonly yDomain?: readonly [number, number];
 }
 

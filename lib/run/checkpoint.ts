@@ -39,7 +39,9 @@ export interface SaveCheckpointOptions {
 
 /** A loaded checkpoint. The caller owns (and disposes) the tensors in `payload`. */
 export interface Checkpoint {
+  /** The saved tree of tensors and values. */
   readonly payload: TreeValue;
+  /** The step it was saved at, or null when none was given. */
   readonly step: number | null;
   /** ISO 8601 time of the save. */
   readonly savedAt: string;

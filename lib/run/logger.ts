@@ -32,9 +32,11 @@ export interface OpenLogOptions {
 
 /** An open log file. */
 export interface RecordLogger {
+  /** The log file's path. */
   readonly path: string;
   /** Appends one record (written to the file before this returns). */
   log(record: LogRecord): void;
+  /** Closes the file. */
   close(): void;
 }
 

@@ -13,13 +13,17 @@ import { formatCompact, formatDuration } from "../report/format.ts";
 
 /** Everything a progress line shows. Times are in milliseconds. */
 export interface ProgressState {
+  /** Shown first (may be empty). */
   readonly label: string;
   /** Total count; 0 or less when unknown (no percent, bar or ETA then). */
   readonly total: number;
+  /** The count done so far. */
   readonly done: number;
-  /** When counting started, and the count then (a resumed run starts above 0). */
+  /** When counting started. */
   readonly startTime: number;
+  /** The count when counting started (a resumed run starts above 0). */
   readonly startDone: number;
+  /** Extra `key=value` fields shown at the end. */
   readonly fields: Readonly<Record<string, number | string>>;
   /** Bar width in characters (default 24). */
   readonly barWidth?: number;
@@ -68,7 +72,9 @@ export const formatProgress = (state: ProgressState, now: number): string => {
 
 /** Where progress goes (stderr by default; tests pass their own). */
 export interface ProgressSink {
+  /** Writes text as is. */
   write(text: string): void;
+  /** Whether the sink is a terminal (then the line is redrawn in place). */
   isTerminal(): boolean;
   /** Terminal width, to cut the line (redrawn lines must not wrap). */
   columns?(): number;
@@ -76,7 +82,9 @@ export interface ProgressSink {
 
 /** Options of `progress`. */
 export interface ProgressOptions {
+  /** Total count; 0 or less when unknown. */
   readonly total: number;
+  /** Shown first in the line. */
   readonly label?: string;
   /** Not a terminal: print a line at least this often (default 10 000 ms)… */
   readonly intervalMs?: number;
@@ -84,10 +92,13 @@ export interface ProgressOptions {
   readonly everySteps?: number;
   /** Terminal: redraw at most this often (default 100 ms). */
   readonly redrawMs?: number;
+  /** Bar width in characters (default 24). */
   readonly barWidth?: number;
   /** The count already done at the start (a resumed run). */
   readonly startDone?: number;
+  /** Where the lines go (default: stderr). */
   readonly sink?: ProgressSink;
+  /** The clock in milliseconds (default `Date.now`). */
   readonly now?: () => number;
 }
 

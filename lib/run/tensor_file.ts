@@ -39,13 +39,17 @@ export type TensorDtype = "float32" | "int32";
 
 /** A tensor and the path it is stored under. */
 export interface TensorEntry {
+  /** The path (`/`-separated names) it is stored under. */
   readonly path: string;
+  /** The tensor. */
   readonly tensor: tf.Tensor;
 }
 
 /** A malformed tensor file or an unstorable value: the message names the file and the field. */
 export class TensorFileError extends Error {
+  /** The error's name (`TensorFileError`). */
   override name = "TensorFileError";
+  /** A problem with `file` described by `message` (the message is prefixed with the file). */
   constructor(readonly file: string, message: string, options?: ErrorOptions) {
     super(`${file}: ${message}`, options);
   }
@@ -88,15 +92,27 @@ export const SkeletonCodec: t.Type<Skeleton> = t.recursion("Skeleton", () =>
     t.type({ $object: t.array(t.tuple([t.string, SkeletonCodec])) }),
   ]));
 
-const TensorRecord = t.type({
+/** One tensor's entry in the header. */
+export interface TensorRecord {
+  /** The path the tensor is stored under. */
+  path: string;
+  /** Its shape. */
+  shape: number[];
+  /** Its element type. */
+  dtype: TensorDtype;
+  /** Byte offset of its values in the data section. */
+  offset: number;
+  /** Byte length of its values. */
+  length: number;
+}
+/** The io-ts codec of {@link TensorRecord}. */
+const TensorRecord: t.Type<TensorRecord, unknown> = t.type({
   path: t.string,
   shape: t.array(NonNegativeInt),
   dtype: t.keyof({ float32: null, int32: null }),
   offset: NonNegativeInt,
   length: NonNegativeInt,
 });
-/** One tensor's entry in the header. */
-export type TensorRecord = t.TypeOf<typeof TensorRecord>;
 
 const Header = t.intersection([
   t.type({
@@ -249,8 +265,11 @@ const assertJson = (u: unknown, where: string, depth = 0): void => {
 
 /** What `decodeTensors` returns: the caller owns (and disposes) the tensors. */
 export interface DecodedTensors {
+  /** The file's kind (what it holds, e.g. a checkpoint). */
   readonly kind: string;
+  /** The header's JSON metadata. */
   readonly meta: unknown;
+  /** The tensors by path. */
   readonly tensors: Map<string, tf.Tensor>;
   /** The structure skeleton, for files written by `encodeTree`. */
   readonly tree?: Skeleton;
@@ -511,8 +530,11 @@ export const encodeTree = (kind: string, value: TreeValue, meta: unknown = null)
 
 /** What `decodeTree` returns: the caller owns (and disposes) the tensors inside `value`. */
 export interface DecodedTree {
+  /** The file's kind (what it holds, e.g. a checkpoint). */
   readonly kind: string;
+  /** The header's JSON metadata. */
   readonly meta: unknown;
+  /** The stored tree. */
   readonly value: TreeValue;
 }
 

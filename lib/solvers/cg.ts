@@ -16,6 +16,7 @@ import { add, addScaled, mul, type Params, sub, vdot } from "../tree.ts";
 /** ε of the original (`_EPSILON` in rnn.py). */
 export const CG_EPSILON = 1e-6;
 
+/** Settings of {@link conjugateGradient}. */
 export interface PcgOptions<P extends Params> {
   /** Warm start x₀ (the previous step's solution in MLHF; zeros at a reset). */
   readonly x0: P;
@@ -26,10 +27,13 @@ export interface PcgOptions<P extends Params> {
    * it (MLHF computes P after r₀, docs/algorithm.md#mlhf-direction). Omitted: P ≡ 1, plain CG.
    */
   readonly preconditioner?: P | ((r0: P) => P);
+  /** Stop once ‖r‖ < ε (default {@link CG_EPSILON}). */
   readonly epsilon?: number;
 }
 
+/** What {@link conjugateGradient} returns (the caller owns the tensors). */
 export interface PcgResult<P extends Params> {
+  /** The solution x ≈ A⁻¹ b. */
   readonly x: P;
   /** The final residual r = b − A x (tracked by the recurrence). */
   readonly r: P;
@@ -37,6 +41,7 @@ export interface PcgResult<P extends Params> {
   readonly r0: P;
   /** The preconditioner used (undefined for P ≡ 1). */
   readonly preconditioner?: P;
+  /** Iterations run. */
   readonly iterations: number;
 }
 

@@ -9,8 +9,11 @@ import { type DatasetName, describeSplit } from "../data/dataset.ts";
 
 /** A split and how many examples it holds. */
 export interface SplitSize {
+  /** The data set the split belongs to. */
   readonly dataset: DatasetName;
+  /** The split's name (`meta-train`, `eval-train`, …). */
   readonly split: string;
+  /** Examples in the split. */
   readonly examples: number;
 }
 

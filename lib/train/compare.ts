@@ -49,14 +49,19 @@ type SharedRunSettings = Pick<
 export interface CompareOptions extends SharedRunSettings {
   /** Output directory: the report, and one subdirectory per run. */
   readonly out: string;
+  /** The model and the data every optimizer trains on. */
   readonly problem: Omit<Problem, "close">;
+  /** The optimizers to compare, each with its settings. */
   readonly optimizers: readonly OptimizerSpec[];
   /** MLHF's meta-weights (required when an optimizer is `mlhf`). */
   readonly meta?: MetaWeightsSource;
   /** For the report: the exact command and the backend line. */
   readonly command: string;
+  /** The backend line for the report. */
   readonly backend: string;
+  /** Lines added to the report. */
   readonly notes?: readonly string[];
+  /** Where the progress lines go (default stderr; null: none). */
   readonly progressSink?: ProgressSink | null;
   /** Messages (divergence, reuse of finished runs); default console.error. */
   readonly log?: (line: string) => void;
@@ -64,10 +69,13 @@ export interface CompareOptions extends SharedRunSettings {
 
 /** What a comparison produced. */
 export interface CompareResult {
+  /** The Markdown report's path. */
   readonly reportPath: string;
+  /** The SVG plot's path. */
   readonly plotPath: string;
   /** The Markdown results table (also in the report). */
   readonly table: string;
+  /** One summary per optimizer, in order. */
   readonly runs: readonly RunSummary[];
   /** The runs that diverged. */
   readonly diverged: readonly DivergedError[];

@@ -15,8 +15,11 @@ import type { AnyModel } from "./models.ts";
 
 /** Mean loss and accuracy over `examples` examples. */
 export interface Evaluation {
+  /** The mean loss. */
   readonly loss: number;
+  /** The fraction classified correctly. */
   readonly accuracy: number;
+  /** The examples evaluated. */
   readonly examples: number;
 }
 

@@ -53,21 +53,34 @@ import { exists } from "./_fs.ts";
 import { checkBatchFits } from "./batch_fit.ts";
 import { countExamples } from "./problem.ts";
 
+/** Settings of a meta-training run (`deno task train`). */
 export interface MetaRunConfig {
+  /** The optimizee's model. */
   readonly model: Model<Params, Params>;
+  /** The model's name (recorded in the weights file). */
   readonly modelName: string;
+  /** The data set of the optimizee's training batches. */
   readonly dataset: DatasetName;
+  /** Its directory (absent: the embedded MNIST). */
   readonly dataDir?: string;
+  /** The optimizee's batch size. */
   readonly batchSize: number;
+  /** Examples in the shuffle buffer. */
   readonly shuffleBuffer: number;
+  /** Meta-iterations (windows) to run in all, counting those of a resumed run. */
   readonly iterations: number;
   /** Passes over the meta-training split (the run stops at whichever of this and `iterations`
    * comes first; absent: no cap). */
   readonly epochs?: number;
+  /** Seed of the initialization, data order, noise and resets. */
   readonly seed: number;
+  /** Output directory: the log, the checkpoint and the meta-weights file. */
   readonly out: string;
+  /** Iterations between checkpoints (and meta-weights files). */
   readonly checkpointEvery: number;
+  /** Continue from the checkpoint in `out` if it has one. */
   readonly resume: boolean;
+  /** The meta-training settings. */
   readonly options: MetaTrainOptions;
   /** The command line, recorded in the weights file. */
   readonly command: string;
@@ -75,14 +88,21 @@ export interface MetaRunConfig {
   readonly onIteration?: (d: MetaDiagnostics) => void;
   /** Stop (as if killed) after this many iterations of this process: for tests. */
   readonly stopAfter?: number;
+  /** No progress line or messages. */
   readonly quiet?: boolean;
 }
 
+/** What a meta-training run produced. */
 export interface MetaRunResult {
+  /** Iterations done in all. */
   readonly iterations: number;
+  /** The meta-weights file's path. */
   readonly weightsPath: string;
+  /** The JSONL log's path. */
   readonly logPath: string;
+  /** Wall time of the run in seconds, counting the time before a resume. */
   readonly wallSeconds: number;
+  /** The last iteration's diagnostics (absent when none ran). */
   readonly last?: MetaDiagnostics;
 }
 

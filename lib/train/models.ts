@@ -28,6 +28,7 @@ export const MODEL_NAMES = [
   "resnet56",
   "resnet18",
 ] as const;
+/** A model name accepted by `--model`. */
 export type ModelName = typeof MODEL_NAMES[number];
 
 /** Any model (parameters and batch-norm state are opaque trees here). */

@@ -28,6 +28,7 @@ export const OPTIMIZER_NAMES = [
   "hf-lm",
   "kfac",
 ] as const;
+/** An optimizer name accepted by `--optimizer` and `--compare`. */
 export type OptimizerName = typeof OPTIMIZER_NAMES[number];
 
 /** Names of the numeric settings (also the keys of `--compare name:key=value`). */
@@ -45,7 +46,9 @@ export const SETTING_KEYS = [
   "invert-every",
   "weight-decay",
 ] as const;
+/** A numeric setting's name. */
 export type SettingKey = typeof SETTING_KEYS[number];
+/** Numeric settings by name (absent: the default). */
 export type Settings = Partial<Record<SettingKey, number>>;
 
 /**
@@ -69,7 +72,9 @@ export const DEFAULT_SETTINGS: Readonly<Record<OptimizerName, Settings>> = {
 
 /** One optimizer of a run: its name, a label (unique within a comparison) and its settings. */
 export interface OptimizerSpec {
+  /** The optimizer. */
   readonly name: OptimizerName;
+  /** Its name in logs, reports and output directories. */
   readonly label: string;
   /** Explicit settings (presets and the command line); the rest come from the defaults. */
   readonly settings: Settings;
@@ -156,6 +161,7 @@ export const labelSpecs = (
 
 /** MLHF's meta-weights and the options they were trained with. */
 export interface MetaWeightsSource {
+  /** The meta-networks, by parameter kind and role. */
   readonly weights: MetaWeights;
   /** From the file's header (K, λ₀, x₀, preconditioner and damping kinds). */
   readonly options: Partial<MlhfOptions>;
@@ -255,8 +261,11 @@ const base = (name: OptimizerName, s: Settings, ctx: BuildContext): AnyTransform
 
 /** A built optimizer and the settings it was built with. */
 export interface BuiltOptimizer {
+  /** The gradient transformation (learning rate and weight decay included). */
   readonly transform: AnyTransformation;
+  /** Every setting it was built with (defaults filled in). */
   readonly settings: Settings;
+  /** η, the learning rate it was built with. */
   readonly learningRate: number;
 }
 

@@ -10,15 +10,21 @@ import type { OptimizerName, Settings } from "./optimizers.ts";
 
 /** A preset comparison. */
 export interface Preset {
+  /** What the preset runs, for `--help` and the report. */
   readonly description: string;
+  /** The model. */
   readonly model: ModelName;
+  /** The data set. */
   readonly dataset: DatasetName;
+  /** The batch size. */
   readonly batchSize: number;
+  /** Passes over the training data. */
   readonly epochs: number;
   /** Steps cap (0: none). */
   readonly steps: number;
   /** Evaluate every this many steps besides each epoch's end (0: epochs only). */
   readonly evalEvery: number;
+  /** The optimizers compared, each with its explicit settings. */
   readonly optimizers: readonly { name: OptimizerName; settings: Settings }[];
   /** Default meta-weights file of MLHF in this preset. */
   readonly metaWeights: string;
@@ -36,6 +42,7 @@ export interface Preset {
 
 /** Preset names accepted by `--preset`. */
 export const PRESET_NAMES = ["mnist", "cifar-b128", "cifar-b512", "imagenet-resnet18"] as const;
+/** A preset name accepted by `--preset`. */
 export type PresetName = typeof PRESET_NAMES[number];
 
 /**
@@ -49,6 +56,7 @@ export const MNIST_HF_FALLBACK: Settings = { lr: 1, damping: 0.1, "cg-iter": 10 
 const CONVNET_META_TRAINING = "deno task train --problem convnet --dataset cifar10 " +
   "--data-dir DATA_DIR --batch-size 64 --keep-prob 0.3 --meta-roll-back 3 --out runs/mt-convnet";
 
+/** The presets by name (the original's settings for CIFAR and ImageNet, docs/algorithm.md#presets). */
 export const PRESETS: Readonly<Record<PresetName, Preset>> = {
   mnist: {
     description: "quick default: the original's MLP (784→20 sigmoid→10) on the embedded MNIST, " +

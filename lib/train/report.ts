@@ -13,22 +13,31 @@ import { describeWeightDecay, type WeightDecay } from "./weight_decay.ts";
 
 /** One run as the report sees it. */
 export interface RunSummary {
+  /** The run's label (the optimizer's). */
   readonly label: string;
+  /** The optimizer's settings. */
   readonly settings: Settings;
   /** "finished", or why it is not ("diverged at step 12", "stopped at step 5"). */
   readonly status: string;
+  /** The per-step log records. */
   readonly steps: readonly StepRecord[];
+  /** The evaluation log records. */
   readonly evals: readonly EvalRecord[];
 }
 
 /** The setup shared by every run of a comparison. */
 export interface ReportContext {
+  /** The report's title. */
   readonly title: string;
+  /** The exact command that produced the runs. */
   readonly command: string;
+  /** The backend line (`describeChoice`). */
   readonly backend: string;
   /** "key: value" facts (model, data, batch size, seed, …), in order. */
   readonly setup: readonly string[];
+  /** The weight-decay convention of the runs. */
   readonly weightDecay: WeightDecay;
+  /** Lines added to the report. */
   readonly notes?: readonly string[];
   /** The plot's file name, linked from the report. */
   readonly plotFile?: string;
@@ -36,13 +45,21 @@ export interface ReportContext {
 
 /** The table's numbers for one run (NaN where there is nothing to report). */
 export interface RunStats {
+  /** Steps taken. */
   readonly steps: number;
+  /** The last step's training loss. */
   readonly finalTrainLoss: number;
+  /** The lowest training loss of a step. */
   readonly bestTrainLoss: number;
+  /** The last evaluation's test accuracy. */
   readonly finalTestAccuracy: number;
+  /** The highest test accuracy of an evaluation. */
   readonly bestTestAccuracy: number;
+  /** The last evaluation's test loss. */
   readonly finalTestLoss: number;
+  /** The median time of a step, in milliseconds. */
   readonly medianStepMs: number;
+  /** The total time of the steps, in seconds. */
   readonly trainTimeS: number;
 }
 

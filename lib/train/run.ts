@@ -29,7 +29,9 @@ import { trainStep } from "./step.ts";
 
 /** The loss became NaN or ±∞ (or the parameters did): the run stopped at `step`. */
 export class DivergedError extends Error {
+  /** The error's name (`DivergedError`). */
   override name = "DivergedError";
+  /** A divergence at `step`; `checkpointStep` is the last checkpoint's step (null: none). */
   constructor(
     readonly step: number,
     readonly checkpointStep: number | null,
@@ -41,26 +43,35 @@ export class DivergedError extends Error {
 
 /** What one run needs. */
 export interface RunOptions {
+  /** The run's name in logs and reports. */
   readonly label: string;
   /** The run's directory (logs and checkpoint). */
   readonly dir: string;
+  /** The model. */
   readonly model: AnyModel;
+  /** The training data. */
   readonly train: Source<unknown>;
+  /** The test data. */
   readonly test: Source<unknown>;
   /** Builds the optimizer once the parameters and their kinds exist. */
   readonly optimizer: (init: { params: Params; kinds: ParamKind[] }) => BuiltOptimizer;
+  /** Seed of the initialization, data order and noise. */
   readonly seed: number;
+  /** Examples per step. */
   readonly batchSize: number;
   /** Passes over the training data (Infinity: until `steps`). */
   readonly epochs: number;
   /** Stop after this many steps (0 or absent: no cap). */
   readonly steps?: number;
+  /** Examples in the shuffle buffer (0, 1 or absent: storage order). */
   readonly shuffleBuffer?: number;
   /** Checkpoint every this many steps (0: only at the end). */
   readonly checkpointEvery?: number;
   /** Evaluate every this many steps besides epoch ends and the end (0: no). */
   readonly evalEvery?: number;
+  /** Test examples per evaluation (0 or absent: all). */
   readonly evalExamples?: number;
+  /** Examples per evaluation forward pass. */
   readonly evalBatchSize?: number;
   /** Continue from the run's checkpoint if it has one. */
   readonly resume?: boolean;
@@ -76,12 +87,17 @@ export interface RunOptions {
 
 /** How a run ended. */
 export interface RunResult {
+  /** The run's name. */
   readonly label: string;
+  /** The run's directory. */
   readonly dir: string;
+  /** `finished`: the run reached its end; `stopped`: `afterStep` stopped it. */
   readonly status: "finished" | "stopped";
+  /** Steps taken in all. */
   readonly steps: number;
   /** The step of the last checkpoint. */
   readonly checkpointStep: number | null;
+  /** Every setting the optimizer was built with. */
   readonly settings: BuiltOptimizer["settings"];
   /** The run had already finished: its checkpoint was reused. */
   readonly reused: boolean;

@@ -14,8 +14,11 @@ import { applyUpdates, disposeState, type GradientTransformation } from "../opti
 import { finiteFlag } from "../optim/finite.ts";
 import type { Key } from "../prng.ts";
 
+/** What {@link trainStep} returns. */
 export interface StepResult<P extends Params, S> {
+  /** θ_{t+1}. */
   readonly params: P;
+  /** The optimizer's next state. */
   readonly state: S;
   /** L(θ_t; B_t), before the update. */
   readonly loss: number;
@@ -33,13 +36,21 @@ export interface StepResult<P extends Params, S> {
   readonly finite: boolean;
 }
 
+/** What {@link trainStep} needs. */
 export interface StepInputs<P extends Params, S> {
+  /** The model. */
   readonly model: ModelFn<P>;
+  /** Its loss. */
   readonly lossFn: Loss;
+  /** The optimizer. */
   readonly optimizer: GradientTransformation<S, P>;
+  /** θ_t. */
   readonly params: P;
+  /** The optimizer's state. */
   readonly state: S;
+  /** B_t, the step's batch. */
   readonly batch: Batch;
+  /** The step's PRNG key (optimizers that sample). */
   readonly key?: Key;
   /** Keep the previous params and state alive (default false: they are disposed). */
   readonly keepPrevious?: boolean;

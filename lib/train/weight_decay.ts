@@ -11,6 +11,7 @@ import type { ParamKind } from "../param_kinds.ts";
 
 /** wd and which parameters it covers. */
 export interface WeightDecay {
+  /** wd in CE + wd·Σ½‖w‖². */
   readonly value: number;
   /** Batch-norm γ and β are left out (ImageNet). */
   readonly excludeBatchNorm: boolean;
@@ -29,8 +30,11 @@ export const CE_ONLY_OPTIMIZERS: readonly string[] = ["mlhf", "hf-fixed", "hf-lm
 export const usesWeightDecay = (name: string): boolean => !CE_ONLY_OPTIMIZERS.includes(name);
 
 /** Whether leaf i (of the given kinds) is decayed. */
-export const decayMask = (kinds: readonly ParamKind[], wd: WeightDecay) => (i: number): boolean =>
-  !(wd.excludeBatchNorm && (kinds[i] === "batch/gamma" || kinds[i] === "batch/beta"));
+export const decayMask = (
+  kinds: readonly ParamKind[],
+  wd: WeightDecay,
+): (i: number) => boolean =>
+(i) => !(wd.excludeBatchNorm && (kinds[i] === "batch/gamma" || kinds[i] === "batch/beta"));
 
 /** One sentence stating the convention, for reports. */
 export const describeWeightDecay = (wd: WeightDecay): string =>

@@ -12,14 +12,14 @@ import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness
 import { loadBlas } from "../../lib/backend/native/blas.ts";
 import { NATIVE_BACKEND } from "../../lib/backend/native/backend.ts";
 import {
-  nativeGather,
-  nativeMaxPoolArgMax,
-  nativeMaxPoolGrad,
-  nativeScatterAdd,
-} from "../../lib/backend/native/hooks.ts";
+  gatherFlat,
+  maxPoolArgMax,
+  maxPoolGradKernel,
+  scatterAddFlat,
+} from "../../ops/window_kernels.ts";
 import { lstmRowsOneThread, packedLength, U } from "../../lib/backend/native/lstm_rows.ts";
 import { rowThreadsStatus, runLstmRows } from "../../lib/backend/native/lstm_threads.ts";
-import { extractPatches, firstArgMaxMasks, windowGeometry } from "../../ops/_windows.ts";
+import { extractPatches, firstArgMaxMasks, windowGeometry } from "../../ops/windows.ts";
 import { keyFromSeed, uniform } from "../../lib/prng.ts";
 
 const P = "mlhf-native/";
@@ -74,14 +74,14 @@ const poolRows = async (opts: { runs: number; warmup: number }, want: (n: string
   const u = tf.tensor4d(randArray(128 * 16 * 16 * 64, 13), [128, 16, 16, 64]);
   const g = windowGeometry(32, 32, fs, st, "same");
   const masks = firstArgMaxMasks(x, g);
-  const idx = nativeMaxPoolArgMax(x, fs, st, "same")!;
+  const idx = maxPoolArgMax(x, fs, st, "same");
   const cases: Array<[string, () => tf.TensorContainer]> = [
     [`${tag}: residual, masks`, () => firstArgMaxMasks(x, g)],
-    [`${tag}: residual, indices`, () => nativeMaxPoolArgMax(x, fs, st, "same")!],
+    [`${tag}: residual, indices`, () => maxPoolArgMax(x, fs, st, "same")],
     [`${tag}: J·v, masks`, () => tf.addN(extractPatches(v, g).map((p, k) => tf.mul(p, masks[k])))],
-    [`${tag}: J·v, gather`, () => nativeGather(v, idx)!],
-    [`${tag}: Jᵀ·u, MaxPoolGrad`, () => nativeMaxPoolGrad(u, x, fs, st, "same")!],
-    [`${tag}: Jᵀ·u, scatter-add`, () => nativeScatterAdd(u, idx, shape)!],
+    [`${tag}: J·v, gather`, () => gatherFlat(v, idx)],
+    [`${tag}: Jᵀ·u, MaxPoolGrad`, () => maxPoolGradKernel(u, x, fs, st, "same")],
+    [`${tag}: Jᵀ·u, scatter-add`, () => scatterAddFlat(u, idx, shape)],
   ];
   try {
     for (const [name, fn] of cases) if (want(name)) rows.push(await measure(name, fn, opts));

@@ -4,7 +4,6 @@
  * @module
  */
 import { type BackendName, resolveBackendName, selectBackend } from "../../lib/backend/select.ts";
-import "../../lib/backend/native/register.ts"; // so MLHF_TEST_BACKEND=native works
 
 let ready: Promise<string> | null = null;
 

@@ -5,21 +5,26 @@
  * public kernel API (`tf.registerBackend`, `tf.getKernelsForBackend`, `tf.registerKernel`): the
  * GEMM-based matMul and conv kernels, the pooling kernels, the few element-wise kernels that
  * dominate a conv-net step once the GEMMs are fast, and block-copy `Slice`/`PadV2` (the window ops
- * of `ops/_windows.ts` are built from them; the stock cpu ones are element by element). Three
- * kernels have no cpu counterpart ({@link NATIVE_ONLY_KERNELS}: max-pool's arg-max indices and the
- * flat gather/scatter-add over them); their gradients are registered with them.
+ * of `ops/windows.ts` are built from them; the stock cpu ones are element by element). The
+ * project's own kernels (`lib/kernels.ts`) have no cpu counterpart ({@link NATIVE_ONLY_KERNELS}:
+ * the conv filter and max-pool gradients under the project's names, max-pool's arg-max indices and
+ * the flat gather/scatter-add over them, the meta-networks' LSTM steps); the library's call sites
+ * run them where the active backend registers them, and the gradients of the index kernels are
+ * registered with them.
  * The backend instance recycles its kernels' large output arrays (`kernels/_util.ts`,
  * `installRecycling`): first-touch page faults of fresh arrays cost more than most kernels' work.
  * Registration happens at most once per process.
  * @module
  */
 import { tf } from "../../_deps.ts";
+import { PROJECT_KERNELS } from "../../kernels.ts";
 import type { Blas } from "./blas.ts";
 import { convKernels } from "./kernels/conv.ts";
 import { elementwiseKernels } from "./kernels/elementwise.ts";
 import { matMulKernels } from "./kernels/matmul.ts";
 import { poolIndexGradients, poolKernels } from "./kernels/pool.ts";
 import { shapeKernels } from "./kernels/shape.ts";
+import { lstmKernels } from "./lstm.ts";
 import { installRecycling, type NativeKernel } from "./kernels/_util.ts";
 
 /** TF.js's name of the backend. */
@@ -62,15 +67,13 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
 ];
 
 /**
- * Kernels only the native backend has (no cpu kernel of that name): max-pool's arg-max indices and
- * the flat gather and scatter-add that route its tangents and cotangents (`kernels/pool.ts`), with
- * their gradients registered alongside.
+ * Kernels only the native backend has (no cpu kernel of that name): the project's kernels
+ * (`lib/kernels.ts`): the conv filter gradient (`kernels/conv.ts`); max-pool's gradient, its
+ * arg-max indices and the flat gather and scatter-add that route its tangents and cotangents, with
+ * the index kernels' gradients registered alongside (`kernels/pool.ts`); the LSTM steps
+ * (`lstm.ts`).
  */
-export const NATIVE_ONLY_KERNELS: readonly string[] = [
-  "MlhfMaxPoolArgMax",
-  "MlhfGatherFlat",
-  "MlhfScatterAddFlat",
-];
+export const NATIVE_ONLY_KERNELS: readonly string[] = PROJECT_KERNELS;
 
 const allKernels = (blas: Blas): NativeKernel[] => [
   ...matMulKernels(blas),
@@ -78,6 +81,7 @@ const allKernels = (blas: Blas): NativeKernel[] => [
   ...poolKernels(),
   ...elementwiseKernels(),
   ...shapeKernels(),
+  ...lstmKernels(blas),
 ];
 
 let registered = false;

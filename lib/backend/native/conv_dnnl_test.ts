@@ -200,7 +200,7 @@ Deno.test({
           const first = tf.grads(loss)([x, w1, w2]);
           // Second order: the gradient of ⟨∇loss, v⟩ (a Hessian-vector product). Not with a
           // stride above the kernel size: there the input gradient is the DSL's col2im composition
-          // (`ops/_windows.ts`, on every backend), whose own gradient fails in TF.js's concat.
+          // (`ops/windows.ts`, on every backend), whose own gradient fails in TF.js's concat.
           if (c.s > c.k) return first;
           const second = tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => {
             const gs = tf.grads(loss)([a, b, d]);

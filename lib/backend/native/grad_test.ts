@@ -1,16 +1,19 @@
 /**
  * Gradients on the native backend: `tf.grads` of a small conv net (conv, bias, relu, max-pool,
  * avg-pool, dense, hand-written cross-entropy) equals the cpu backend's, with the project's gradient
- * fixes installed on both; the hooks (`hooks.ts`) equal the op compositions they replace, also in
- * second order (gradients of the hooks' outputs), and are inactive on other backends.
+ * fixes installed on both; the project's window-gradient kernels (`ops/window_kernels.ts`) equal
+ * the op compositions they replace, also in second order (gradients of their outputs); the DSL's
+ * rules and the gradient fixes run them on native and not on cpu.
  * @module
  */
 import { tf } from "../../_deps.ts";
 import { assert, fc } from "../../../tests/_util/deps.ts";
 import { assertAllClose } from "../../../tests/_util/numeric.ts";
-import { conv2dFilterGrad, type Padding } from "../../../ops/_windows.ts";
+import { conv2dFilterGrad, maxPoolInputGrad, type Padding } from "../../../ops/windows.ts";
+import { conv2dFilterGradKernel, maxPoolGradKernel } from "../../../ops/window_kernels.ts";
+import { CONV2D_FILTER_GRAD_KERNEL, MAX_POOL_GRAD_KERNEL } from "../../kernels.ts";
+import { installGradientFixes } from "../gradient_fixes.ts";
 import { convnetLoss, initConvnet } from "../../../tasks/bench/native.ts";
-import { nativeConv2dFilterGrad, nativeMaxPoolGrad } from "./hooks.ts";
 import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from "./_test_util.ts";
 
 const ignore = !nativeAvailable;
@@ -52,7 +55,9 @@ const hookCase = fc.record({
 }).filter((c) => c.pad === "same" || (c.h >= c.k && c.w >= c.k));
 
 Deno.test({
-  name: testName("nativeConv2dFilterGrad equals the im2col composition, in first and second order"),
+  name: testName(
+    "the filter-gradient kernel equals the im2col composition, in first and second order",
+  ),
   ignore,
   fn: async () => {
     await fc.assert(
@@ -67,13 +72,14 @@ Deno.test({
           const x = tf.tensor4d(xv, [c.b, c.h, c.w, c.ci]);
           const dy = tf.tensor4d(dyv, [c.b, oh, ow, c.co]);
           const v = tf.tensor4d(vv, fShape);
-          const dw = (xx: tf.Tensor4D, d: tf.Tensor4D) => {
-            const hooked = useHook
-              ? nativeConv2dFilterGrad(xx, d, fShape, [c.s, c.s], c.pad)
-              : null;
-            if (useHook && !hooked) throw new Error("hook inactive on native");
-            return hooked ?? conv2dFilterGrad(xx, d, fShape, [c.s, c.s], c.pad);
-          };
+          const dw = (xx: tf.Tensor4D, d: tf.Tensor4D) =>
+            (useHook ? conv2dFilterGradKernel : conv2dFilterGrad)(
+              xx,
+              d,
+              fShape,
+              [c.s, c.s],
+              c.pad,
+            );
           const second = tf.grads((xx: tf.Tensor, d: tf.Tensor) =>
             tf.sum(tf.mul(dw(xx as tf.Tensor4D, d as tf.Tensor4D), v))
           )([x, dy]);
@@ -89,7 +95,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: testName("nativeMaxPoolGrad equals the max-pool gradient, in first and second order"),
+  name: testName(
+    "the max-pool gradient kernel equals the max-pool gradient, in first and second order",
+  ),
   ignore,
   fn: async () => {
     await fc.assert(
@@ -111,9 +119,7 @@ Deno.test({
                 d,
               ) as tf.Tensor4D;
             }
-            const hooked = nativeMaxPoolGrad(d, x, [c.k, c.k], [c.s, c.s], c.pad);
-            if (!hooked) throw new Error("hook inactive on native");
-            return hooked;
+            return maxPoolGradKernel(d, x, [c.k, c.k], [c.s, c.s], c.pad);
           };
           const second = tf.grad((d: tf.Tensor) => tf.sum(tf.mul(dx(d as tf.Tensor4D), g)))(dy);
           return [dx(dy), second];
@@ -127,15 +133,59 @@ Deno.test({
   },
 });
 
+/** The kernels `f` runs on `backend` (its tensors disposed; the previous backend restored). */
+const kernelsRun = async (backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<string[]> => {
+  const prev = tf.getBackend();
+  await tf.setBackend(backend);
+  installGradientFixes();
+  try {
+    const info = await tf.profile(() => tf.tidy(f));
+    tf.dispose(info.result as tf.TensorContainer);
+    return info.kernelNames;
+  } finally {
+    await tf.setBackend(prev);
+  }
+};
+
 Deno.test({
-  name: testName("the hooks are inactive on other backends"),
+  name: testName("the conv and max-pool gradients run the project's kernels on native only"),
   ignore,
   fn: async () => {
-    await runOn("cpu", () => {
-      const x = tf.zeros([1, 4, 4, 1]) as tf.Tensor4D, dy = tf.zeros([1, 4, 4, 1]) as tf.Tensor4D;
-      assert.equal(nativeConv2dFilterGrad(x, dy, [1, 1, 1, 1], [1, 1], "same"), null);
-      assert.equal(nativeMaxPoolGrad(dy, x, [1, 1], [1, 1], "same"), null);
-      return [];
-    });
+    const x = () => tf.tensor4d(randArray(2 * 6 * 6 * 3, 5), [2, 6, 6, 3]);
+    const w = () => tf.tensor4d(randArray(3 * 3 * 3 * 4, 6), [3, 3, 3, 4]);
+    const cases: Array<[string, string, () => tf.Tensor | tf.Tensor[]]> = [
+      // TF.js's tape through the gradient fixes (lib/backend/gradient_fixes.ts).
+      [CONV2D_FILTER_GRAD_KERNEL, "tf.grad of conv2d", () => {
+        const xs = x();
+        return tf.grad((ww: tf.Tensor) => tf.sum(tf.conv2d(xs, ww as tf.Tensor4D, 2, "same")))(w());
+      }],
+      [
+        MAX_POOL_GRAD_KERNEL,
+        "tf.grad of maxPool",
+        () =>
+          tf.grad((xx: tf.Tensor) =>
+            tf.sum(tf.square(tf.maxPool(xx as tf.Tensor4D, 2, 2, "same")))
+          )(
+            x(),
+          ),
+      ],
+      // The DSL's rules (ops/windows.ts).
+      [
+        CONV2D_FILTER_GRAD_KERNEL,
+        "conv2dFilterGrad",
+        () => conv2dFilterGrad(x(), tf.ones([2, 3, 3, 4]), [3, 3, 3, 4], [2, 2], "same"),
+      ],
+      [
+        MAX_POOL_GRAD_KERNEL,
+        "maxPoolInputGrad",
+        () => maxPoolInputGrad(tf.ones([2, 3, 3, 3]), x(), [2, 2], [2, 2], "same"),
+      ],
+    ];
+    for (const [kernel, what, f] of cases) {
+      const native = await kernelsRun("native", f);
+      const cpu = await kernelsRun("cpu", f);
+      assert.ok(native.includes(kernel), `${what} on native ran ${native}, not ${kernel}`);
+      assert.ok(!cpu.some((k) => k.startsWith("Mlhf")), `${what} on cpu ran ${cpu}`);
+    }
   },
 });

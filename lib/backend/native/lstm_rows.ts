@@ -13,7 +13,7 @@
 import type { Blas } from "./blas.ts";
 import { fastExp } from "./kernels/_exp.ts";
 
-/** Units per layer the kernels handle (the fast paths fall back to the composition otherwise). */
+/** Units per layer the kernels handle (`LSTM_KERNEL_UNITS`; other widths run the composition). */
 export const U = 4;
 /** Gates per row: [i, ĉ, f, o] × U. */
 export const G = 4 * U;

@@ -1,9 +1,10 @@
 /**
- * The native LSTM kernels (`lstm.ts`): the fused cell equals the op composition and
- * `tf.basicLSTMCell` with forget bias 1; the fused network step equals the composed one; their
- * gradients with respect to every input equal the composition's, and its second order matches central
- * differences; the
- * registry routes `lstmCell`/`lstmNetStep` to them on native only; no tensor leaks (`runOn` checks).
+ * The native LSTM kernels (`lstm.ts`, called with their gradients by
+ * `lib/optim/mlhf/lstm_kernel.ts`): the fused cell equals the op composition and `tf.basicLSTMCell`
+ * with forget bias 1; the fused network step equals the composed one; their gradients with respect
+ * to every input equal the composition's, and its second order matches central differences;
+ * `lstmCell`/`lstmNetStep` run them on native only, and only for inputs that fit them; no tensor
+ * leaks (`runOn` checks).
  * @module
  */
 import { tf } from "../../_deps.ts";
@@ -17,7 +18,15 @@ import {
   type LstmNetWeights,
   type LstmState,
 } from "../../optim/mlhf/lstm.ts";
-import { nativeLstmCell, nativeLstmNetStep } from "./lstm.ts";
+import {
+  lstmCellKernel,
+  lstmCellKernelFits,
+  lstmNetKernelFits,
+  lstmNetStepKernel,
+} from "../../optim/mlhf/lstm_kernel.ts";
+import { LSTM_CELL_KERNEL, LSTM_KERNEL_UNITS, LSTM_NET_KERNEL } from "../../kernels.ts";
+import { NATIVE_BACKEND } from "./backend.ts";
+import { U } from "./lstm_rows.ts";
 import { nativeAvailable, randArray, runOn, testName } from "./_test_util.ts";
 
 const ignore = !nativeAvailable;
@@ -36,9 +45,15 @@ const cellInputs = (n: number, inW: number, seed: number, scale = 1) => ({
 });
 
 const fusedCell: typeof lstmCellComposed = (k, b, x, c, h) => {
-  const r = nativeLstmCell(k, b, x, c, h);
-  if (!r) throw new Error("the fused cell is inactive on native");
-  return r;
+  if (!lstmCellKernelFits(k, b, x, c, h)) throw new Error("the cell kernel does not fit");
+  return lstmCellKernel(k, b, x, c, h);
+};
+
+/** The kernels `f` runs (its tensors disposed). */
+const kernelsRun = async (f: () => tf.Tensor | tf.Tensor[]): Promise<string[]> => {
+  const info = await tf.profile(() => tf.tidy(f));
+  tf.dispose(info.result as tf.TensorContainer);
+  return info.kernelNames;
 };
 
 const CASES = [
@@ -173,9 +188,8 @@ const fromTensors = (ts: tf.Tensor[]) => ({
 
 type NetStep = typeof lstmNetStepComposed;
 const fusedNet: NetStep = (w, st, input) => {
-  const r = nativeLstmNetStep(w, st, input);
-  if (!r) throw new Error("the fused network step is inactive on native");
-  return r;
+  if (!lstmNetKernelFits(w, st, input)) throw new Error("the network kernel does not fit");
+  return lstmNetStepKernel(w, st, input);
 };
 
 Deno.test({
@@ -213,34 +227,53 @@ Deno.test({
 });
 
 Deno.test({
-  name: testName("the fused LSTM paths are inactive on other backends"),
+  name: testName(
+    "lstmCell and lstmNetStep run the LSTM kernels on native, the compositions on cpu",
+  ),
   ignore,
   fn: async () => {
-    await runOn("cpu", () => {
-      const { kernel, bias, x, c, h } = cellInputs(2, 3, 1);
-      assert.equal(nativeLstmCell(kernel, bias, x, c, h), null);
-      const { w, st, input } = netInputs(2, 1);
-      assert.equal(nativeLstmNetStep(w, st, input), null);
-      return [];
-    });
+    assert.equal(U, LSTM_KERNEL_UNITS, "lstm_rows.ts's units are the kernels' contract");
+    for (const name of [LSTM_CELL_KERNEL, LSTM_NET_KERNEL]) {
+      assert.ok(tf.getKernel(name, NATIVE_BACKEND), `native has no ${name}`);
+      assert.equal(tf.getKernel(name, "cpu"), undefined, `cpu has ${name}`);
+    }
+    for (const backend of ["native", "cpu"]) {
+      const prev = tf.getBackend();
+      await tf.setBackend(backend);
+      try {
+        const { kernel, bias, x, c, h } = cellInputs(2, 3, 1);
+        const { w, st, input } = netInputs(2, 1);
+        const cell = await kernelsRun(() => lstmCell(kernel, bias, x, c, h));
+        const net = await kernelsRun(() => lstmNetStep(w, st, input).out);
+        const on = backend === "native";
+        assert.equal(cell.includes(LSTM_CELL_KERNEL), on, `${backend}: lstmCell ran ${cell}`);
+        assert.equal(net.includes(LSTM_NET_KERNEL), on, `${backend}: lstmNetStep ran ${net}`);
+        tf.dispose([kernel, bias, x, c, h, ...netTensors(w, st, input)]);
+      } finally {
+        await tf.setBackend(prev);
+      }
+    }
   },
 });
 
 Deno.test({
-  name: testName("shapes the kernels do not handle fall back to the composition"),
+  name: testName("inputs the kernels do not handle run the composition"),
   ignore,
   fn: async () => {
-    await runOn("native", () => {
+    const r = await runOn("native", () => {
       // 3 units, int32 input: not the kernels' case.
       const k = tf.zeros([6, 12]) as tf.Tensor2D, b = tf.zeros([12]) as tf.Tensor1D;
       const x = tf.zeros([2, 3]) as tf.Tensor2D, s = tf.zeros([2, 3]) as tf.Tensor2D;
-      assert.equal(nativeLstmCell(k, b, x, s, s), null);
+      assert.equal(lstmCellKernelFits(k, b, x, s, s), false);
       const { kernel, bias, c, h } = cellInputs(2, 3, 1);
-      assert.equal(
-        nativeLstmCell(kernel, bias, tf.zeros([2, 3], "int32") as tf.Tensor2D, c, h),
-        null,
-      );
-      return [];
+      const xi = tf.zeros([2, 3], "int32") as tf.Tensor2D;
+      assert.equal(lstmCellKernelFits(kernel, bias, xi, c, h), false);
+      const { w, st, input } = netInputs(2, 1);
+      assert.equal(lstmNetKernelFits(w, st, input), true);
+      assert.equal(lstmNetKernelFits(w, { c: st.c.slice(0, 1), h: st.h }, input), false);
+      const want = lstmCellComposed(k, b, x, s, s);
+      return [...lstmCell(k, b, x, s, s), ...want];
     });
+    assert.deepEqual([r[0], r[1]], [r[2], r[3]]);
   },
 });

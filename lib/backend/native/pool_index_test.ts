@@ -1,12 +1,12 @@
 /**
  * Max-pool's linearization by arg-max indices on the native backend (`MlhfMaxPoolArgMax`,
- * `MlhfGatherFlat`, `MlhfScatterAddFlat`, installed as `ops/_windows.ts` fast paths): the indices
- * pick the element a plain-JS reference of docs/algorithm.md#max-pool-ties picks (first maximum in
- * row-major window order, NaN never winning, a window with nothing above −∞ giving its first
- * in-bounds element), the element cpu's first-arg-max masks pick, and the element `MaxPoolGrad`
- * routes to; the DSL's J·v and Jᵀ·u through them equal the masks' on cpu; gather and scatter are
- * adjoint; `tf.grads` through them (first and second order, and through the arg-max) equals cpu's
- * through the masks; nothing leaks; recycled output arrays are fully written.
+ * `MlhfGatherFlat`, `MlhfScatterAddFlat`, run by `ops/conv.ts` where the backend has them): the indices
+ * pick the element a plain-JS reference of docs/algorithm.md#max-pool-ties picks (first maximum in row-major window
+ * order, NaN never winning, a window with nothing above −∞ giving its first in-bounds element), the
+ * element cpu's first-arg-max masks pick, and the element `MaxPoolGrad` routes to; the DSL's J·v and
+ * Jᵀ·u through them equal the masks' on cpu; gather and scatter are adjoint; `tf.grads` through them
+ * (first and second order, and through the arg-max) equals cpu's through the masks; nothing leaks;
+ * recycled output arrays are fully written.
  * @module
  */
 import { tf } from "../../_deps.ts";
@@ -20,8 +20,13 @@ import {
   firstArgMaxMasks,
   type Padding,
   windowGeometry,
-} from "../../../ops/_windows.ts";
-import { nativeGather, nativeMaxPoolArgMax, nativeScatterAdd } from "./hooks.ts";
+} from "../../../ops/windows.ts";
+import { gatherFlat, maxPoolArgMax, scatterAddFlat } from "../../../ops/window_kernels.ts";
+import {
+  GATHER_FLAT_KERNEL,
+  MAX_POOL_ARG_MAX_KERNEL,
+  SCATTER_ADD_FLAT_KERNEL,
+} from "../../kernels.ts";
 import { NATIVE_BACKEND, NATIVE_ONLY_KERNELS } from "./backend.ts";
 import { RECYCLE_MIN_ELEMENTS, recycleStats } from "./kernels/_util.ts";
 import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from "./_test_util.ts";
@@ -112,8 +117,7 @@ const maskIndices = (x: tf.Tensor4D, p: PoolCase): tf.Tensor => {
 };
 
 const argMaxOf = (x: tf.Tensor4D, p: PoolCase): tf.Tensor4D => {
-  const idx = nativeMaxPoolArgMax(x, [p.fh, p.fw], [p.sh, p.sw], p.pad);
-  if (!idx) throw new Error("nativeMaxPoolArgMax inactive on native");
+  const idx = maxPoolArgMax(x, [p.fh, p.fw], [p.sh, p.sw], p.pad);
   assert.equal(idx.dtype, "int32");
   assert.deepEqual(idx.shape, outShape(p));
   return idx;
@@ -136,19 +140,18 @@ const sameValues = (got: ArrayLike<number>, want: ArrayLike<number>, what: strin
 };
 
 Deno.test({
-  name: testName("the index kernels exist on native only, and the hooks are inactive elsewhere"),
+  name: testName("the project's kernels exist on native only; cpu's max-pool residuals are masks"),
   ignore,
   fn: async () => {
     for (const k of NATIVE_ONLY_KERNELS) {
       assert.ok(tf.getKernel(k, NATIVE_BACKEND), `no native ${k}`);
       assert.equal(tf.getKernel(k, "cpu"), undefined, `cpu has ${k}`);
+    }
+    for (const k of [MAX_POOL_ARG_MAX_KERNEL, GATHER_FLAT_KERNEL, SCATTER_ADD_FLAT_KERNEL]) {
       assert.ok(tf.getGradient(k), `no gradient for ${k}`);
     }
     await runOn("cpu", () => {
-      const x = tf.zeros([1, 2, 2, 1]) as tf.Tensor4D, i = tf.zeros([1, 1, 1, 1], "int32");
-      assert.equal(nativeMaxPoolArgMax(x, [2, 2], [2, 2], "valid"), null);
-      assert.equal(nativeGather(x, i), null);
-      assert.equal(nativeScatterAdd(x, i, x.shape), null);
+      const x = tf.zeros([1, 2, 2, 1]) as tf.Tensor4D;
       const res = maxPool.residuals!(
         [x],
         x,
@@ -178,9 +181,9 @@ Deno.test({
           const i = argMaxOf(x, p);
           return [
             tf.cast(i, "float32"),
-            nativeGather(x, i)!,
+            gatherFlat(x, i),
             tf.maxPool(x, [p.fh, p.fw], [p.sh, p.sw], p.pad),
-            nativeScatterAdd(dy, i, x.shape)!,
+            scatterAddFlat(dy, i, x.shape),
             maxPoolGradKernel(dy, x, p),
           ];
         });
@@ -214,7 +217,7 @@ Deno.test({
           const i = argMaxOf(x, p);
           return [
             tf.cast(i, "float32"),
-            nativeScatterAdd(dy, i, x.shape)!,
+            scatterAddFlat(dy, i, x.shape),
             maxPoolGradKernel(dy, x, p),
           ];
         });
@@ -396,8 +399,8 @@ Deno.test({
           const i = argMaxOf(x, p);
           const got = [
             tf.cast(i, "float32"),
-            nativeGather(x, i)!,
-            nativeScatterAdd(dy, i, x.shape)!,
+            gatherFlat(x, i),
+            scatterAddFlat(dy, i, x.shape),
           ];
           const want = referenceArgMax(xv, p);
           sameValues(got[0].dataSync(), want, "indices");
@@ -422,10 +425,10 @@ Deno.test({
       const x = tf.tensor1d([1, 2, 3]);
       for (const bad of [[0, 3], [-1, 0]]) {
         const i = tf.tensor1d(bad, "int32");
-        assert.throws(() => nativeGather(x, i), /outside \[0, 3\)/);
-        assert.throws(() => nativeScatterAdd(tf.ones([2]), i, [3]), /outside \[0, 3\)/);
+        assert.throws(() => gatherFlat(x, i), /outside \[0, 3\)/);
+        assert.throws(() => scatterAddFlat(tf.ones([2]), i, [3]), /outside \[0, 3\)/);
       }
-      const ok = nativeScatterAdd(tf.tensor1d([1, 2]), tf.tensor1d([2, 2], "int32"), [3])!;
+      const ok = scatterAddFlat(tf.tensor1d([1, 2]), tf.tensor1d([2, 2], "int32"), [3]);
       sameValues(ok.dataSync(), [0, 0, 3], "duplicates sum");
       return [];
     });

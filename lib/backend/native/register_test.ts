@@ -1,6 +1,7 @@
 /**
- * Backend selection with the native provider, each case in a fresh process (backends register
- * once per process): `auto` picks `native` when a BLAS loads and says so; with no loadable BLAS
+ * Backend selection of the native backend, each case in a fresh process that imports only
+ * `select.ts` (it loads `register.ts` itself; backends register once per process): `auto` picks
+ * `native` when a BLAS loads and says so; with no loadable BLAS
  * (`MLHF_BLAS_PATH` pointing nowhere) or without FFI permission, `auto` falls back to wasm and
  * names the reason, and an explicit `--backend native` fails with how to enable it.
  * @module
@@ -13,7 +14,6 @@ const here = (p: string) => new URL(p, import.meta.url).href;
 const script = (body: string) => `
 import { selectBackend, describeChoice } from "${here("../select.ts")}";
 import { tf } from "${here("../../_deps.ts")}";
-import "${here("./register.ts")}";
 ${body}`;
 
 /** Runs a script in a fresh `deno run` with the given permission flags and environment. */
@@ -79,7 +79,7 @@ Deno.test("native: without a loadable BLAS, auto falls back to wasm and names th
   assert.match(explicit.text, /libnoblas\.so/);
 });
 
-Deno.test("native: without FFI permission the provider says so and auto moves on", async () => {
+Deno.test("native: without FFI permission selection says so and auto moves on", async () => {
   const r = await inProcess(AUTO, ["--allow-read", "--allow-env", "--allow-sys"]);
   assert.equal(r.code, 0, r.text);
   assert.match(r.text, /native: FFI not permitted \(run with --allow-ffi or -A\)/);

@@ -16,7 +16,7 @@ import type { RecordedOp } from "../../../ops/interpret.ts";
 import type { Tangent } from "../../../ops/types.ts";
 import type { MatMulAttrs } from "../../../ops/linalg.ts";
 import type { Conv2dAttrs } from "../../../ops/conv.ts";
-import { extractPatches, windowGeometry } from "../../../ops/_windows.ts";
+import { extractPatches, windowGeometry } from "../../../ops/windows.ts";
 
 /** A Kronecker-factored layer (numbers only, so it can live in optimizer state). */
 export interface KronLayer {

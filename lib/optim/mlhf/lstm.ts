@@ -1,16 +1,23 @@
 /**
- * The coordinatewise meta-network of MLHF (docs/algorithm.md#lstm-meta-networks): two stacked LSTM
- * cells with 4 units (TF 1.7's LSTMBlockCell: gates [i, ĉ, f, o] = [x, h]·W + b, c = σ(i)·tanh(ĉ) +
- * c·σ(f + 1), h = tanh(c)·σ(o); no peepholes, no clip) and a 4 → 1 dense head. Every scalar
- * parameter is one batch row, so an input of shape [N, 3] runs N independent sequences sharing the
- * weights. `tf.basicLSTMCell` is exactly this cell with forget bias 1. A backend may install fused
- * fast paths (`installLstmFastPaths`; the native backend's single-pass kernels); `lstmCell` and
- * `lstmNetStep` use them when they apply and the op compositions (`lstmCellComposed`,
- * `lstmNetStepComposed`) otherwise.
+ * The coordinatewise meta-network of MLHF (docs/algorithm.md#lstm-meta-networks): two stacked LSTM cells with 4 units
+ * (TF 1.7's LSTMBlockCell: gates [i, ĉ, f, o] = [x, h]·W + b, c = σ(i)·tanh(ĉ) + c·σ(f + 1),
+ * h = tanh(c)·σ(o); no peepholes, no clip) and a 4 → 1 dense head. Every scalar parameter is one
+ * batch row, so an input of shape [N, 3] runs N independent sequences sharing the weights.
+ * `tf.basicLSTMCell` is exactly this cell with forget bias 1. `lstmCell` and `lstmNetStep` run the
+ * project's fused kernels `MlhfLstmCell` and `MlhfLstmNet` where the active backend registers them
+ * (the native backend's single-pass kernels, `lstm_kernel.ts`) and the inputs fit, and the op
+ * compositions (`lstmCellComposed`, `lstmNetStepComposed`) otherwise.
  * @module
  */
 import { tf } from "../../_deps.ts";
+import { backendHasKernel, LSTM_CELL_KERNEL, LSTM_NET_KERNEL } from "../../kernels.ts";
 import { type Key, split, uniform } from "../../prng.ts";
+import {
+  lstmCellKernel,
+  lstmCellKernelFits,
+  lstmNetKernelFits,
+  lstmNetStepKernel,
+} from "./lstm_kernel.ts";
 
 /** Units per LSTM layer (`rnn_layers=(4,4)`). */
 export const LSTM_UNITS = 4;
@@ -63,33 +70,6 @@ export const zeroLstmState = (n: number, layers = 2): LstmState => ({
 });
 
 /**
- * Fused implementations a backend may install (the native backend does): each returns null when it
- * does not apply (e.g. another backend is active), and the op composition below is used instead.
- * An installed path must compute exactly the composition's function and stay differentiable.
- */
-export interface LstmFastPaths {
-  cell?: (
-    kernel: tf.Tensor2D,
-    bias: tf.Tensor1D,
-    x: tf.Tensor2D,
-    c: tf.Tensor2D,
-    h: tf.Tensor2D,
-  ) => [tf.Tensor2D, tf.Tensor2D] | null;
-  netStep?: (
-    w: LstmNetWeights,
-    state: LstmState,
-    input: tf.Tensor2D,
-  ) => { readonly out: tf.Tensor1D; readonly state: LstmState } | null;
-}
-const fastPaths: LstmFastPaths = {};
-/** Installs fast paths (called once by a backend's registration). */
-export const installLstmFastPaths = (p: LstmFastPaths): void => {
-  Object.assign(fastPaths, p);
-};
-/** The installed fast paths. */
-export const lstmFastPaths = (): Readonly<LstmFastPaths> => fastPaths;
-
-/**
  * TF 1.7's LSTMBlockCell with forget bias 1 (the math of `tf.basicLSTMCell`) as an op composition:
  * gates [i, ĉ, f, o] = [x, h]·W + b; c′ = σ(i)·tanh(ĉ) + c·σ(f + 1); h′ = tanh(c′)·σ(o). The small
  * kernel is split per gate instead of the [N, 16] product (splitting a wide tensor along axis 1 is
@@ -113,8 +93,8 @@ export const lstmCellComposed = (
 };
 
 /**
- * The LSTM cell (`lstmCellComposed`'s function): the installed fused path when it applies, else the
- * composition.
+ * The LSTM cell (`lstmCellComposed`'s function): the backend's `MlhfLstmCell` kernel when it
+ * registers one and the inputs fit it, else the composition.
  */
 export const lstmCell = (
   kernel: tf.Tensor2D,
@@ -123,7 +103,9 @@ export const lstmCell = (
   c: tf.Tensor2D,
   h: tf.Tensor2D,
 ): [tf.Tensor2D, tf.Tensor2D] =>
-  fastPaths.cell?.(kernel, bias, x, c, h) ?? lstmCellComposed(kernel, bias, x, c, h);
+  backendHasKernel(LSTM_CELL_KERNEL) && lstmCellKernelFits(kernel, bias, x, c, h)
+    ? lstmCellKernel(kernel, bias, x, c, h)
+    : lstmCellComposed(kernel, bias, x, c, h);
 
 /** `lstmNetStep` as an op composition (cells by `lstmCellComposed`). */
 export const lstmNetStepComposed = (
@@ -146,15 +128,17 @@ export const lstmNetStepComposed = (
 /**
  * One step of the network on inputs [N, 3]: returns the head's linear output [N] (before the
  * softplus of the λ and P roles) and the next state. Differentiable in the weights and the state.
- * Uses the installed fused path when it applies (the native backend's single-pass kernel), else
- * the composition.
+ * Runs the backend's `MlhfLstmNet` kernel when it registers one and the inputs fit it (the native
+ * backend's single-pass kernel), else the composition.
  */
 export const lstmNetStep = (
   w: LstmNetWeights,
   state: LstmState,
   input: tf.Tensor2D,
 ): { readonly out: tf.Tensor1D; readonly state: LstmState } =>
-  fastPaths.netStep?.(w, state, input) ?? lstmNetStepComposed(w, state, input);
+  backendHasKernel(LSTM_NET_KERNEL) && lstmNetKernelFits(w, state, input)
+    ? lstmNetStepKernel(w, state, input)
+    : lstmNetStepComposed(w, state, input);
 
 /** The scalars of a network's weights, in a fixed order (for norms, L2 terms and files). */
 export const lstmNetTensors = (w: LstmNetWeights): tf.Tensor[] => [

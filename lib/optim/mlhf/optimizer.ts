@@ -19,7 +19,9 @@ import {
 } from "./direction.ts";
 import type { ParamKind } from "../../param_kinds.ts";
 
+/** Settings of the MLHF optimizer: MLHF's options (defaults `MLHF_DEFAULTS`) and what it runs on. */
 export interface MlhfOptimizerOptions extends Partial<MlhfOptions> {
+  /** The trained meta-networks, by parameter kind and role. */
   readonly metaWeights: MetaWeights;
   /** The kind of each parameter leaf, in leaf order (from the model's init). */
   readonly kinds: readonly ParamKind[];

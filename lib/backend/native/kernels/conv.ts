@@ -1,7 +1,8 @@
 /**
  * 2-D convolution kernels for the native backend: `Conv2D`, `FusedConv2D`, `Conv2DBackpropInput`
- * and `Conv2DBackpropFilter`, by oneDNN when it loads (`conv_dnnl.ts`; `MLHF_DNNL=0` turns it off,
- * and {@link setConvEngine} switches per call site for tests and benches), else, and for what it does
+ * and `Conv2DBackpropFilter` (also under the project's name `MlhfConv2DBackpropFilter`,
+ * `lib/kernels.ts`), by oneDNN when it loads (`conv_dnnl.ts`; `MLHF_DNNL=0` turns it off, and
+ * {@link setConvEngine} switches per call site for tests and benches), else, and for what it does
  * not take, by im2col / col2im + `cblas_sgemm` (below). Without oneDNN the backend says so once.
  *
  * Layout: NHWC input, HWIO filter; an im2col row is one output pixel, its columns run over the
@@ -14,6 +15,7 @@
  * @module
  */
 import { tf } from "../../../_deps.ts";
+import { CONV2D_FILTER_GRAD_KERNEL } from "../../../kernels.ts";
 import type { Blas } from "../blas.ts";
 import { loadDnnl } from "../dnnl.ts";
 import { type ConvPass, type DnnlConv, dnnlConv, dnnlSpatial } from "./conv_dnnl.ts";
@@ -359,6 +361,17 @@ export const convKernels = (blas: Blas): NativeKernel[] => {
     const y = forwardAny(blas, f32(backend, x), f32(backend, filter), g);
     return backend.makeTensorInfo([...g.outShape], "float32", y);
   };
+  // The stock Conv2DBackpropFilter and the project's (the same function, `lib/kernels.ts`).
+  const filterGrad = (args: KernelArgs): tf.TensorInfo => {
+    const { x, dy } = args.inputs;
+    const attrs = args.attrs ?? {};
+    const filterShape = attrs.filterShape as number[];
+    const g = allFloat32(x, dy) ? convInfo(x.shape, filterShape, attrs) : null;
+    if (!g) return cpuFilter(args) as tf.TensorInfo;
+    const backend = cpuBackend(args);
+    const dw = backpropFilterAny(blas, f32(backend, x), f32(backend, dy), g);
+    return backend.makeTensorInfo([...g.filterShape], "float32", dw);
+  };
   return [
     { kernelName: "Conv2D", kernelFunc: (args) => forward(args) ?? cpuConv(args) },
     {
@@ -391,18 +404,7 @@ export const convKernels = (blas: Blas): NativeKernel[] => {
         return backend.makeTensorInfo([...g.inShape], "float32", dx);
       },
     },
-    {
-      kernelName: "Conv2DBackpropFilter",
-      kernelFunc: (args) => {
-        const { x, dy } = args.inputs;
-        const attrs = args.attrs ?? {};
-        const filterShape = attrs.filterShape as number[];
-        const g = allFloat32(x, dy) ? convInfo(x.shape, filterShape, attrs) : null;
-        if (!g) return cpuFilter(args);
-        const backend = cpuBackend(args);
-        const dw = backpropFilterAny(blas, f32(backend, x), f32(backend, dy), g);
-        return backend.makeTensorInfo([...g.filterShape], "float32", dw);
-      },
-    },
+    { kernelName: "Conv2DBackpropFilter", kernelFunc: filterGrad },
+    { kernelName: CONV2D_FILTER_GRAD_KERNEL, kernelFunc: filterGrad },
   ];
 };

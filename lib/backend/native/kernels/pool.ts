@@ -13,8 +13,9 @@
  * Geometry comes from `backend_util.computePool2DInfo` (any stride, SAME/VALID/explicit padding).
  * Non-float32 inputs fall back to the cpu kernels.
  *
- * Kernels of this project only (no cpu counterpart; `ops/conv.ts` routes max-pool's tangents and
- * cotangents through them on this backend, `hooks.ts`):
+ * Kernels of this project only (`lib/kernels.ts`; no cpu counterpart; where the active backend has
+ * them, `ops/conv.ts` routes max-pool's tangents and cotangents through them, `ops/window_kernels.ts`):
+ * - `MlhfMaxPoolGrad`: the same function as MaxPoolGrad, under the project's name.
  * - `MlhfMaxPoolArgMax` {x} → int32 of the output's shape: the flat index into x of the element
  *   MaxPoolGrad routes each window's cotangent to (the first maximum, NaN never winning, a window
  *   with no value above −∞ giving its first in-bounds element).
@@ -25,6 +26,13 @@
  * @module
  */
 import { tf } from "../../../_deps.ts";
+import {
+  GATHER_FLAT_KERNEL,
+  MAX_POOL_ARG_MAX_KERNEL,
+  MAX_POOL_GRAD_KERNEL,
+  SCATTER_ADD_FLAT_KERNEL,
+} from "../../../kernels.ts";
+import { gatherFlat, scatterAddFlat } from "../../../../ops/window_kernels.ts";
 import {
   allFloat32,
   alloc,
@@ -292,6 +300,15 @@ export const poolKernels = (): NativeKernel[] => {
     AvgPool: cpuKernel("AvgPool"),
     AvgPoolGrad: cpuKernel("AvgPoolGrad"),
   };
+  // The stock MaxPoolGrad and the project's (the same function: its contract is this kernel's).
+  const maxPoolGrad = (args: KernelArgs) => {
+    const { dy, input } = args.inputs;
+    if (!allFloat32(dy, input)) return fallback.MaxPoolGrad(args);
+    const backend = cpuBackend(args);
+    const g = poolInfo(input.shape, args.attrs);
+    const dx = maxPoolGradValues(f32(backend, dy), f32(backend, input), g);
+    return backend.makeTensorInfo([...input.shape], "float32", dx);
+  };
   const forward = (name: "MaxPool" | "AvgPool", values: typeof maxPoolValues) => ({
     kernelName: name,
     kernelFunc: (args: KernelArgs) => {
@@ -305,19 +322,10 @@ export const poolKernels = (): NativeKernel[] => {
   return [
     forward("MaxPool", maxPoolValues),
     forward("AvgPool", avgPoolValues),
+    { kernelName: "MaxPoolGrad", kernelFunc: maxPoolGrad },
+    { kernelName: MAX_POOL_GRAD_KERNEL, kernelFunc: maxPoolGrad },
     {
-      kernelName: "MaxPoolGrad",
-      kernelFunc: (args) => {
-        const { dy, input } = args.inputs;
-        if (!allFloat32(dy, input)) return fallback.MaxPoolGrad(args);
-        const backend = cpuBackend(args);
-        const g = poolInfo(input.shape, args.attrs);
-        const dx = maxPoolGradValues(f32(backend, dy), f32(backend, input), g);
-        return backend.makeTensorInfo([...input.shape], "float32", dx);
-      },
-    },
-    {
-      kernelName: "MlhfMaxPoolArgMax",
+      kernelName: MAX_POOL_ARG_MAX_KERNEL,
       kernelFunc: (args) => {
         const { x } = args.inputs;
         const backend = cpuBackend(args);
@@ -330,7 +338,7 @@ export const poolKernels = (): NativeKernel[] => {
       },
     },
     {
-      kernelName: "MlhfGatherFlat",
+      kernelName: GATHER_FLAT_KERNEL,
       kernelFunc: (args) => {
         const { x, indices } = args.inputs;
         const backend = cpuBackend(args);
@@ -339,7 +347,7 @@ export const poolKernels = (): NativeKernel[] => {
       },
     },
     {
-      kernelName: "MlhfScatterAddFlat",
+      kernelName: SCATTER_ADD_FLAT_KERNEL,
       kernelFunc: (args) => {
         const { updates, indices } = args.inputs;
         if (!tf.util.arraysEqual(updates.shape, indices.shape)) {
@@ -371,20 +379,6 @@ export const poolKernels = (): NativeKernel[] => {
   ];
 };
 
-/** Runs `MlhfGatherFlat` (active backend: native): out[o] = x.flat[indices[o]]. */
-export const gatherFlat = (x: tf.Tensor, indices: tf.Tensor): tf.Tensor =>
-  tf.engine().runKernel("MlhfGatherFlat", { x, indices }, {}) as tf.Tensor;
-
-/** Runs `MlhfScatterAddFlat` (active backend: native): the adjoint of {@link gatherFlat}. */
-export const scatterAddFlat = (
-  updates: tf.Tensor,
-  indices: tf.Tensor,
-  shape: readonly number[],
-): tf.Tensor =>
-  tf.engine().runKernel("MlhfScatterAddFlat", { updates, indices }, {
-    shape: [...shape],
-  } as unknown as tf.NamedAttrMap) as tf.Tensor;
-
 /**
  * The gradients of the index kernels, exact in any order: the gather and the scatter-add are linear
  * in their float input and each other's adjoint; nothing flows to the indices (float32 zeros, which
@@ -392,12 +386,12 @@ export const scatterAddFlat = (
  */
 export const poolIndexGradients = (): tf.GradConfig[] => [
   {
-    kernelName: "MlhfMaxPoolArgMax",
+    kernelName: MAX_POOL_ARG_MAX_KERNEL,
     inputsToSave: ["x"],
     gradFunc: (_dy, saved) => ({ x: () => tf.zerosLike(saved[0]) }),
   },
   {
-    kernelName: "MlhfGatherFlat",
+    kernelName: GATHER_FLAT_KERNEL,
     inputsToSave: ["x", "indices"],
     gradFunc: (dy, saved) => {
       const [x, indices] = saved;
@@ -408,7 +402,7 @@ export const poolIndexGradients = (): tf.GradConfig[] => [
     },
   },
   {
-    kernelName: "MlhfScatterAddFlat",
+    kernelName: SCATTER_ADD_FLAT_KERNEL,
     inputsToSave: ["indices"],
     gradFunc: (dy, saved) => {
       const [indices] = saved;

@@ -3,7 +3,7 @@
  *
  * Why: the stock cpu `Slice` copies a non-contiguous slice element by element through
  * `TensorBuffer.get` (profiled: 34 slices of a 16×20×20×64 tensor took 14.7 s), and its `PadV2`
- * maps every element through index arithmetic. The project's window ops (`ops/_windows.ts`:
+ * maps every element through index arithmetic. The project's window ops (`ops/windows.ts`:
  * im2col by pad + slices, max-pool masks, col2im by pads) and hence the gradient fixes and the
  * DSL's R-forward and transpose rules of conv and pooling are built from exactly these two ops.
  * Here trailing axes the block covers fully are merged into one run, and each run is one

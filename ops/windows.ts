@@ -3,58 +3,24 @@
  * first-order gradients TF.js has on every backend (pad, slice, reshape, concat, matMul).
  *
  * Why this exists: stock wasm has no Conv2DBackpropFilter kernel, stock cpu's takes ~50 s on a
- * CIFAR-size layer, and wasm's MaxPoolGrad is wrong for all-negative windows
- * (docs/tfjs-notes.md#kernels). The filter gradient is therefore an im2col + matMul, and max-pool
- * routes tangents and cotangents through an explicit first-arg-max mask
- * (docs/algorithm.md#max-pool-ties: first maximum in row-major window order).
+ * CIFAR-size layer, and wasm's MaxPoolGrad is wrong for all-negative windows (docs/tfjs-notes.md#conv2d-filter-gradient, docs/tfjs-notes.md#wasm-maxpoolgrad).
+ * The filter gradient is therefore an im2col + matMul, and max-pool routes tangents and cotangents
+ * through an explicit first-arg-max mask (docs/algorithm.md#max-pool-ties: first maximum in row-major window order).
+ * Where the active backend registers the project's window kernels (`lib/kernels.ts`; the native
+ * backend does), the two gradients run as those kernels instead (`window_kernels.ts`).
+ *
+ * Public within the project: the conv and pooling rules (`conv.ts`), the gradient fixes
+ * (`lib/backend/gradient_fixes.ts`) and K-FAC's conv factors (`lib/optim/kfac/layers.ts`) use it.
  * @module
  */
 import { tf } from "../lib/_deps.ts";
+import {
+  backendHasKernel,
+  CONV2D_FILTER_GRAD_KERNEL,
+  MAX_POOL_GRAD_KERNEL,
+} from "../lib/kernels.ts";
 import { matMulT } from "./_matmul.ts";
-
-/**
- * Kernel fast paths a backend may install (the native BLAS backend does): each returns null when it
- * does not apply (e.g. another backend is active), and the composition below is used instead.
- */
-export interface WindowFastPaths {
-  conv2dFilterGrad?: (
-    x: tf.Tensor4D,
-    dy: tf.Tensor4D,
-    filterShape: readonly [number, number, number, number],
-    strides: readonly [number, number],
-    padding: Padding,
-  ) => tf.Tensor4D | null;
-  maxPoolTranspose?: (
-    dy: tf.Tensor4D,
-    x: tf.Tensor4D,
-    filterSize: readonly [number, number],
-    strides: readonly [number, number],
-    padding: Padding,
-  ) => tf.Tensor4D | null;
-  /**
-   * Max-pool's first arg-max as indices instead of masks: for each output element, the flat index
-   * into x (int32, the output's shape) of the first maximum of its window in row-major window order
-   * (docs/algorithm.md#max-pool-ties). Its J·v is then `maxPoolGather(v, idx)` and Jᵀ·u
-   * `maxPoolScatter(u, idx, …)`.
-   */
-  maxPoolArgMax?: (
-    x: tf.Tensor4D,
-    filterSize: readonly [number, number],
-    strides: readonly [number, number],
-    padding: Padding,
-  ) => tf.Tensor4D | null;
-  /** out[o] = dx.flat[idx[o]], shaped like idx; differentiable (its gradient is the scatter). */
-  maxPoolGather?: (dx: tf.Tensor, idx: tf.Tensor) => tf.Tensor | null;
-  /** The gather's adjoint: zeros of xShape, then out.flat[idx[o]] += ct[o]; differentiable. */
-  maxPoolScatter?: (ct: tf.Tensor, idx: tf.Tensor, xShape: readonly number[]) => tf.Tensor | null;
-}
-const fastPaths: WindowFastPaths = {};
-/** Installs fast paths (called once by a backend's registration). */
-export const installWindowFastPaths = (p: WindowFastPaths): void => {
-  Object.assign(fastPaths, p);
-};
-/** The installed fast paths (read by the conv and pooling rules). */
-export const windowFastPaths = (): Readonly<WindowFastPaths> => fastPaths;
+import { conv2dFilterGradKernel, maxPoolGradKernel } from "./window_kernels.ts";
 
 /** Padding mode of a window op (TF semantics). */
 export type Padding = "same" | "valid";
@@ -189,8 +155,33 @@ export const firstArgMaxMasks = (x: tf.Tensor4D, g: WindowGeometry): tf.Tensor4D
   });
 
 /**
- * Filter gradient of a NHWC conv2d by im2col + matMul: dW[i,j,ci,co] = Σ x_patch(i,j)[·,ci]·dy[·,co].
- * Linear in both x and dy, and differentiable by TF.js first-order autodiff on every backend.
+ * Input gradient of a NHWC max-pool: each cotangent goes to the first maximum of its window in
+ * row-major window order (docs/algorithm.md#max-pool-ties), also in all-negative windows. The backend's
+ * `MlhfMaxPoolGrad` kernel when it registers one (`window_kernels.ts`), else the first-arg-max
+ * masks (`masks` when the caller has them, else computed here) times dy, scattered back.
+ */
+export const maxPoolInputGrad = (
+  dy: tf.Tensor4D,
+  x: tf.Tensor4D,
+  filterSize: readonly [number, number],
+  strides: readonly [number, number],
+  padding: Padding,
+  masks?: readonly tf.Tensor4D[],
+): tf.Tensor4D => {
+  if (backendHasKernel(MAX_POOL_GRAD_KERNEL)) {
+    return maxPoolGradKernel(dy, x, filterSize, strides, padding);
+  }
+  const g = windowGeometry(x.shape[1], x.shape[2], filterSize, strides, padding);
+  return tf.tidy(() =>
+    scatterPatches((masks ?? firstArgMaxMasks(x, g)).map((m) => tf.mul(m, dy) as tf.Tensor4D), g)
+  );
+};
+
+/**
+ * Filter gradient of a NHWC conv2d: the backend's `MlhfConv2DBackpropFilter` kernel when it
+ * registers one (`window_kernels.ts`), else by im2col + matMul:
+ * dW[i,j,ci,co] = Σ x_patch(i,j)[·,ci]·dy[·,co]. Linear in both x and dy, and differentiable by
+ * TF.js first-order autodiff on every backend.
  */
 export const conv2dFilterGrad = (
   x: tf.Tensor4D,
@@ -199,8 +190,9 @@ export const conv2dFilterGrad = (
   strides: readonly [number, number],
   padding: Padding,
 ): tf.Tensor4D =>
-  fastPaths.conv2dFilterGrad?.(x, dy, filterShape, strides, padding) ??
-    tf.tidy(() => {
+  backendHasKernel(CONV2D_FILTER_GRAD_KERNEL)
+    ? conv2dFilterGradKernel(x, dy, filterShape, strides, padding)
+    : tf.tidy(() => {
       const [kh, kw, ci, co] = filterShape;
       const g = windowGeometry(x.shape[1], x.shape[2], [kh, kw], strides, padding);
       const patches = extractPatches(x, g);

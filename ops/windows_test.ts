@@ -9,7 +9,7 @@ import {
   extractPatches,
   scatterPatches,
   windowGeometry,
-} from "./_windows.ts";
+} from "./windows.ts";
 
 await useTestBackend();
 
