@@ -41,6 +41,12 @@ export interface GradientTransformation<S, P extends Params = Params> {
    * the step's updates, and returns them with the next state.
    */
   update(updates: P, state: S, ctx: UpdateContext<P>): [P, S];
+  /**
+   * Optional per-step numbers for the log (e.g. MLHF's safeguard: `rejected`, `mu`), as scalar
+   * tensors taken from the state `update` returned: the training step reads them in the same host
+   * read as the loss, so they cost no extra sync. The tensors belong to the state.
+   */
+  diagnostics?(state: S): Readonly<Record<string, tf.Scalar>>;
 }
 
 /** θ + u. */
@@ -68,6 +74,12 @@ export const chain = <P extends Params>(
     });
     return [u, next];
   },
+  ...(ts.some((t) => t.diagnostics)
+    ? {
+      diagnostics: (state: unknown[]) =>
+        Object.assign({}, ...ts.map((t, i) => t.diagnostics?.(state[i]) ?? {})),
+    }
+    : {}),
 });
 
 /** Every tensor inside a state value (for disposal and leak checks). */

@@ -9,7 +9,11 @@
 import { join } from "node:path";
 import { openCsv, openJsonl, readJsonl, type RecordLogger } from "../run/logger.ts";
 
-/** One training step. `loss` is the cross-entropy on the batch before the update. */
+/**
+ * One training step. `loss` is the cross-entropy on the batch before the update. The optimizer's
+ * diagnostics, if it has any (MLHF's safeguard: `rejected`, `mu`, `rho`, `trust_scale`), follow as
+ * extra columns.
+ */
 export interface StepRecord {
   readonly step: number;
   /** 0-based epoch the batch came from. */

@@ -13,6 +13,7 @@ import { kfac } from "../optim/kfac.ts";
 import { mlhf } from "../optim/mlhf/optimizer.ts";
 import { addDecayedWeights } from "../optim/transforms.ts";
 import { type MetaWeights, MLHF_DEFAULTS, type MlhfOptions } from "../optim/mlhf/direction.ts";
+import { type Safeguard, SAFEGUARDS } from "../optim/mlhf/safeguard.ts";
 import type { ParamKind } from "../param_kinds.ts";
 import type { Params } from "../tree.ts";
 import { decayMask, usesWeightDecay, type WeightDecay } from "./weight_decay.ts";
@@ -45,11 +46,24 @@ export const SETTING_KEYS = [
   "ema",
   "invert-every",
   "weight-decay",
+  "safeguard",
 ] as const;
-/** A numeric setting's name. */
+/** A setting's name. */
 export type SettingKey = typeof SETTING_KEYS[number];
-/** Numeric settings by name (absent: the default). */
-export type Settings = Partial<Record<SettingKey, number>>;
+/** The settings whose values are words, not numbers. */
+type WordKey = "safeguard";
+/**
+ * Settings by name (absent: the default): numbers, except `safeguard` (MLHF's safeguard,
+ * docs/algorithm.md#safeguard; absent: `none`, the original).
+ */
+export type Settings =
+  & Partial<Record<Exclude<SettingKey, WordKey>, number>>
+  & { readonly safeguard?: Safeguard };
+
+/** Settings an optimizer takes besides those with a default in `DEFAULT_SETTINGS`. */
+const EXTRA_SETTINGS: Partial<Record<OptimizerName, readonly SettingKey[]>> = {
+  mlhf: ["safeguard"],
+};
 
 /**
  * Each optimizer's settings and their defaults: the original's script values
@@ -86,6 +100,7 @@ const isName = (s: string): s is OptimizerName =>
 /** The settings an optimizer accepts. */
 export const settingsOf = (name: OptimizerName): SettingKey[] => [
   ...Object.keys(DEFAULT_SETTINGS[name]) as SettingKey[],
+  ...EXTRA_SETTINGS[name] ?? [],
   "weight-decay",
 ];
 
@@ -95,6 +110,14 @@ export const checkSettings = (name: OptimizerName, s: Settings): void => {
   for (const [k, v] of Object.entries(s)) {
     if (!(ok as string[]).includes(k)) {
       throw new RangeError(`${name}: unknown setting "${k}" (${name} takes ${ok.join(", ")})`);
+    }
+    if (k === "safeguard") {
+      if (!(SAFEGUARDS as readonly unknown[]).includes(v)) {
+        throw new RangeError(
+          `${name}: safeguard must be one of ${SAFEGUARDS.join(", ")}, got ${v}`,
+        );
+      }
+      continue;
     }
     if (!(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
       throw new RangeError(`${name}: ${k} must be a non-negative number, got ${v}`);
@@ -124,7 +147,7 @@ export const parseOptimizerList = (text: string): { name: OptimizerName; setting
     }
     const ok: readonly string[] = settingsOf(name);
     const takes = `${name} takes ${ok.join(", ")}`;
-    const settings: Record<string, number> = {};
+    const settings: Record<string, number | string> = {};
     for (const pair of pairs) {
       const m = /^([^=]*)=(.*)$/.exec(pair);
       if (!m) throw new RangeError(`${at}: expected key=value, got "${pair}" (${takes})`);
@@ -133,6 +156,15 @@ export const parseOptimizerList = (text: string): { name: OptimizerName; setting
         throw new RangeError(`${at}: ${name} has no setting "${key}" (${takes})`);
       }
       if (key in settings) throw new RangeError(`${at}: ${key} given twice`);
+      if (key === "safeguard") {
+        if (!(SAFEGUARDS as readonly string[]).includes(raw)) {
+          throw new RangeError(
+            `${at}: safeguard: expected one of ${SAFEGUARDS.join(", ")}, got "${raw}"`,
+          );
+        }
+        settings[key] = raw;
+        continue;
+      }
       const integer = INTEGER_KEYS.includes(key as SettingKey);
       const value = integer ? parseDigits(raw) : parseDecimal(raw);
       if (value === undefined || (integer ? value < 1 : value < 0)) {
@@ -143,7 +175,7 @@ export const parseOptimizerList = (text: string): { name: OptimizerName; setting
       }
       settings[key] = value;
     }
-    return { name, settings };
+    return { name, settings: settings as Settings };
   });
 };
 
@@ -254,6 +286,7 @@ const base = (name: OptimizerName, s: Settings, ctx: BuildContext): AnyTransform
         learningRate,
         cgIterations: integer(name, "cg-iter", s["cg-iter"]!),
         lambda0: s.damping,
+        safeguard: s.safeguard ?? "none",
       });
     }
   }

@@ -19,6 +19,8 @@ import type { ModelFn } from "../curvature/gauss_newton.ts";
 import { add, leaves, mapTree, type Params, scale } from "../tree.ts";
 import {
   buildOptimizer,
+  checkSettings,
+  describeSettings,
   labelSpecs,
   type OptimizerName,
   parseOptimizerList,
@@ -74,6 +76,27 @@ Deno.test("optimizer list: names, settings, labels and errors", () => {
     /lr: expected a non-negative number, got "0x10"$/,
   );
   assert.throws(() => parseOptimizerList(" , "), /at least one optimizer/);
+});
+
+Deno.test("optimizer list: MLHF's safeguard is a word setting; absent, no safeguard key anywhere", () => {
+  assert.deepEqual(parseOptimizerList("mlhf:safeguard=lm+trust:lr=2"), [
+    { name: "mlhf", settings: { safeguard: "lm+trust", lr: 2 } },
+  ]);
+  assert.throws(
+    () => parseOptimizerList("mlhf:safeguard=always"),
+    /: entry "mlhf:safeguard=always": safeguard: expected one of none, lm, trust, lm\+trust, got "always"$/,
+  );
+  assert.throws(
+    () => parseOptimizerList("adam:safeguard=lm"),
+    /: entry "adam:safeguard=lm": adam has no setting "safeguard"/,
+  );
+  assert.throws(
+    () => checkSettings("mlhf", { safeguard: "on" as never }),
+    /^RangeError: mlhf: safeguard must be one of none, lm, trust, lm\+trust, got on$/,
+  );
+  assert.equal(describeSettings({ lr: 2, safeguard: "lm" }), "lr=2 safeguard=lm");
+  const r = resolveSettings({ name: "mlhf", settings: {} }, { weightDecay: MNIST });
+  assert.ok(!("safeguard" in r), "the default (none) adds no key to settings or identities");
 });
 
 Deno.test("settings: the original's defaults, the convention's weight decay, MLHF from its record", () => {

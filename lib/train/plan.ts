@@ -28,6 +28,7 @@ import {
 } from "./optimizers.ts";
 import { type Preset, PRESET_NAMES, type PresetName, PRESETS } from "./presets.ts";
 import { type KindMap, parseKindMap } from "../optim/mlhf/kind_map.ts";
+import { type Safeguard, SAFEGUARDS } from "../optim/mlhf/safeguard.ts";
 
 /** "preset" (take the preset's value) or a value of `codec`. */
 const presetOr = <A>(codec: t.Type<A, unknown, unknown>) =>
@@ -133,6 +134,12 @@ export const EVAL_FLAGS = {
   "lm-decay": settingFlag("HF(LM)'s δ"),
   ema: settingFlag("K-FAC's covariance EMA decay"),
   "weight-decay": settingFlag("weight decay wd in CE + wd·Σ½‖w‖² (overrides the convention)"),
+  safeguard: flag(
+    oneOf(["preset", ...SAFEGUARDS] as const),
+    "preset" as "preset" | Safeguard,
+    "MLHF's safeguard against diverging steps, not in the original (preset: none; " +
+      "docs/algorithm.md#safeguard)",
+  ),
   "shuffle-buffer": flag(PositiveIntFlag, 50_000, "shuffle buffer in examples (1: storage order)"),
   "eval-every": flag(
     presetOr(NonNegativeIntFlag),
@@ -179,7 +186,16 @@ export interface EvalPlan {
 
 const pick = <A>(v: "preset" | A, fallback: A): A => (v === "preset" ? fallback : v);
 
-const SETTING_FLAGS = ["lr", "cg-iter", "damping", "momentum", "decay", "lm-decay", "ema"] as const;
+const SETTING_FLAGS = [
+  "lr",
+  "cg-iter",
+  "damping",
+  "momentum",
+  "decay",
+  "lm-decay",
+  "ema",
+  "safeguard",
+] as const;
 
 /** Decoded flags → plan; throws a FlagError for flag combinations that make no sense. */
 export const planEval = (f: EvalFlags): EvalPlan => {
@@ -212,7 +228,7 @@ export const planEval = (f: EvalFlags): EvalPlan => {
           `set ${key} in one place`,
       );
     }
-    overrides[key] = v as number;
+    (overrides as Record<string, unknown>)[key] = v;
   }
   if (f.resume && !f.out) throw new FlagError("--resume: needs --out (the directory to resume)");
   if (f["meta-weights"] !== "preset" && !list.some((o) => o.name === "mlhf")) {

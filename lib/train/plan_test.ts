@@ -5,6 +5,7 @@
 import { assert } from "../../tests/_util/deps.ts";
 import { FlagError, parseFlags } from "../cli/flags.ts";
 import { EVAL_FLAGS, type EvalFlags, planEval } from "./plan.ts";
+import { PRESET_NAMES } from "./presets.ts";
 
 const flags = (...argv: string[]): EvalFlags => {
   const p = parseFlags(argv, EVAL_FLAGS);
@@ -65,6 +66,31 @@ Deno.test("plan: --compare, --model and setting flags applied to the optimizers 
   assert.equal(planEval(flags("--optimizer", "sgd", "--lr", "0.3")).optimizers[0].settings.lr, 0.3);
   const m = planEval(flags("--meta-weights", "w.mlhf"));
   assert.deepEqual(m.metaWeights, { spec: "w.mlhf", required: true });
+});
+
+Deno.test("plan: --safeguard and mlhf:safeguard= reach MLHF only; presets keep none", () => {
+  assert.deepEqual(planEval(flags("--compare", "mlhf:safeguard=lm+trust,adam")).optimizers, [
+    { name: "mlhf", settings: { safeguard: "lm+trust" } },
+    { name: "adam", settings: {} },
+  ]);
+  assert.deepEqual(planEval(flags("--optimizer", "mlhf", "--safeguard", "lm")).optimizers, [
+    { name: "mlhf", settings: { safeguard: "lm" } },
+  ]);
+  for (const preset of PRESET_NAMES) {
+    const p = planEval(flags("--preset", preset));
+    assert.ok(p.optimizers.every((o) => o.settings.safeguard === undefined), preset);
+  }
+  const bad = (re: RegExp, f: () => unknown) =>
+    assert.throws(f, (e: unknown) => e instanceof FlagError && re.test(e.message));
+  bad(
+    /^--safeguard: none of the selected optimizers \(adam\) takes safeguard/,
+    () => planEval(flags("--optimizer", "adam", "--safeguard", "lm")),
+  );
+  bad(
+    /^--safeguard trust contradicts --compare's mlhf:safeguard=lm/,
+    () => planEval(flags("--compare", "mlhf:safeguard=lm", "--safeguard", "trust")),
+  );
+  bad(/^--safeguard: invalid value "always"/, () => flags("--safeguard", "always"));
 });
 
 Deno.test("plan: flag errors name the flag", () => {

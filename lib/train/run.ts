@@ -122,7 +122,7 @@ const stepOn = (
   live: Live,
   batch: { x: tf.Tensor; y: tf.Tensor1D },
   step: number,
-): { loss: number; accuracy: number; finite: boolean } => {
+): { loss: number; accuracy: number; finite: boolean; diagnostics: Record<string, number> } => {
   const y = oneHot(batch.y, o.model.numClasses);
   try {
     const r = trainStep({
@@ -144,7 +144,7 @@ const stepOn = (
       live.batchNorm = next;
     }
     tf.dispose(r.aux);
-    return { loss: r.loss, accuracy: r.accuracy, finite: r.finite };
+    return { loss: r.loss, accuracy: r.accuracy, finite: r.finite, diagnostics: r.diagnostics };
   } finally {
     y.dispose();
   }
@@ -256,7 +256,7 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
     let stopped = false;
     while (pending && step < cap) {
       const t0 = performance.now();
-      let r: { loss: number; accuracy: number; finite: boolean };
+      let r: ReturnType<typeof stepOn>;
       try {
         r = stepOn(o, opt, live, pending, step);
       } finally {
@@ -275,6 +275,7 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
         lr: opt.learningRate,
         step_ms: round(ms, 3),
         time_s: round(timeS, 6),
+        ...r.diagnostics,
       });
       if (!Number.isFinite(r.loss)) throw diverged(`the training loss is ${r.loss}`);
       if (!r.finite) {

@@ -135,6 +135,52 @@ for (const [name, model] of RESUMED) {
   });
 }
 
+Deno.test("run mlhf with safeguard lm+trust: its decisions are logged each step (steps.csv too); killed and resumed = straight run", async () => {
+  const straight = await tempDir(), killed = await tempDir();
+  const settings: Settings = { ...SETTINGS.mlhf, safeguard: "lm+trust" };
+  const opts = (dir: string, extra: Partial<RunOptions> = {}) => {
+    const problem = tinyProblem();
+    return options(dir, "mlhf", {
+      optimizer: ({ kinds }) =>
+        buildOptimizer({ name: "mlhf", settings }, {
+          kinds,
+          weightDecay: problem.weightDecay,
+          meta,
+        }),
+      identity: { name: "mlhf", settings },
+      ...extra,
+    }, problem);
+  };
+  try {
+    await withNoLeaks(async () => {
+      await trainRun(opts(straight));
+      await trainRun(opts(killed, { afterStep: (s) => s === 7 }));
+      await trainRun(opts(killed, { resume: true }));
+    });
+    const [l1, l2] = [await readRunLogs(straight), await readRunLogs(killed)];
+    const columns = ["rejected", "mu", "rho", "trust_scale"];
+    for (const s of l1.steps) {
+      const r = s as unknown as Record<string, number>;
+      for (const k of columns) assert.ok(Number.isFinite(r[k]), `step ${s.step}: ${k} = ${r[k]}`);
+      assert.ok(r.rejected === 0 || r.rejected === 1);
+      assert.ok(r.mu >= 1 && r.trust_scale > 0 && r.trust_scale <= 1);
+    }
+    assert.deepEqual(
+      l2.steps,
+      l1.steps.map((s, i) => ({ ...s, step_ms: l2.steps[i].step_ms, time_s: l2.steps[i].time_s })),
+    );
+    const header = (await Deno.readTextFile(`${straight}/steps.csv`)).split("\n")[0];
+    for (const k of columns) {
+      assert.ok(header.split(",").includes(k), `steps.csv header: ${header}`);
+    }
+    const [p1, p2] = [await checkpointed(straight), await checkpointed(killed)];
+    assert.deepEqual(p2.params, p1.params, "final parameters differ");
+  } finally {
+    await Deno.remove(straight, { recursive: true });
+    await Deno.remove(killed, { recursive: true });
+  }
+});
+
 Deno.test("run: a resumed finished run is reused; a checkpoint of other settings is refused", async () => {
   const dir = await tempDir();
   try {

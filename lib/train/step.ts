@@ -30,6 +30,11 @@ export interface StepResult<P extends Params, S> {
   /** The model's auxiliary outputs (e.g. batch-norm statistics), owned by the caller. */
   readonly aux: tf.TensorContainer;
   /**
+   * The optimizer's per-step diagnostics (`GradientTransformation.diagnostics`, e.g. MLHF's
+   * safeguard: `rejected`, `mu`), read with the loss; empty when it has none.
+   */
+  readonly diagnostics: Readonly<Record<string, number>>;
+  /**
    * With `checkFinite`: false when the new parameters, state or aux may hold a NaN or ±∞
    * (`finiteFlag`: confirm with `nonFinitePath`); always true without it.
    */
@@ -88,6 +93,7 @@ export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<
   const gn = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
   try {
     const accuracy = batchAccuracy(gn.logits, i.batch.y);
+    let names: string[] = [];
     const out = tf.tidy(() => {
       const [u, s] = i.optimizer.update(gn.gradient, i.state, {
         params: i.params,
@@ -100,14 +106,22 @@ export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<
       });
       const params = applyUpdates(i.params, u);
       const aux = cloneContainer(gn.aux);
-      // The loss and the finite flag in one tensor: one host read for both.
-      const read = i.checkFinite
-        ? tf.concat([tf.reshape(gn.loss, [1]), tf.reshape(finiteFlag(params, s, aux), [1])])
-        : null;
+      // The loss, the finite flag and the diagnostics in one tensor: one host read for all.
+      const diagnostics = i.optimizer.diagnostics?.(s) ?? {};
+      names = Object.keys(diagnostics);
+      const parts = [
+        gn.loss,
+        ...(i.checkFinite ? [finiteFlag(params, s, aux)] : []),
+        ...names.map((k) => diagnostics[k]),
+      ];
+      const read = parts.length > 1 ? tf.concat(parts.map((t) => tf.reshape(t, [1]))) : null;
       return { params, state: s, aux, read } as unknown as tf.TensorContainer;
     }) as unknown as { params: P; state: S; aux: tf.TensorContainer; read: tf.Tensor | null };
-    const [loss, flag] = out.read ? out.read.dataSync() : [gn.loss.dataSync()[0], 1];
+    const values = out.read ? out.read.dataSync() : [gn.loss.dataSync()[0]];
     out.read?.dispose();
+    const loss = values[0], flag = i.checkFinite ? values[1] : 1;
+    const first = i.checkFinite ? 2 : 1;
+    const diagnostics = Object.fromEntries(names.map((k, j) => [k, values[first + j]]));
     if (!i.keepPrevious) {
       disposeState(i.state, out.state);
       const keep = new Set(leaves(out.params).map((t) => t.id));
@@ -119,6 +133,7 @@ export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<
       loss,
       accuracy,
       aux: out.aux,
+      diagnostics,
       finite: flag === 1,
     };
   } finally {

@@ -4,7 +4,8 @@
  * in the note (targets: MLHF
  * with K = 4 at most 6× SGD; the original's cost model gives 7–8×), and beside it the ratio of the
  * GEMM multiply-adds the two steps run (`lib/bench/gemm_count.ts`): the slowdown an implementation
- * that spent all its time in GEMMs would show. MLHF uses freshly initialized
+ * that spent all its time in GEMMs would show; MLHF K = 4 also with its safeguard `lm+trust` (the
+ * safeguard's cost: one more forward pass). MLHF uses freshly initialized
  * meta-weights (the cost does not depend on their values). Also one SGD step of ResNet-20 v2 (batch
  * norm in train mode) at the same batch. Rows are prefixed `optim/`.
  * @module
@@ -113,6 +114,12 @@ export const optimSuite: BenchSuite = {
       ["rmsprop", rmsprop({ learningRate: 1e-3, decay: 0.99 })],
       ["mlhf K=2", mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 2 })],
       ["mlhf K=4", mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4 })],
+      // The safeguard's cost (docs/algorithm.md#safeguard): one more forward pass and a few
+      // reductions and selects.
+      [
+        "mlhf K=4 lm+trust",
+        mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4, safeguard: "lm+trust" }),
+      ],
       ["hf-fixed K=20", hessianFree({ learningRate: 1e-2, damping: 5e-3, cgIterations: 20 })],
       ["kfac", kfac({})],
     ];

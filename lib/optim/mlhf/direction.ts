@@ -255,7 +255,10 @@ export interface MlhfDirection<P extends Params> {
   readonly r: P;
   readonly x0: P;
   readonly r0: P;
-  /** λ per coordinate (or the scalar λ₀ when damping is fixed). */
+  /**
+   * λ per coordinate (or the scalar λ₀ when damping is fixed), times `lambdaScale` when given: the
+   * damping A used.
+   */
   readonly lambda: P | number;
   /** P per coordinate (undefined for P ≡ 1). */
   readonly precond?: P;
@@ -266,8 +269,9 @@ export interface MlhfDirection<P extends Params> {
 
 /**
  * Computes one MLHF direction. `G` is v ↦ G·v at this step's (θ, B) — in meta-training the
- * symmetric-gradient product (docs/algorithm.md#gradient-of-h). The caller owns memory (wrap in a
- * tidy).
+ * symmetric-gradient product (docs/algorithm.md#gradient-of-h). `lambdaScale`, a scalar μ, makes
+ * the damping μ·λ (the safeguard's multiplier, docs/algorithm.md#safeguard; omitted: λ as is).
+ * The caller owns memory (wrap in a tidy).
  */
 export const mlhfDirection = <P extends Params>(
   meta: MetaWeights,
@@ -277,6 +281,7 @@ export const mlhfDirection = <P extends Params>(
   kinds: readonly ParamKind[],
   o: MlhfOptions,
   taped?: TapedCoordinates,
+  lambdaScale?: tf.Scalar,
 ): MlhfDirection<P> => {
   const groups = groupByKind(kinds);
   const g = unflatten(gradient, leaves(gradient).map((t) => stopGradient(t)));
@@ -308,6 +313,17 @@ export const mlhfDirection = <P extends Params>(
     );
     lambda = unflatten(gradient, d.values);
     setState("lambda", d.next);
+  }
+  if (lambdaScale) {
+    const l = lambda;
+    lambda = unflatten(
+      gradient,
+      lg.map((t, i) =>
+        typeof l === "number"
+          ? tf.mul(tf.onesLike(t), tf.mul(lambdaScale, l))
+          : tf.mul(leaves(l)[i], lambdaScale)
+      ),
+    );
   }
   // 2. x₀.
   let x0: P = xPrev;
