@@ -228,7 +228,12 @@ const encodeWithTree = (
   view.setUint32(12, headerBytes.length, true);
   out.set(headerBytes, PREFIX_BYTES);
   entries.forEach(({ tensor }, i) => {
-    const values = tensor.dataSync() as Float32Array | Int32Array;
+    const raw = tensor.dataSync() as Float32Array | Int32Array | Uint8Array;
+    // The cpu backend's Cast of a bool tensor to float32 keeps its byte array under the float32
+    // dtype (docs/tfjs-notes.md#memory): convert, so every record holds its 4-byte values.
+    const values = raw instanceof Uint8Array
+      ? (tensor.dtype === "int32" ? Int32Array.from(raw) : Float32Array.from(raw))
+      : raw;
     const at = dataStart + records[i].offset;
     if (LITTLE_ENDIAN) {
       out.set(new Uint8Array(values.buffer, values.byteOffset, records[i].length), at);

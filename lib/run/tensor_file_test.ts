@@ -93,6 +93,17 @@ Deno.test("tensor file: round trip of float32, int32, scalars, empty and odd sha
   });
 });
 
+Deno.test("tensor file: a float32 cast of a bool tensor (bytes on cpu) is written as float32", async () => {
+  await withNoLeaks(() => {
+    const made = tf.tidy(() => tf.cast(tf.greater(tf.tensor([1, -2, 3]), 0), "float32"));
+    const bytes = encodeTensors("demo", {}, [{ path: "m", tensor: made }]);
+    const d = decodeTensors(bytes, "mem.bin", { kind: "demo" });
+    assert.deepEqual(Array.from(d.tensors.get("m")!.dataSync()), [1, 0, 1]);
+    disposeAll(d.tensors);
+    made.dispose();
+  });
+});
+
 Deno.test("tensor tree: nested objects and arrays, numbers, strings, key order round trip", async () => {
   await withNoLeaks(() => {
     const tree: TreeValue = {
