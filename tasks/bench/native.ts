@@ -110,19 +110,38 @@ const matMulRows = async (
     bv = new Float32Array(n * n).map((_, i) => Math.cos(i));
   const blas = loadBlas();
   let direct: BenchRow | null = null;
-  if (blas.ok) {
+  if (blas.ok && want(tfName)) {
+    // Timed in alternation with the tf row (direct, tf, direct, tf, …), so both see the same load.
     const c = new Float32Array(n * n);
-    const once = () =>
-      measure(directName, () => {
-        blas.blas.sgemm(false, false, n, n, n, 1, av, n, bv, n, 0, c, n);
-        return [];
-      }, opts);
-    // Timed before and after the tf row, so both see the same machine load.
-    const d1 = await once();
-    direct = d1;
-    if (want(tfName)) rows.push(await tfRow());
-    const d2 = await once();
-    direct = d2.medianMs < d1.medianMs ? d2 : d1;
+    const a = tf.tensor2d(av, [n, n]), b = tf.tensor2d(bv, [n, n]);
+    try {
+      const [d, t] = await measureInterleaved([
+        [directName, () => {
+          blas.blas.sgemm(false, false, n, n, n, 1, av, n, bv, n, 0, c, n);
+          return [];
+        }],
+        [tfName, () => tf.matMul(a, b)],
+      ], heavyCap(opts));
+      rows.push({
+        ...t,
+        note: `${gflops(flop, t.medianMs)}, ${(100 * d.medianMs / t.medianMs).toFixed(0)} % of ` +
+          `direct BLAS (medians; minimums: ${(100 * d.minMs / t.minMs).toFixed(0)} %)`,
+      });
+      rows.push({
+        ...d,
+        backend: "blas",
+        note: `${gflops(flop, d.medianMs)}, ${blas.blas.path}`,
+      });
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  } else if (blas.ok) {
+    const c = new Float32Array(n * n);
+    direct = await measure(directName, () => {
+      blas.blas.sgemm(false, false, n, n, n, 1, av, n, bv, n, 0, c, n);
+      return [];
+    }, opts);
     rows.push({
       ...direct,
       backend: "blas",

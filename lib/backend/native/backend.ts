@@ -9,18 +9,21 @@
  * kernels have no cpu counterpart ({@link NATIVE_ONLY_KERNELS}: max-pool's arg-max indices and the
  * flat gather/scatter-add over them); their gradients are registered with them.
  * The backend instance recycles its kernels' large output arrays (`kernels/_util.ts`,
- * `installRecycling`): first-touch page faults of fresh arrays cost more than most kernels' work.
+ * `installRecycling`): first-touch page faults of fresh arrays cost more than most kernels' work;
+ * for the same reason it raises glibc's mmap and trim thresholds (`malloc.ts`).
  * Registration happens at most once per process.
  * @module
  */
 import { tf } from "../../_deps.ts";
 import type { Blas } from "./blas.ts";
+import { batchNormGradients, batchNormKernels } from "./kernels/batch_norm.ts";
 import { convKernels } from "./kernels/conv.ts";
 import { elementwiseKernels } from "./kernels/elementwise.ts";
 import { matMulKernels } from "./kernels/matmul.ts";
 import { poolIndexGradients, poolKernels } from "./kernels/pool.ts";
 import { shapeKernels } from "./kernels/shape.ts";
 import { installRecycling, type NativeKernel } from "./kernels/_util.ts";
+import { keepHeapInProcess } from "./malloc.ts";
 
 /** TF.js's name of the backend. */
 export const NATIVE_BACKEND = "native";
@@ -64,12 +67,15 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
 /**
  * Kernels only the native backend has (no cpu kernel of that name): max-pool's arg-max indices and
  * the flat gather and scatter-add that route its tangents and cotangents (`kernels/pool.ts`), with
- * their gradients registered alongside.
+ * their gradients registered alongside; train-mode batch norm and its gradient
+ * (`kernels/batch_norm.ts`, called by `ops/batch_norm.ts`).
  */
 export const NATIVE_ONLY_KERNELS: readonly string[] = [
   "MlhfMaxPoolArgMax",
   "MlhfGatherFlat",
   "MlhfScatterAddFlat",
+  "MlhfBatchNormTrain",
+  "MlhfBatchNormTrainGrad",
 ];
 
 const allKernels = (blas: Blas): NativeKernel[] => [
@@ -78,6 +84,7 @@ const allKernels = (blas: Blas): NativeKernel[] => [
   ...poolKernels(),
   ...elementwiseKernels(),
   ...shapeKernels(),
+  ...batchNormKernels(),
 ];
 
 let registered = false;
@@ -88,6 +95,7 @@ let registered = false;
  */
 export const registerNativeBackend = (blas: Blas): void => {
   if (registered) return;
+  keepHeapInProcess();
   const cpu = tf.findBackend("cpu");
   if (!cpu) throw new Error("native backend: the cpu backend is not registered");
   const Cpu = cpu.constructor as new () => tf.KernelBackend & { firstUse?: boolean };
@@ -115,6 +123,6 @@ export const registerNativeBackend = (blas: Blas): void => {
       kernelFunc: k.kernelFunc as tf.KernelFunc,
     });
   }
-  for (const g of poolIndexGradients()) tf.registerGradient(g);
+  for (const g of [...poolIndexGradients(), ...batchNormGradients()]) tf.registerGradient(g);
   registered = true;
 };
