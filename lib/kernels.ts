@@ -70,6 +70,20 @@ export const LSTM_CELL_KERNEL = "MlhfLstmCell";
  */
 export const LSTM_NET_KERNEL = "MlhfLstmNet";
 
+/**
+ * Train-mode batch norm over every axis but the last in one kernel: inputs `x`, `gamma`, `beta`
+ * ([C]), attr `epsilon`; outputs y (x's shape), the batch mean and variance ([C]). Caller:
+ * `batchNormTrain` (`ops/batch_norm.ts`).
+ */
+export const BATCH_NORM_TRAIN_KERNEL = "MlhfBatchNormTrain";
+
+/**
+ * The gradient of {@link BATCH_NORM_TRAIN_KERNEL}: inputs `dy`, `x`, `mean`, `variance`, `gamma`,
+ * `dMean`, `dVariance`; attr `epsilon`; outputs dx, dγ, dβ. Callers: the kernel's registered
+ * gradient and batch norm's Jᵀ·u (`ops/batch_norm.ts`).
+ */
+export const BATCH_NORM_TRAIN_GRAD_KERNEL = "MlhfBatchNormTrainGrad";
+
 /** Every kernel name above. */
 export const PROJECT_KERNELS: readonly string[] = [
   CONV2D_FILTER_GRAD_KERNEL,
@@ -79,6 +93,8 @@ export const PROJECT_KERNELS: readonly string[] = [
   SCATTER_ADD_FLAT_KERNEL,
   LSTM_CELL_KERNEL,
   LSTM_NET_KERNEL,
+  BATCH_NORM_TRAIN_KERNEL,
+  BATCH_NORM_TRAIN_GRAD_KERNEL,
 ];
 
 /** True when the active TF.js backend registers a kernel named `name`. */

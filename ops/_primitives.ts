@@ -4,3 +4,4 @@ export * from "./linalg.ts";
 export * from "./conv.ts";
 export * from "./reduce.ts";
 export * from "./shape.ts";
+export * from "./batch_norm.ts";

@@ -1,6 +1,6 @@
 /**
  * `Nn`: the DSL a model is written against, once. Its methods are typed wrappers over the primitive
- * rules plus composites built only from primitives (dense, batch norm, LRN, softmax), so a composite
+ * rules plus composites built only from primitives (dense, LRN, softmax), so a composite
  * gets its R-forward and transpose rules for free. An interpreter supplies `apply`: the plain one
  * just runs primals; the linearizing one also records each op for J·v and Jᵀ·u.
  *
@@ -15,6 +15,7 @@ import { matMul } from "./linalg.ts";
 import { avgPool, conv2d, maxPool } from "./conv.ts";
 import { logSumExp, mean, sum } from "./reduce.ts";
 import { pad, reshape } from "./shape.ts";
+import { batchNormTrain, batchStats } from "./batch_norm.ts";
 import type { Padding } from "./windows.ts";
 
 export type { Padding };
@@ -111,7 +112,12 @@ export interface Nn {
   logSoftmax(x: tf.Tensor, axis?: number): tf.Tensor;
   /** softmax(x) along `axis` (default the last). */
   softmax(x: tf.Tensor, axis?: number): tf.Tensor;
-  /** Train-mode batch norm over every axis but the last (docs/algorithm.md#batch-norm-in-train-mode): statistics depend on x. */
+  /**
+   * Train-mode batch norm over every axis but the last
+   * (docs/algorithm.md#batch-norm-in-train-mode): statistics depend on x. One primitive
+   * (`ops/batch_norm.ts`); `mean` and `variance` ([C]) are the batch's, for moving averages only
+   * (no tangent).
+   */
   batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon?: number): BatchNormOut;
   /** Batch norm with given (moving) statistics: inference mode. */
   batchNormInference(
@@ -173,14 +179,8 @@ export const makeNn = (apply: Apply): Nn => {
     logSoftmax: (x, axis = -1) => nn.sub(x, nn.logSumExp(x, axis)),
     softmax: (x, axis = -1) => nn.exp(nn.logSoftmax(x, axis)),
     batchNormTrain: (x, gamma, beta, epsilon = 1e-5) => {
-      const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
-      const mu = nn.mean(x, axes, true);
-      const centered = nn.sub(x, mu);
-      const variance = nn.mean(nn.square(centered), axes, true);
-      const s = nn.rsqrt(nn.addScalar(variance, epsilon));
-      const y = nn.add(nn.mul(nn.mul(centered, s), gamma), beta);
-      const c = x.shape[x.rank - 1];
-      return { y, mean: tf.reshape(mu, [c]), variance: tf.reshape(variance, [c]) };
+      const y = apply(batchNormTrain, [x, gamma, beta], { epsilon });
+      return { y, ...batchStats(y) };
     },
     batchNormInference: (x, gamma, beta, mu, variance, epsilon = 1e-5) => {
       const s = tf.rsqrt(tf.add(variance, epsilon)); // statistics are constants here

@@ -7,7 +7,8 @@
  * that spent all its time in GEMMs would show; MLHF K = 4 also with its safeguard `lm+trust` (the
  * safeguard's cost: one more forward pass). MLHF uses freshly initialized
  * meta-weights (the cost does not depend on their values). Also one SGD step of ResNet-20 v2 (batch
- * norm in train mode) at the same batch. Rows are prefixed `optim/`.
+ * norm in train mode) at the same batch, and of ResNet-18 v2 at batch 4 (224×224, 1001 classes);
+ * `tools/bench_torch.py` has both in PyTorch. Rows are prefixed `optim/`.
  * @module
  */
 import { tf } from "../../lib/_deps.ts";
@@ -24,7 +25,7 @@ import { keyFromSeed, split } from "../../lib/prng.ts";
 import { disposeTree, type Params } from "../../lib/tree.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { cudaConvnet } from "../../models/cuda_convnet.ts";
-import { resnetV2Cifar } from "../../models/resnet_v2.ts";
+import { resnet18V2ImageNet, resnetV2Cifar } from "../../models/resnet_v2.ts";
 import { kindLeaves } from "../../models/types.ts";
 import { disposeState, type GradientTransformation } from "../../lib/optim/base.ts";
 import { adam, momentum, rmsprop, sgd } from "../../lib/optim/alias.ts";
@@ -36,6 +37,8 @@ import { trainStep } from "../../lib/train/step.ts";
 import { gemmMultiplyAdds } from "../../lib/bench/gemm_count.ts";
 
 const BATCH = 128;
+/** ResNet-18's batch (224×224×3): `deno task eval --preset imagenet-resnet18 --batch-size 4`. */
+const RESNET18_BATCH = 4;
 
 type AnyModel = import("../../models/types.ts").Model<Params, Params>;
 
@@ -76,10 +79,21 @@ const oneStep = <S>(
   return [out.params, out.aux] as unknown as tf.TensorContainer;
 };
 
-/** One SGD step of ResNet-20 v2 (CIFAR layout, batch norm in train mode) on `batch`. */
-const resnetSgdRow = async (row: string, batch: Batch, opts: BenchOptions): Promise<BenchRow> => {
-  const model = resnetV2Cifar({ depth: 20 }) as unknown as AnyModel;
-  const init = model.init(keyFromSeed(11), [32, 32, 3]);
+/**
+ * One SGD step of a ResNet v2 (batch norm in train mode) on `batch`: ResNet-20 (CIFAR layout) or
+ * ResNet-18 (ImageNet layout, 224×224, 1001 classes).
+ */
+const resnetSgdRow = async (
+  row: string,
+  net: "resnet20" | "resnet18",
+  batch: Batch,
+  opts: BenchOptions,
+): Promise<BenchRow> => {
+  const model =
+    (net === "resnet20"
+      ? resnetV2Cifar({ depth: 20 })
+      : resnet18V2ImageNet()) as unknown as AnyModel;
+  const init = model.init(keyFromSeed(11), batch.x.shape.slice(1) as [number, number, number]);
   const opt = sgd<Params>({ learningRate: 0.1 });
   const state = opt.init(init.params);
   try {
@@ -161,7 +175,18 @@ export const optimSuite: BenchSuite = {
         disposeState(sgdState);
       }
       const resnetRow = `optim/resnet20 b${BATCH}: sgd step`;
-      if (resnetRow.includes(opts.filter)) rows.push(await resnetSgdRow(resnetRow, batch, opts));
+      if (resnetRow.includes(opts.filter)) {
+        rows.push(await resnetSgdRow(resnetRow, "resnet20", batch, opts));
+      }
+      const resnet18Row = `optim/resnet18 b${RESNET18_BATCH} 224: sgd step`;
+      if (resnet18Row.includes(opts.filter)) {
+        const b18 = randomBatch(keyFromSeed(13), RESNET18_BATCH, [224, 224, 3], 1001);
+        try {
+          rows.push(await resnetSgdRow(resnet18Row, "resnet18", b18, opts));
+        } finally {
+          tf.dispose([b18.x, b18.y]);
+        }
+      }
     } finally {
       disposeTree(init.params);
       disposeTree(init.state);

@@ -12,13 +12,15 @@
  * run them where the active backend registers them, and the gradients of the index kernels are
  * registered with them.
  * The backend instance recycles its kernels' large output arrays (`kernels/_util.ts`,
- * `installRecycling`): first-touch page faults of fresh arrays cost more than most kernels' work.
+ * `installRecycling`): first-touch page faults of fresh arrays cost more than most kernels' work;
+ * for the same reason it raises glibc's mmap and trim thresholds (`malloc.ts`).
  * Registration happens at most once per process.
  * @module
  */
 import { tf } from "../../_deps.ts";
 import { PROJECT_KERNELS } from "../../kernels.ts";
 import type { Blas } from "./blas.ts";
+import { batchNormGradients, batchNormKernels } from "./kernels/batch_norm.ts";
 import { convKernels } from "./kernels/conv.ts";
 import { elementwiseKernels } from "./kernels/elementwise.ts";
 import { matMulKernels } from "./kernels/matmul.ts";
@@ -26,6 +28,7 @@ import { poolIndexGradients, poolKernels } from "./kernels/pool.ts";
 import { shapeKernels } from "./kernels/shape.ts";
 import { lstmKernels } from "./lstm.ts";
 import { installRecycling, type NativeKernel } from "./kernels/_util.ts";
+import { keepHeapInProcess } from "./malloc.ts";
 
 /** TF.js's name of the backend. */
 export const NATIVE_BACKEND = "native";
@@ -71,7 +74,7 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
  * (`lib/kernels.ts`): the conv filter gradient (`kernels/conv.ts`); max-pool's gradient, its
  * arg-max indices and the flat gather and scatter-add that route its tangents and cotangents, with
  * the index kernels' gradients registered alongside (`kernels/pool.ts`); the LSTM steps
- * (`lstm.ts`).
+ * (`lstm.ts`); train-mode batch norm and its gradient (`kernels/batch_norm.ts`).
  */
 export const NATIVE_ONLY_KERNELS: readonly string[] = PROJECT_KERNELS;
 
@@ -82,6 +85,7 @@ const allKernels = (blas: Blas): NativeKernel[] => [
   ...elementwiseKernels(),
   ...shapeKernels(),
   ...lstmKernels(blas),
+  ...batchNormKernels(),
 ];
 
 let registered = false;
@@ -92,6 +96,7 @@ let registered = false;
  */
 export const registerNativeBackend = (blas: Blas): void => {
   if (registered) return;
+  keepHeapInProcess();
   const cpu = tf.findBackend("cpu");
   if (!cpu) throw new Error("native backend: the cpu backend is not registered");
   const Cpu = cpu.constructor as new () => tf.KernelBackend & { firstUse?: boolean };
@@ -119,6 +124,6 @@ export const registerNativeBackend = (blas: Blas): void => {
       kernelFunc: k.kernelFunc as tf.KernelFunc,
     });
   }
-  for (const g of poolIndexGradients()) tf.registerGradient(g);
+  for (const g of [...poolIndexGradients(), ...batchNormGradients()]) tf.registerGradient(g);
   registered = true;
 };
