@@ -11,12 +11,14 @@
  * `<out>/<config>/seed<s>.log`; a run whose `report.md` exists is reused, a started one is
  * resumed, so the command can be rerun to add seeds or configurations. The summary, over the
  * configurations and seeds asked for, goes to `<out>/spread.md` and `<out>/spread.json`.
+ * `--merge a,b --out c` tabulates the runs of earlier outputs together (e.g. an ablation against
+ * the shipped weights, run by run), `--only` keeps some optimizers.
  *
  * Configurations: `backend[:t<threads>][:<OpenBLAS core>][:r<repeat>]` (see `spread_summary.ts`);
  * `native:t8` on a machine with fewer cores needs `--fake-nproc` (tools/fake_nproc.c).
  * @module
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { flag, FlagError, parseFlags, StringFlag, usage } from "../lib/cli/flags.ts";
 import { BooleanFlag } from "../lib/cli/flags.ts";
 import { loadBlas } from "../lib/backend/native/blas.ts";
@@ -51,6 +53,19 @@ const SPECS = {
     "a path to a .so",
   ),
   "summary-only": flag(BooleanFlag, false, "only tabulate the runs already in --out"),
+  merge: flag(
+    StringFlag,
+    "",
+    "tabulate together the runs of these earlier --out directories (their spread.json) instead " +
+      "of running; labels become <directory name>/<label>",
+    "comma-separated paths",
+  ),
+  only: flag(
+    StringFlag,
+    "",
+    "tabulate only these optimizer labels, in this order (empty: all)",
+    "comma-separated labels",
+  ),
   "blas-info": flag(BooleanFlag, false, "print the BLAS this process loads as JSON and exit"),
 };
 
@@ -227,6 +242,31 @@ const main = async (argv: readonly string[]) => {
     return;
   }
   if (!config.out) fail("--out: a directory is required");
+  const only = config.only ? config.only.split(",").map((l) => l.trim()) : [];
+  const keep = (rows: SpreadRow[]) =>
+    only.length ? only.flatMap((l) => rows.filter((r) => r.label === l)) : rows;
+  const command = [
+    "deno run -A --frozen tools/spread.ts",
+    ...argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)),
+  ].join(" ");
+  if (config.merge) {
+    const setup = [`- Command: \`${command}\``];
+    const rows: SpreadRow[] = [];
+    for (const dir of config.merge.split(",").map((d) => d.trim())) {
+      const path = join(dir, "spread.json");
+      if (!await exists(path)) fail(`--merge: ${path} does not exist (run spread.ts there first)`);
+      const earlier = JSON.parse(await Deno.readTextFile(path));
+      rows.push(
+        ...(earlier.rows as SpreadRow[]).map((r) => ({
+          ...r,
+          label: `${basename(dir)}/${r.label}`,
+        })),
+      );
+      setup.push(`- ${basename(dir)}: \`${earlier.command}\``);
+    }
+    await writeSummary(config.out, "Spread of merged runs", setup, keep(rows), { command });
+    return;
+  }
   const reserved = evalArgs.find((a) => RESERVED.includes(a.split("=")[0]));
   if (reserved) fail(`${reserved} after --: spread.ts sets it per run (use --seeds, --configs)`);
   const seeds = parseSeeds(config.seeds);
@@ -269,10 +309,6 @@ const main = async (argv: readonly string[]) => {
       if (await exists(dir)) rows.push(...await collect(configDir(c), seed, dir));
     }
   }
-  const command = [
-    "deno run -A --frozen tools/spread.ts",
-    ...argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)),
-  ].join(" ");
   const setup = [
     `- Command: \`${command}\``,
     `- Each run: \`deno task eval --backend <backend> --seed <seed> --out <dir> ${
@@ -281,11 +317,29 @@ const main = async (argv: readonly string[]) => {
     `- Machine: ${await cpuModel()}, ${cores} cores; Deno ${Deno.version.deno}`,
     ...Object.entries(blas).map(([k, v]) => `- ${k}: ${v}`),
   ];
-  const md = `# Spread over seeds × configurations\n\n${setup.join("\n")}\n\n${spreadTables(rows)}`;
-  await Deno.writeTextFile(join(config.out, "spread.md"), md);
+  await writeSummary(config.out, "Spread over seeds × configurations", setup, keep(rows), {
+    command,
+    evalArgs,
+    seeds,
+    configs,
+    blas,
+  });
+};
+
+/** Writes `spread.md` and `spread.json` in `out` and prints the Markdown. */
+const writeSummary = async (
+  out: string,
+  title: string,
+  setup: readonly string[],
+  rows: SpreadRow[],
+  facts: Record<string, unknown>,
+) => {
+  const md = `# ${title}\n\n${setup.join("\n")}\n\n${spreadTables(rows)}`;
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.writeTextFile(join(out, "spread.md"), md);
   await Deno.writeTextFile(
-    join(config.out, "spread.json"),
-    JSON.stringify({ command, evalArgs, seeds, configs, blas, rows }, null, 1) + "\n",
+    join(out, "spread.json"),
+    JSON.stringify({ ...facts, rows }, null, 1) + "\n",
   );
   console.log(md);
 };

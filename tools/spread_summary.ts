@@ -232,10 +232,50 @@ const statsCells = (rows: readonly SpreadRow[]) => [
   formatLossRange(range(rows.map((r) => r.bestTrainLoss))),
 ];
 
+/** How often one optimizer beat another in the runs they share (same seed and configuration). */
+export interface PairCount {
+  readonly a: string;
+  readonly b: string;
+  /** Runs where both have a figure. */
+  readonly runs: number;
+  /** Runs where a's final test accuracy is higher than b's (ties count for neither). */
+  readonly finalHigher: number;
+  readonly bestHigher: number;
+  /** Runs where a's best training loss is lower than b's. */
+  readonly lossLower: number;
+}
+
+/** Every pair of optimizers (in order of first appearance), compared run by run. */
+export const pairCounts = (rows: readonly SpreadRow[]): PairCount[] => {
+  const labels = unique(rows.map((r) => r.label));
+  const key = (r: SpreadRow) => `${r.config}\u0000${r.seed}`;
+  const out: PairCount[] = [];
+  for (const [i, a] of labels.entries()) {
+    for (const b of labels.slice(i + 1)) {
+      const bs = new Map(rows.filter((r) => r.label === b).map((r) => [key(r), r]));
+      const pairs = rows.filter((r) => r.label === a && bs.has(key(r))).map((r) => [
+        r,
+        bs.get(key(r))!,
+      ]);
+      const count = (f: (x: SpreadRow, y: SpreadRow) => boolean) =>
+        pairs.filter(([x, y]) => f(x, y)).length;
+      out.push({
+        a,
+        b,
+        runs: pairs.length,
+        finalHigher: count((x, y) => x.finalTestAccuracy > y.finalTestAccuracy),
+        bestHigher: count((x, y) => x.bestTestAccuracy > y.bestTestAccuracy),
+        lossLower: count((x, y) => x.bestTrainLoss < y.bestTrainLoss),
+      });
+    }
+  }
+  return out;
+};
+
 /**
  * The summary's tables: per optimizer over every run; per optimizer and seed across the
  * configurations (with the groups of configurations that agree bit for bit); per optimizer and
- * configuration across the seeds; and every run.
+ * configuration across the seeds; each pair of optimizers run by run; and every run.
  */
 export const spreadTables = (rows: readonly SpreadRow[]): string => {
   const labels = unique(rows.map((r) => r.label));
@@ -317,6 +357,30 @@ export const spreadTables = (rows: readonly SpreadRow[]): string => {
     perSeed,
     "\n## Across seeds, one configuration at a time\n",
     perConfig,
+    ...(labels.length > 1
+      ? [
+        "\n## Paired: A against B in the runs they share (same seed and configuration)\n",
+        markdownTable(
+          [
+            "A",
+            "B",
+            "runs",
+            "A's final test acc higher",
+            "A's best test acc higher",
+            "A's best train loss lower",
+          ],
+          pairCounts(rows).map((p) => [
+            p.a,
+            p.b,
+            String(p.runs),
+            String(p.finalHigher),
+            String(p.bestHigher),
+            String(p.lossLower),
+          ]),
+          ["left", "left", "right", "right", "right", "right"],
+        ),
+      ]
+      : []),
     "\n## Every run\n",
     every,
   ].join("\n");

@@ -4,6 +4,7 @@ import {
   configEnv,
   formatLossRange,
   formatPercentRange,
+  pairCounts,
   parseConfig,
   range,
   reportRows,
@@ -151,4 +152,24 @@ Deno.test("spreadTables pools runs and splits them by seed and by configuration"
     line("| mlhf | wasm |"),
     "| mlhf | wasm | 92.00 (91.00–93.00) | 92.10 (91.10–93.10) | 0.2500 | 1, 2 |",
   );
+});
+
+Deno.test("pairCounts compares two optimizers only in the runs they share", () => {
+  const adam = (config: string, seed: number, acc: number): SpreadRow => ({
+    ...row(config, seed, acc, "x"),
+    label: "adam",
+    bestTrainLoss: 0.3,
+  });
+  const rows = [
+    row("native-t1", 1, 0.92, "a"),
+    row("wasm", 1, 0.91, "b"),
+    row("wasm", 2, 0.95, "c"),
+    adam("native-t1", 1, 0.915),
+    adam("wasm", 1, 0.91),
+    adam("cpu", 1, 0.5),
+  ];
+  assert.deepEqual(pairCounts(rows), [
+    { a: "mlhf", b: "adam", runs: 2, finalHigher: 1, bestHigher: 1, lossLower: 2 },
+  ]);
+  assert.deepEqual(pairCounts(rows.slice(0, 3)), []);
 });
