@@ -281,9 +281,51 @@ const passiveOpenMp = (): string => {
   }
 };
 
+/**
+ * Keeps the library mapped until the process ends (glibc's `dlopen` with `RTLD_NODELETE`): Deno
+ * closes its FFI libraries at exit, and unmapping oneDNN (and with it the OpenMP runtime) while
+ * OpenMP's idle worker threads still sleep in its code crashed the process after its last line
+ * (SIGSEGV, SIGBUS or abort in about one exit of six). Returns false where that cannot be done.
+ */
+const pinLibrary = (path: string): boolean => {
+  const RTLD_NOW = 2, RTLD_NODELETE = 0x1000;
+  try {
+    const libc = Deno.dlopen("libc.so.6", {
+      dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+    });
+    const handle = libc.symbols.dlopen(
+      new TextEncoder().encode(`${path}\0`),
+      RTLD_NOW | RTLD_NODELETE,
+    );
+    libc.close();
+    return handle !== null;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Runs oneDNN's OpenMP on one thread (`OMP_NUM_THREADS=1`) unless the variable is set already.
+ * With more OpenMP threads, processes that had run many conv geometries crashed after their last
+ * line in about one exit of six (SIGSEGV, SIGBUS or glibc's "munmap_chunk(): invalid pointer"
+ * while the process tore itself down: `lib/backend/native/conv_dnnl_test.ts`'s property test, 3 of
+ * 10 runs); with one thread, none in 40. Pinning the library (`RTLD_NODELETE`) and pausing OpenMP
+ * on `unload` did not help. `OMP_NUM_THREADS=2` gives oneDNN both cores, with that risk (README).
+ */
+const singleThreadedOpenMp = (): void => {
+  if (envVar("OMP_NUM_THREADS") !== undefined) return;
+  try {
+    Deno.env.set("OMP_NUM_THREADS", "1");
+  } catch {
+    // No env permission: OpenMP keeps its default.
+  }
+};
+
 const open = (path: string): Dnnl => {
+  singleThreadedOpenMp();
   const waitPolicy = passiveOpenMp();
   const lib = Deno.dlopen(path, SYMBOLS);
+  pinLibrary(path);
   const sym = lib.symbols;
   const vp = sym.dnnl_version();
   if (!vp) throw new Error("dnnl_version returned null");
