@@ -8,29 +8,11 @@
  * meta-weights that are not shipped, and --resume into a missing folder stop at once, naming it.
  */
 import { assert } from "./_util/deps.ts";
+import { errorLine, runTask } from "./_util/cli.ts";
 import { join } from "node:path";
 import { writeMnistSplit } from "./data_fixtures.ts";
 
-const DENO = Deno.execPath();
-const EVAL = new URL("../tasks/eval.ts", import.meta.url).pathname;
-
-const run = async (...args: string[]) => {
-  const out = await new Deno.Command(DENO, {
-    args: ["run", "-A", "--frozen", EVAL, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(120_000), // a run that spins fails the test instead of hanging it
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-};
-
-/** The one `error:` line of stderr (asserting there is exactly one). */
-const errorLine = (stderr: string): string => {
-  const lines = stderr.split("\n").filter((l) => l.startsWith("error:"));
-  assert.equal(lines.length, 1, stderr);
-  return lines[0];
-};
+const run = (...args: string[]) => runTask("eval", args);
 
 for (
   const [argv, message] of [

@@ -6,29 +6,13 @@
  * batch size, and leaves no --out directory (it used to spin at 100 % CPU, silently).
  */
 import { assert } from "./_util/deps.ts";
+import { errorLine, runTask } from "./_util/cli.ts";
 import { join } from "node:path";
 import { writeCifar10 } from "./data_fixtures.ts";
 
-const TRAIN = new URL("../tasks/train.ts", import.meta.url).pathname;
 const TINY = ["--backend", "cpu", "--mlp-hidden", "2", "--meta-roll-back", "1"];
 
-const run = async (...args: string[]) => {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--frozen", TRAIN, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(120_000), // a run that spins fails the test instead of hanging it
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-};
-
-/** The one `error:` line of stderr (asserting there is exactly one). */
-const errorLine = (stderr: string): string => {
-  const lines = stderr.split("\n").filter((l) => l.startsWith("error:"));
-  assert.equal(lines.length, 1, stderr);
-  return lines[0];
-};
+const run = (...args: string[]) => runTask("train", args);
 
 const inTempDir = async (f: (dir: string) => Promise<void>) => {
   const dir = await Deno.makeTempDir({ prefix: "mlhf-train-cli-" });
