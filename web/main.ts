@@ -99,6 +99,23 @@ const setStatus = (s: PageState["status"], text: string): void => {
 
 // ---- backend ----
 
+/**
+ * A product and a reduction read back synchronously, as the library reads its losses: a backend
+ * that activates but computes or reads wrongly (seen with WebGPU on a software adapter) is skipped.
+ */
+const selfTest = (): string | null => {
+  const got = tf.tidy(() => {
+    const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+    const b = tf.tensor2d([1, -1, 2, 0.5, -3, 1], [3, 2]);
+    return tf.concat([tf.reshape(tf.matMul(a, b), [4]), tf.reshape(tf.sum(tf.exp(a)), [1])]);
+  }).dataSync();
+  const want = [-4, 3, -4, 4.5, [1, 2, 3, 4, 5, 6].reduce((s, x) => s + Math.exp(x), 0)];
+  const ok = want.every((w, i) => Math.abs(got[i] - w) <= 1e-3 * Math.max(1, Math.abs(w)));
+  return ok
+    ? null
+    : `self-test computed [${[...got]}], expected [${want.map((w) => +w.toFixed(3))}]`;
+};
+
 const activate = async (name: typeof BACKENDS[number]): Promise<string | null> => {
   try {
     if (name === "webgpu") {
@@ -109,7 +126,8 @@ const activate = async (name: typeof BACKENDS[number]): Promise<string | null> =
       const wasm = await importWasmBackend();
       wasm.setWasmPaths(new URL("./wasm/", location.href).href);
     }
-    return (await tf.setBackend(name)) ? null : `tf.setBackend('${name}') returned false`;
+    if (!(await tf.setBackend(name))) return `tf.setBackend('${name}') returned false`;
+    return selfTest();
   } catch (e) {
     return e instanceof Error ? e.message.split("\n")[0] : String(e);
   }
