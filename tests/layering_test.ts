@@ -16,8 +16,8 @@ import { assert } from "./_util/deps.ts";
 /** The floors, top first: a unit may import units of its own floor and of the floors below. */
 const FLOORS: ReadonlyArray<{ readonly name: string; readonly units: readonly string[] }> = [
   {
-    name: "entry points (the library surface, tasks, tools, test support)",
-    units: ["mod.ts", "tasks/", "tools/", "tests/"],
+    name: "entry points (the library surface, tasks, tools, test support, the browser page)",
+    units: ["mod.ts", "tasks/", "tools/", "tests/", "web/"],
   },
   { name: "training runs", units: ["lib/train/"] },
   { name: "meta-training", units: ["lib/meta/"] },
