@@ -24,6 +24,7 @@ import { BooleanFlag } from "../lib/cli/flags.ts";
 import { loadBlas } from "../lib/backend/native/blas.ts";
 import { readRunLogs } from "../lib/train/logs.ts";
 import { runStats } from "../lib/train/report.ts";
+import { exists } from "../lib/run/files.ts";
 import {
   configDir,
   configEnv,
@@ -77,16 +78,6 @@ const RESERVED = ["--seed", "--backend", "--out", "--resume"];
 const fail = (message: string): never => {
   console.error(`error: ${message}\n(run 'deno run -A tools/spread.ts --help' for usage)`);
   Deno.exit(2);
-};
-
-const exists = async (path: string): Promise<boolean> => {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 };
 
 const parseSeeds = (text: string): number[] => {

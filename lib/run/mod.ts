@@ -8,3 +8,4 @@ export * from "./checkpoint.ts";
 export * from "./logger.ts";
 export * from "./progress.ts";
 export * from "./tensor_file.ts";
+export * from "./files.ts";

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { FlagError } from "../cli/flags.ts";
 import { writeFileAtomic } from "../run/atomic.ts";
 import type { ProgressSink } from "../run/progress.ts";
-import { exists } from "./_fs.ts";
+import { exists } from "../run/files.ts";
 import { TooFewExamplesError } from "../data/errors.ts";
 import { batchTooLarge } from "./batch_fit.ts";
 import { checkpointDir, readRunRecord, type RunRecord } from "./checkpoint.ts";

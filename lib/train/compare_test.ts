@@ -10,7 +10,7 @@ import { compareOptimizers, type CompareOptions } from "./compare.ts";
 import { labelSpecs } from "./optimizers.ts";
 import { binSteps, runStats } from "./report.ts";
 import { tempDir, tinyProblem } from "./_testing.ts";
-import { exists } from "./_fs.ts";
+import { exists } from "../run/files.ts";
 import { FlagError } from "../cli/flags.ts";
 import { TooFewExamplesError } from "../data/errors.ts";
 

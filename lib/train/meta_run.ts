@@ -49,7 +49,7 @@ import {
 import type { ParamKind } from "../param_kinds.ts";
 import type { Model } from "../../models/types.ts";
 import { kindLeaves } from "../../models/types.ts";
-import { exists } from "./_fs.ts";
+import { exists } from "../run/files.ts";
 import { checkBatchFits } from "./batch_fit.ts";
 import { countExamples } from "./problem.ts";
 

@@ -13,7 +13,7 @@ import { mlp } from "../../models/mlp.ts";
 import type { Model } from "../../models/types.ts";
 import type { Params } from "../tree.ts";
 import { type MetaRunConfig, metaTrainRun } from "./meta_run.ts";
-import { exists } from "./_fs.ts";
+import { exists } from "../run/files.ts";
 import { tempDir } from "./_testing.ts";
 
 await useTestBackend();

@@ -4,7 +4,7 @@
  * @module
  */
 import { FlagError } from "../cli/flags.ts";
-import { exists } from "./_fs.ts";
+import { exists } from "../run/files.ts";
 import { openSource } from "../data/dataset.ts";
 import type { DatasetName } from "../data/dataset.ts";
 import type { Source } from "../data/source.ts";

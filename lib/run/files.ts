@@ -1,5 +1,5 @@
 /**
- * File-system helpers of the training modules.
+ * File-system helpers of the run layer (tasks, training runs, tools).
  * @module
  */
 
