@@ -25,7 +25,9 @@ const batch = (z: tf.Tensor) => z.shape[0];
  * Mean softmax cross-entropy, L = (1/B) Σ_b [lse(z_b)·Σ_c y_bc − ⟨y_b, z_b⟩] (hand-written: TF.js's
  * tf.losses.softmaxCrossEntropy cannot be differentiated twice correctly,
  * docs/tfjs-notes.md#softmax-cross-entropy). H_L·u per row: (diag p − p pᵀ)u·Σy / B = p ⊙ (u − ⟨p,
- * u⟩)·Σy / B.
+ * u⟩)·Σy / B, with u − ⟨p, u⟩ taken relative to the row's most probable class k
+ * (docs/algorithm.md#saturated-outputs): (u − u_k) − Σ_j p_j (u_j − u_k), so a saturated row
+ * (p ≈ e_k) keeps its small curvature instead of rounding noise.
  */
 export const softmaxCrossEntropy: Loss = {
   name: "softmaxCrossEntropy",
@@ -43,12 +45,19 @@ export const softmaxCrossEntropy: Loss = {
   hessianProduct: (z, y, u) =>
     tf.tidy(() => {
       const p = tf.softmax(z);
-      const pu = tf.sum(tf.mul(p, u), -1, true);
-      return tf.div(tf.mul(tf.mul(p, tf.sub(u, pu)), tf.sum(y, -1, true)), batch(z));
+      const c = z.shape[z.shape.length - 1];
+      // u_k exactly: a one-hot row times u sums one product and zeros.
+      const top = tf.oneHot(tf.argMax(z, -1), c);
+      const rel = tf.sub(u, tf.sum(tf.mul(top, u), -1, true));
+      const centred = tf.sub(rel, tf.sum(tf.mul(p, rel), -1, true));
+      return tf.div(tf.mul(tf.mul(p, centred), tf.sum(y, -1, true)), batch(z));
     }),
 };
 
-/** Mean (over the batch) of Σ_c [softplus(z) − y·z]; H_L·u = σ(z)(1 − σ(z)) ⊙ u / B. */
+/**
+ * Mean (over the batch) of Σ_c [softplus(z) − y·z]; H_L·u = σ(z)σ(−z) ⊙ u / B (σ(z)(1 − σ(z)) with
+ * no cancellation when σ(z) ≈ 1, docs/algorithm.md#saturated-outputs).
+ */
 export const sigmoidCrossEntropy: Loss = {
   name: "sigmoidCrossEntropy",
   value: (z, y) =>
@@ -56,8 +65,7 @@ export const sigmoidCrossEntropy: Loss = {
   gradient: (z, y) => tf.tidy(() => tf.div(tf.sub(tf.sigmoid(z), y), batch(z))),
   hessianProduct: (z, _y, u) =>
     tf.tidy(() => {
-      const s = tf.sigmoid(z);
-      return tf.div(tf.mul(tf.mul(s, tf.sub(1, s)), u), batch(z));
+      return tf.div(tf.mul(tf.mul(tf.sigmoid(z), tf.sigmoid(tf.neg(z))), u), batch(z));
     }),
 };
 

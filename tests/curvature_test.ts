@@ -73,6 +73,8 @@ for (const kind of TINY_NETS) {
     await withNoLeaks(() =>
       fc.assert(
         fc.property(seeds, (seed) => {
+          // Seed 613234139 gives convMaxPool confidently classified examples (1 − p_k ≈ 1e-5),
+          // where a cancelling H_L made G 2 % asymmetric (docs/algorithm.md#saturated-outputs).
           const net = tinyNet(kind, seed);
           const gn = gaussNewtonProduct(net.model, softmaxCrossEntropy, net.params, net.batch);
           try {
@@ -100,7 +102,7 @@ for (const kind of TINY_NETS) {
             tf.dispose([net.params, net.batch] as unknown as tf.TensorContainer);
           }
         }),
-        { numRuns: 5 },
+        { numRuns: 5, examples: [[613234139]] },
       )
     );
   });

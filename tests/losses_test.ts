@@ -84,3 +84,52 @@ Deno.test("loss softmaxCrossEntropy: value is the mean cross-entropy", () => {
     if (Math.abs(got - expected) > 1e-6) throw new Error(`${got} vs ${expected}`);
   });
 });
+
+/**
+ * Saturated rows (p ≈ e_k, 1 − p_k down to 1e-7): H_L·u against the closed form in float64, entry
+ * by entry. Computed as p ⊙ (u − ⟨p, u⟩) in float32 the block is rounding noise here
+ * (docs/algorithm.md#saturated-outputs); centred on the top class it keeps float32 accuracy.
+ */
+Deno.test("loss softmaxCrossEntropy: H_L·u keeps its accuracy on saturated rows", () => {
+  tf.tidy(() => {
+    const rows = [[12, -3, 1, 0.5], [0, 16, -2, 2], [-4, 1, 2, 18], [3, 3.5, -1, 0]];
+    const us = [[1, -2, 0.5, 3], [-1, 2, 2, -0.25], [0.3, 0.7, -1.1, 1.9], [2, -1, 0, 1]];
+    const [b, c] = [rows.length, rows[0].length];
+    const got = LOSSES.softmaxCrossEntropy
+      .hessianProduct(tf.tensor(rows), tf.oneHot([0, 1, 2, 3], c).toFloat(), tf.tensor(us))
+      .dataSync();
+    for (let r = 0; r < b; r++) {
+      // float64: p from the float32-rounded logits, (Hu)_i = p_i Σ_j p_j (u_i − u_j) / B.
+      const z = Float32Array.from(rows[r]), u = Float32Array.from(us[r]);
+      const m = Math.max(...z);
+      const e = Array.from(z, (v) => Math.exp(v - m));
+      const s = e.reduce((a, v) => a + v, 0);
+      const p = e.map((v) => v / s);
+      for (let i = 0; i < c; i++) {
+        let want = 0;
+        for (let j = 0; j < c; j++) want += p[i] * p[j] * (u[i] - u[j]);
+        want /= b;
+        const have = got[r * c + i];
+        if (!(Math.abs(have - want) <= 1e-4 * Math.abs(want) + 1e-30)) {
+          throw new Error(`row ${r} class ${i}: H_L·u = ${have}, float64 ${want}`);
+        }
+      }
+    }
+  });
+});
+
+Deno.test("loss sigmoidCrossEntropy: H_L·u keeps its accuracy where σ(z) ≈ 1", () => {
+  tf.tidy(() => {
+    const z = [9, 14, 17, -15, 0.5];
+    const got = LOSSES.sigmoidCrossEntropy
+      .hessianProduct(tf.tensor([z]), tf.zeros([1, z.length]), tf.ones([1, z.length]))
+      .dataSync();
+    z.forEach((v, i) => {
+      const zf = Math.fround(v);
+      const want = 1 / ((1 + Math.exp(-zf)) * (1 + Math.exp(zf)));
+      if (!(Math.abs(got[i] - want) <= 1e-5 * want)) {
+        throw new Error(`z = ${v}: H_L·u = ${got[i]}, float64 ${want}`);
+      }
+    });
+  });
+});
