@@ -285,6 +285,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       xInit: o.xInit,
       preconditioner: o.preconditioner,
       dampingMode: o.dampingMode,
+      ...(o.featureNorm ? { featureNorm: o.featureNorm } : {}),
     },
     training: {
       model: c.modelName,
