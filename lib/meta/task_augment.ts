@@ -54,7 +54,10 @@ export const reparameterize = <P extends Params>(
 
 /** φ = θ/s per leaf (new tensors; the caller owns θ and the result). */
 export const toReparameterized = <P extends Params>(theta: P, scales: readonly number[]): P =>
-  unflatten(theta, leaves(theta).map((t, j) => scales[j] === 1 ? t.clone() : tf.div(t, scales[j])));
+  unflatten(
+    theta,
+    tf.tidy(() => leaves(theta).map((t, j) => scales[j] === 1 ? t.clone() : tf.div(t, scales[j]))),
+  );
 
 /** A task made concrete: its model (reparameterized), kinds, and batch transform. */
 export interface ConcreteTask {
