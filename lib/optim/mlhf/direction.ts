@@ -42,7 +42,8 @@ export interface MlhfOptions {
   readonly dampingMode: "rnn" | "fixed";
   /**
    * The meta-networks' inputs (not in the original): `raw` (absent), tanh of g, r and x as they
-   * are; `rms`, each divided first by its tensor's running RMS (docs/algorithm.md#scale-free-features).
+   * are; `rms`, each divided first by its tensor's running RMS
+   * (docs/algorithm.md#scale-free-features).
    */
   readonly featureNorm?: "raw" | "rms";
 }

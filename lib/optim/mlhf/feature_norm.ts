@@ -1,7 +1,7 @@
 /**
- * Scale-free inputs for MLHF's meta-networks (`featureNorm: "rms"`, docs/algorithm.md#scale-free-
- * features; not in the original, whose networks see tanh of the raw g, r and x). Per parameter
- * tensor, a running mean square ν of the gradient and one of x_prev:
+ * Scale-free inputs for MLHF's meta-networks (`featureNorm: "rms"`,
+ * docs/algorithm.md#scale-free-features; not in the original, whose networks see tanh of the raw
+ * g, r and x). Per parameter tensor, a running mean square ν of the gradient and one of x_prev:
  *   ν ← m on the first nonzero m, else β·ν + (1 − β)·m,   m = mean(v²),
  * and the features become g/√ν_g, r/√ν_g, x/√ν_x before the tanh. Scaling a tensor's g and r by
  * c (and its x by c′, as a reparameterization θ = s·φ does with c = s, c′ = 1/s) scales its ν's by
