@@ -9,7 +9,10 @@
  * Trajectories and replay: after a window, the task's trajectory continues with probability
  * `keepProb`; otherwise it joins a small pool of (task, φ, MLHF state) snapshots (the oldest
  * leaves when the pool is over `replayPool`) and the next window either resumes another pooled
- * trajectory (probability `replayProb`: a late-training state) or starts a fresh task. Every
+ * trajectory (probability `replayProb`: a late-training state) or starts a fresh task. A
+ * trajectory whose φ or MLHF state stops being finite is dropped and logged (`diverged`), and the
+ * next window replays or starts a task in the same way; non-finite meta-weights or Adam moments
+ * stop the run, naming the tensor. Every
  * random choice derives from the seed and the window's number, and the sampler's state is the
  * number of tasks drawn, so a run killed and resumed from its checkpoint (meta-weights, Adam
  * state, current trajectory, pool, tasks drawn, data position) ends with the same meta-weights as
@@ -118,6 +121,8 @@ export interface TaskDiagnostics extends MetaDiagnostics {
   readonly trajectorySteps: number;
   /** What the next window does: continue this trajectory, replay a pooled one, or a new task. */
   readonly next: "continue" | "replay" | "new";
+  /** Null, or the tensor of the task's trajectory that was not finite (the trajectory is dropped). */
+  readonly diverged: string | null;
 }
 
 /** One trajectory: a task, its φ and MLHF state, and the inner steps taken. */
@@ -399,14 +404,20 @@ export const taskTrainRun = async (c: TaskRunConfig): Promise<TaskRunResult> => 
         inner: r.state.inner,
         steps: cur.steps + o.metaRollBack,
       };
+      // A trajectory whose φ or MLHF state is no longer finite is dropped (the meta-weights and
+      // Adam's state are checked first: non-finite ones stop the run below).
+      const diverged = r.nonFinite !== null && !r.nonFinite.startsWith("meta-weights")
+        ? r.nonFinite
+        : null;
       // Continue, or pool this trajectory and resume a pooled one or start a fresh task.
       const draw = drawStream(foldIn(windowKey, 9));
       let current = done, pool = state.pool, drawn = state.drawn;
       let next: TaskDiagnostics["next"] = "continue";
-      if (draw() >= o.keepProb) {
-        pool = [...pool, done];
-        if (pool.length > 1 && draw() < c.replayProb) {
-          const i = Math.floor(draw() * (pool.length - 1));
+      if (diverged !== null || draw() >= o.keepProb) {
+        if (diverged === null) pool = [...pool, done];
+        else tf.dispose(trajectoryTensors(done));
+        if (pool.length > (diverged === null ? 1 : 0) && draw() < c.replayProb) {
+          const i = Math.floor(draw() * (pool.length - (diverged === null ? 1 : 0)));
           current = pool[i];
           pool = pool.filter((_, j) => j !== i);
           next = "replay";
@@ -450,11 +461,20 @@ export const taskTrainRun = async (c: TaskRunConfig): Promise<TaskRunResult> => 
         permutePixels: cur.spec.permutePixels,
         trajectorySteps: done.steps,
         next,
+        diverged,
       };
       last = d;
       ran++;
       log.log({ ...d, wallSeconds: elapsedBefore + (performance.now() - t0) / 1000 });
-      if (r.nonFinite !== null) {
+      if (diverged !== null && !c.quiet) {
+        console.error(
+          `\niteration ${d.iteration}: task ${d.task} (${d.family}) diverged (${diverged} is not ` +
+            `finite): dropped, the next window ${
+              next === "replay" ? "replays a pooled one" : "starts a new task"
+            }`,
+        );
+      }
+      if (r.nonFinite !== null && diverged === null) {
         throw new Error(
           `iteration ${d.iteration} (task ${d.task}, ${d.family}): ${r.nonFinite} is not finite ` +
             `after the update; stopped. ${

@@ -140,3 +140,35 @@ Deno.test("task run: killed after 2 windows and resumed, it ends as an uninterru
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("task run: a trajectory that stops being finite is dropped and logged; the run goes on", async () => {
+  const dir = await tempDir();
+  try {
+    const out = join(dir, "run");
+    // s = 1e30 on every tensor: the curvature S·G·S overflows, φ's trajectory stops being finite
+    // in every window; the meta-gradient is then not finite and is skipped, so the meta-weights
+    // stay finite and only the trajectories are dropped.
+    const augmentation = {
+      scaleRange: [1e30, 1e30] as const,
+      permuteLabels: 0,
+      permutePixels: 0,
+      batchSizes: [8],
+    };
+    const options = { ...META_TRAIN_DEFAULTS, metaRollBack: 1, keepProb: 1 };
+    const memory = tf.memory().numTensors;
+    const r = await taskTrainRun(config(out, { options, augmentation, iterations: 2 }));
+    assert.equal(tf.memory().numTensors, memory, "the run leaked tensors");
+    assert.equal(r.iterations, 2);
+    const log = await readLog(r.logPath);
+    assert.deepEqual(log.map((d) => [d.task, d.next, d.skipped]), [[0, "new", true], [
+      1,
+      "new",
+      true,
+    ]]);
+    for (const d of log) {
+      assert.match(String(d.diverged), /^(params\/|inner state )/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
