@@ -29,7 +29,11 @@ export const initFeatureNorm = (leafCount: number): FeatureNormState => ({
   x: Array.from({ length: leafCount }, () => tf.scalar(0)),
 });
 
-/** ν′ = m when ν = 0, else β·ν + (1 − β)·m, with m = mean(v²). */
+/**
+ * ν′ = m when ν = 0, else β·ν + (1 − β)·m, with m = mean(v²). Written with sign(ν) ∈ {0, 1}
+ * rather than a comparison, so that it may sit on an autodiff tape (TF.js has no gradient for
+ * Equal; in meta-training x_prev is a stop-gradient of a taped value).
+ */
 export const updateMeanSquare = (
   nu: tf.Scalar,
   v: tf.Tensor,
@@ -37,7 +41,9 @@ export const updateMeanSquare = (
 ): tf.Scalar =>
   tf.tidy(() => {
     const m = tf.mean(tf.square(v));
-    return tf.where(tf.equal(nu, 0), m, tf.add(tf.mul(nu, beta), tf.mul(m, 1 - beta))) as tf.Scalar;
+    const w = tf.sign(nu);
+    const ema = tf.add(tf.mul(nu, beta), tf.mul(m, 1 - beta));
+    return tf.add(tf.mul(w, ema), tf.mul(tf.sub(1, w), m)) as tf.Scalar;
   });
 
 /** v/√(ν + 1e-30). */

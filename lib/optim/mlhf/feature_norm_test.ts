@@ -12,7 +12,8 @@ import { assertAllClose, withNoLeaks } from "../../../tests/_util/numeric.ts";
 import { keyFromSeed, normal } from "../../prng.ts";
 import { leaves, mapTree, type Params } from "../../tree.ts";
 import type { ParamKind } from "../../param_kinds.ts";
-import { featureNormStep, initFeatureNorm } from "./feature_norm.ts";
+import { type FeatureNormState, featureNormStep, initFeatureNorm } from "./feature_norm.ts";
+import { stopGradient } from "./stop_gradient.ts";
 import { initMlhfState, MLHF_DEFAULTS, mlhfDirection, type MlhfOptions } from "./direction.ts";
 import { initMetaWeights, metaWeightTensors } from "./meta_weights.ts";
 
@@ -110,4 +111,30 @@ Deno.test("feature norm: with rms, a first step's λ and P ignore per-tensor gra
     assert.equal(r1.hasFeatures, false, "the default state has no feature norms");
     const most = Math.max(...r1.lambda.map((v, i) => Math.abs(v - r2.lambda[i]) / v));
     assert(most > 1e-4, `raw features: λ moved by at most ${most} (relative)`);
+  }));
+
+Deno.test("feature norm: sits on an autodiff tape over several steps (as in a meta-training window)", () =>
+  withNoLeaks(() => {
+    const a = tf.tensor1d([0.3, -0.2, 0.5]);
+    // x_prev of step t is a stop-gradient of a taped value; the loss reads the normalized features.
+    let feature!: tf.Tensor;
+    const [grad] = tf.grads((w: tf.Tensor) => {
+      let s: FeatureNormState = initFeatureNorm(1);
+      let x = tf.zerosLike(w), loss = tf.scalar(0);
+      for (let t = 0; t < 3; t++) {
+        const f = featureNormStep(s, [tf.add(stopGradient(w), t)], [stopGradient(x)]);
+        feature = f.normalize(stopGradient(x), 0, "x");
+        loss = tf.add(loss, tf.sum(tf.mul(w, feature)));
+        x = tf.mul(w, t + 1);
+        s = f.next;
+      }
+      tf.keep(feature);
+      return loss;
+    })([a]);
+    // Every path but the direct one is cut: ∂loss/∂w = Σ_t feature_t, where feature_0 = 0,
+    // feature_1 = w/RMS(w) (ν_x = mean(w²)) and feature_2 = 2w/√(0.9·mean(w²) + 0.1·mean(4w²)).
+    const rms = Math.sqrt((0.09 + 0.04 + 0.25) / 3);
+    const want = [0.3, -0.2, 0.5].map((w) => w / rms + 2 * w / (Math.sqrt(1.3) * rms));
+    assertAllClose(grad, want, { rtol: 1e-5, atol: 1e-7 }, "∂loss/∂w");
+    tf.dispose([grad, feature, a]);
   }));
