@@ -26,6 +26,8 @@ import { mlp } from "../models/mlp.ts";
 import type { Model } from "../models/types.ts";
 import type { Params } from "../lib/tree.ts";
 import { makeModel } from "../lib/train/models.ts";
+import { taskTrainRun } from "../lib/train/task_run.ts";
+import { checkAugmentation, parseTaskMix, type TaskAugmentation } from "../lib/meta/task_mix.ts";
 
 const PROBLEMS = ["mlp", "convnet", "convnet-small", "resnet"] as const;
 type Problem = typeof PROBLEMS[number];
@@ -37,6 +39,49 @@ export const SPECS = {
     "mlp" as Problem,
     "optimizee: the original's quick MLP, the CUDA-convnet (or at reduced width, " +
       "filters 16, 32 and units 64, 32), or ResNet-20 v2",
+  ),
+  tasks: flag(
+    StringFlag,
+    "-",
+    "meta-train on a task mix instead of one --problem (docs/algorithm.md#task-mix): " +
+      "comma-separated mlp-<widths>-<relu|sigmoid|tanh> (e.g. mlp-64x32-relu), " +
+      "convnet-<f1>x<f2>-<u1>x<u2> (e.g. convnet-8x16-32x16), or default ('-': none)",
+  ),
+  "batch-sizes": flag(
+    StringFlag,
+    "32,64,128",
+    "with --tasks: the batch sizes a task draws from (comma-separated)",
+  ),
+  "reparam-scale": flag(
+    StringFlag,
+    "0.001:1000",
+    "with --tasks: lo:hi of the log-uniform per-tensor scale s of θ = s·φ (1:1 = none)",
+  ),
+  "permute-labels": flag(
+    UnitIntervalFlag,
+    0.5,
+    "with --tasks: probability that a task permutes the class labels",
+  ),
+  "permute-pixels": flag(
+    UnitIntervalFlag,
+    0.5,
+    "with --tasks: probability that a task permutes the pixels",
+  ),
+  "replay-pool": flag(
+    NonNegativeIntFlag,
+    8,
+    "with --tasks: trajectories (task, parameters, MLHF state) kept for replay",
+  ),
+  "replay-prob": flag(
+    UnitIntervalFlag,
+    0.5,
+    "with --tasks: probability that a trajectory switch resumes a pooled (late-training) state",
+  ),
+  "feature-norm": flag(
+    oneOf(["raw", "rms"] as const),
+    "raw" as "raw" | "rms",
+    "meta-network inputs: raw (the original's tanh of g, r, x) or divided by each tensor's " +
+      "running RMS (scale-free)",
   ),
   "mlp-hidden": flag(PositiveIntFlag, 20, "hidden units of the MLP problem (the original's: 20)"),
   dataset: flag(
@@ -102,6 +147,42 @@ export const SPECS = {
 };
 
 /** The optimizee: eval's models by name, except the MLP's hidden width (a flag here). */
+/** Parses `lo:hi` of --reparam-scale. */
+const parseScaleRange = (text: string): [number, number] => {
+  const parts = text.split(":").map(Number);
+  if (
+    parts.length !== 2 || !parts.every((v) => Number.isFinite(v) && v > 0) || parts[0] > parts[1]
+  ) {
+    throw new FlagError(
+      `--reparam-scale: expected lo:hi with 0 < lo ≤ hi (e.g. 0.001:1000), got '${text}'`,
+    );
+  }
+  return [parts[0], parts[1]];
+};
+
+/** Parses --batch-sizes. */
+const parseBatchSizes = (text: string): number[] => {
+  const parts = text.split(",").map((s) => s.trim());
+  if (!parts.every((p) => /^[1-9][0-9]*$/.test(p))) {
+    throw new FlagError(
+      `--batch-sizes: expected positive integers separated by commas, got '${text}'`,
+    );
+  }
+  return parts.map(Number);
+};
+
+/** Flags that only a --tasks run reads. */
+const TASK_FLAGS = [
+  "batch-sizes",
+  "reparam-scale",
+  "permute-labels",
+  "permute-pixels",
+  "replay-pool",
+  "replay-prob",
+];
+/** Flags that a --tasks run replaces. */
+const SINGLE_FLAGS = ["problem", "mlp-hidden", "batch-size", "replay-mode"];
+
 const modelFor = (problem: Problem, hidden: number, classes = 10): Model<Params, Params> =>
   problem === "mlp"
     ? mlp({ numClasses: classes, hidden: [hidden] }) as unknown as Model<Params, Params>
@@ -126,10 +207,74 @@ if (import.meta.main) {
           `--mlp-hidden contradicts --problem ${c.problem}: the hidden width is the MLP's only`,
         );
       }
+      const given = givenFlags(Deno.args);
+      const tasksMode = c.tasks !== "-";
+      for (const name of tasksMode ? SINGLE_FLAGS : TASK_FLAGS) {
+        if (given.has(name)) {
+          throw new FlagError(
+            tasksMode
+              ? `--${name} contradicts --tasks: each task of the mix sets its own model and batch size`
+              : `--${name} needs --tasks (it sets how the task mix is drawn)`,
+          );
+        }
+      }
       const out = c.out !== "-"
         ? c.out
         : `runs/train-${new Date().toISOString().replace(/[:.]/g, "-")}`;
       await ensureWritableDir("out", out);
+      const options = {
+        ...META_TRAIN_DEFAULTS,
+        metaRollBack: c["meta-roll-back"],
+        keepProb: c["keep-prob"],
+        metaLr: c["meta-lr"],
+        lr: c.lr,
+        cgIterations: c["cg-iter"],
+        xInit: c["x-init"],
+        preconditioner: c.preconditioner,
+        lambda0: c.damping,
+        replayMode: c["replay-mode"],
+        coordinateFraction: c["coordinate-fraction"],
+        ...(c["feature-norm"] !== "raw" ? { featureNorm: c["feature-norm"] } : {}),
+      };
+      const command = `deno task train ${Deno.args.join(" ")}`.trim();
+      if (tasksMode) {
+        let mix;
+        try {
+          mix = parseTaskMix(c.tasks);
+        } catch (e) {
+          throw new FlagError((e as Error).message);
+        }
+        const augmentation: TaskAugmentation = {
+          scaleRange: parseScaleRange(c["reparam-scale"]),
+          permuteLabels: c["permute-labels"],
+          permutePixels: c["permute-pixels"],
+          batchSizes: parseBatchSizes(c["batch-sizes"]),
+        };
+        checkAugmentation(augmentation);
+        const r = await taskTrainRun({
+          mix,
+          augmentation,
+          replayPool: c["replay-pool"],
+          replayProb: c["replay-prob"],
+          dataset: c.dataset,
+          dataDir: c["data-dir"] === "-" ? undefined : c["data-dir"],
+          shuffleBuffer: 5000,
+          iterations: c.iterations,
+          ...(c.epochs ? { epochs: c.epochs } : {}),
+          seed: c.seed,
+          out,
+          checkpointEvery: c["checkpoint-every"],
+          resume: c.resume,
+          command,
+          options,
+        });
+        console.log(
+          `meta-trained ${r.iterations} windows on the task mix in ${
+            r.wallSeconds.toFixed(1)
+          } s: ${r.weightsPath} (log ${r.logPath})`,
+        );
+        return;
+      }
       const r = await metaTrainRun({
         model: modelFor(c.problem, c["mlp-hidden"]),
         modelName: c.problem === "mlp" ? `mlp-${c["mlp-hidden"]}` : c.problem,
@@ -143,20 +288,8 @@ if (import.meta.main) {
         out,
         checkpointEvery: c["checkpoint-every"],
         resume: c.resume,
-        command: `deno task train ${Deno.args.join(" ")}`.trim(),
-        options: {
-          ...META_TRAIN_DEFAULTS,
-          metaRollBack: c["meta-roll-back"],
-          keepProb: c["keep-prob"],
-          metaLr: c["meta-lr"],
-          lr: c.lr,
-          cgIterations: c["cg-iter"],
-          xInit: c["x-init"],
-          preconditioner: c.preconditioner,
-          lambda0: c.damping,
-          replayMode: c["replay-mode"],
-          coordinateFraction: c["coordinate-fraction"],
-        },
+        command,
+        options,
       });
       console.log(
         `meta-trained ${r.iterations} iterations in ${

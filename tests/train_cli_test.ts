@@ -32,6 +32,33 @@ Deno.test("train CLI: --mlp-hidden with another --problem exits 2 naming both", 
   );
 });
 
+Deno.test("train CLI: --tasks flags contradict --problem, need --tasks, and name a bad entry", async () => {
+  const cases: [string[], string][] = [
+    [
+      ["--tasks", "default", "--batch-size", "64"],
+      "error: --batch-size contradicts --tasks: each task of the mix sets its own model and batch size",
+    ],
+    [
+      ["--replay-pool", "3"],
+      "error: --replay-pool needs --tasks (it sets how the task mix is drawn)",
+    ],
+    [
+      ["--tasks", "mlp-20-gelu"],
+      "error: --tasks: 'mlp-20-gelu' is not a task family: expected mlp-<widths>-<relu|sigmoid|tanh> " +
+      "(e.g. mlp-64x32-relu), convnet-<f1>x<f2>-<u1>x<u2> (e.g. convnet-8x16-32x16) or default",
+    ],
+    [
+      ["--tasks", "default", "--reparam-scale", "10:1"],
+      "error: --reparam-scale: expected lo:hi with 0 < lo ≤ hi (e.g. 0.001:1000), got '10:1'",
+    ],
+  ];
+  for (const [args, line] of cases) {
+    const r = await run("--backend", "cpu", ...args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(errorLine(r.stderr), line);
+  }
+});
+
 Deno.test("train CLI: --epochs takes an integer", async () => {
   const r = await run("--backend", "cpu", "--epochs", "1.5");
   assert.equal(r.code, 2, r.stderr);

@@ -432,6 +432,7 @@ export const windowGradient = <P extends Params>(
     const st = win.innerEnd;
     leaves(st.xPrev).forEach((t) => tf.keep(t));
     leaves(st.rPrev).forEach((t) => tf.keep(t));
+    if (st.features) [...st.features.g, ...st.features.x].forEach((t) => tf.keep(t));
     for (const roles of Object.values(st.rnn)) {
       for (const s of Object.values(roles ?? {})) [...s!.c, ...s!.h].forEach((t) => tf.keep(t));
     }
@@ -620,6 +621,7 @@ export const stateLeaves = <P extends Params>(s: MlhfState<P>): tf.Tensor[] => [
   ...Object.values(s.rnn).flatMap((roles) =>
     Object.values(roles ?? {}).flatMap((st) => [...st!.c, ...st!.h])
   ),
+  ...(s.features ? [...s.features.g, ...s.features.x] : []),
 ];
 
 /** Every tensor a meta-training state holds (for keeping or disposing it as a whole). */

@@ -42,6 +42,7 @@ const Options = t.partial({
   xInit: t.keyof({ previous: null, gradient: null, rnn: null }),
   preconditioner: t.keyof({ rnn: null, none: null }),
   damping: t.keyof({ rnn: null, fixed: null }),
+  featureNorm: t.keyof({ raw: null, rms: null }),
 });
 /** The JSON header's `meta`: what the file holds and how it was trained. */
 export interface MetaWeightsHeader {
@@ -60,6 +61,7 @@ export interface MetaWeightsHeader {
     xInit?: "previous" | "gradient" | "rnn";
     preconditioner?: "rnn" | "none";
     damping?: "rnn" | "fixed";
+    featureNorm?: "raw" | "rms";
   };
   /** Meta-training settings beyond the MLHF options. */
   training?: { [key: string]: unknown };

@@ -106,9 +106,11 @@ export interface MetaRunResult {
   readonly last?: MetaDiagnostics;
 }
 
-const CHECKPOINT = "meta-train";
+/** The checkpoint's name in a run directory (shared with `task_run.ts`). */
+export const CHECKPOINT = "meta-train";
 
-const gitCommit = async (): Promise<string> => {
+/** The repository's HEAD commit, or "unknown". */
+export const gitCommit = async (): Promise<string> => {
   try {
     const out = await new Deno.Command("git", {
       args: ["rev-parse", "HEAD"],
@@ -160,7 +162,7 @@ const runFiles = (out: string): string[] => [
 ];
 
 /** Refuses a directory that already holds a run (any of its files): it would be overwritten. */
-const refuseOccupied = async (out: string): Promise<void> => {
+export const refuseOccupied = async (out: string): Promise<void> => {
   for (const file of runFiles(out)) {
     if (await exists(file)) {
       throw new Error(
@@ -285,6 +287,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       xInit: o.xInit,
       preconditioner: o.preconditioner,
       dampingMode: o.dampingMode,
+      ...(o.featureNorm ? { featureNorm: o.featureNorm } : {}),
     },
     training: {
       model: c.modelName,

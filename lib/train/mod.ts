@@ -14,4 +14,5 @@ export * from "./compare.ts";
 export * from "./report.ts";
 export * from "./weight_decay.ts";
 export * from "./meta_run.ts";
+export * from "./task_run.ts";
 export * from "./batch_fit.ts";

@@ -16,6 +16,7 @@ import { conjugateGradient, dampedOperator } from "../../solvers/cg.ts";
 import { lstmNetStep, type LstmNetWeights, type LstmState, zeroLstmState } from "./lstm.ts";
 import { groupByKind, type ParamKind } from "../../param_kinds.ts";
 import { stopGradient } from "./stop_gradient.ts";
+import { type FeatureNormState, featureNormStep, initFeatureNorm } from "./feature_norm.ts";
 
 /** The meta-networks of one parameter kind: the λ network (RNN_λ), the preconditioner network
  * (RNN_P) and the x₀ network (RNN_x). */
@@ -39,6 +40,12 @@ export interface MlhfOptions {
   readonly preconditioner: "rnn" | "none";
   /** How λ is made: `rnn`, softplus(RNN_λ(·)) + λ₀ per coordinate; `fixed`, the scalar λ₀. */
   readonly dampingMode: "rnn" | "fixed";
+  /**
+   * The meta-networks' inputs (not in the original): `raw` (absent), tanh of g, r and x as they
+   * are; `rms`, each divided first by its tensor's running RMS
+   * (docs/algorithm.md#scale-free-features).
+   */
+  readonly featureNorm?: "raw" | "rms";
 }
 
 export const MLHF_DEFAULTS: MlhfOptions = {
@@ -59,6 +66,8 @@ export interface MlhfState<P extends Params> {
   >;
   readonly xPrev: P;
   readonly rPrev: P;
+  /** The running mean squares of `featureNorm: "rms"` (absent otherwise). */
+  readonly features?: FeatureNormState;
 }
 
 /** A meta-network's role: the λ network, the preconditioner network, the x₀ network. */
@@ -114,7 +123,10 @@ export const initMlhfState = <P extends Params>(
     rnn[kind] = Object.fromEntries(rolesFor(o).map((r) => [r, zeroLstmState(n)]));
   }
   const zeros = unflatten(params, ls.map((x) => tf.zerosLike(x)));
-  return { rnn, xPrev: zeros, rPrev: unflatten(params, ls.map((x) => tf.zerosLike(x))) };
+  const rPrev = unflatten(params, ls.map((x) => tf.zerosLike(x)));
+  return o.featureNorm === "rms"
+    ? { rnn, xPrev: zeros, rPrev, features: initFeatureNorm(ls.length) }
+    : { rnn, xPrev: zeros, rPrev };
 };
 
 /** Concatenates the flattened leaves of one kind. */
@@ -288,6 +300,19 @@ export const mlhfDirection = <P extends Params>(
   const xPrev = unflatten(state.xPrev, leaves(state.xPrev).map((t) => stopGradient(t)));
   const rPrev = unflatten(state.rPrev, leaves(state.rPrev).map((t) => stopGradient(t)));
   const lg = leaves(g), lx = leaves(xPrev), lr = leaves(rPrev);
+  // The networks' features: the raw g, r_prev, x_prev, or each over its running RMS.
+  let fg: readonly tf.Tensor[] = lg, fr: readonly tf.Tensor[] = lr, fx: readonly tf.Tensor[] = lx;
+  let features: FeatureNormState | undefined;
+  let normalize = (v: tf.Tensor, _leaf: number, _as: "g" | "x") => v;
+  if (o.featureNorm === "rms") {
+    if (!state.features) throw new Error("MLHF (featureNorm rms): the state has no feature norms");
+    const f = featureNormStep(state.features, lg, lx);
+    features = f.next;
+    normalize = f.normalize;
+    fg = lg.map((t, i) => normalize(t, i, "g"));
+    fr = lr.map((t, i) => normalize(t, i, "g"));
+    fx = lx.map((t, i) => normalize(t, i, "x"));
+  }
   const rnn: { [K in ParamKind]?: { lambda?: LstmState; precond?: LstmState; x0?: LstmState } } =
     {};
   const setState = (role: Role, next: Map<ParamKind, LstmState>) => {
@@ -305,7 +330,7 @@ export const mlhfDirection = <P extends Params>(
       meta,
       state,
       groups,
-      [lg, lr, lx],
+      [fg, fr, fx],
       lg,
       softplusPlus(o.lambda0),
       squash,
@@ -329,7 +354,7 @@ export const mlhfDirection = <P extends Params>(
   let x0: P = xPrev;
   if (o.xInit === "gradient") x0 = g;
   else if (o.xInit === "rnn") {
-    const d = runRole("x0", meta, state, groups, [lg, lr, lx], lg, (out) => out, squash, taped);
+    const d = runRole("x0", meta, state, groups, [fg, fr, fx], lg, (out) => out, squash, taped);
     x0 = unflatten(gradient, d.values);
     setState("x0", d.next);
   }
@@ -343,7 +368,17 @@ export const mlhfDirection = <P extends Params>(
         meta,
         state,
         groups,
-        [lg, leaves(r0), leaves(x0)],
+        o.featureNorm === "rms"
+          ? [
+            fg,
+            leaves(r0).map((t, i) => normalize(t, i, "g")),
+            o.xInit === "previous"
+              ? fx
+              : o.xInit === "gradient"
+              ? fg
+              : leaves(x0).map((t, i) => normalize(t, i, "x")),
+          ]
+          : [lg, leaves(r0), leaves(x0)],
         lg,
         softplusPlus(0),
         squash,
@@ -364,6 +399,8 @@ export const mlhfDirection = <P extends Params>(
     lambda,
     precond,
     iterations: res.iterations,
-    next: { rnn: nextRnn, xPrev: res.x, rPrev: res.r },
+    next: features
+      ? { rnn: nextRnn, xPrev: res.x, rPrev: res.r, features }
+      : { rnn: nextRnn, xPrev: res.x, rPrev: res.r },
   };
 };
