@@ -10,7 +10,7 @@
  * as +∞. The tuned best of a grid is the point with the lowest median (over seeds) final training
  * loss. A task's target is the tuned Adam's median final training loss; a run reaches it at the
  * first evaluation whose training loss is ≤ the target (seconds: training time then, evaluations
- * excluded); a miss counts as +∞, and a median over seeds is +∞ when half or more missed.
+ * excluded) and that comes before any divergence; a miss counts as +∞, and a median over seeds is +∞ when half or more missed.
  * @module
  */
 
@@ -39,22 +39,32 @@ export interface RunCurve {
 /** A minibatch loss above this many times the first one is a blow-up (divergence). */
 export const BLOWUP_FACTOR = 10;
 
-/** Why the run counts as diverged, or null. */
-export const divergence = (r: RunCurve): string | null => {
-  if (r.status.startsWith("diverged")) return r.status;
+/** Why and at which step the run diverged, or null. */
+export const divergenceAt = (
+  r: RunCurve,
+): { readonly step: number; readonly why: string } | null => {
+  const stopped = /^diverged at step (\d+)/.exec(r.status);
+  if (stopped) return { step: Number(stopped[1]), why: r.status };
   const bad = r.losses.findIndex((l) => !Number.isFinite(l));
-  if (bad >= 0) return `non-finite loss at step ${bad + 1}`;
+  if (bad >= 0) return { step: bad + 1, why: `non-finite loss at step ${bad + 1}` };
   if (r.losses.length) {
     const limit = BLOWUP_FACTOR * r.losses[0];
     const i = r.losses.findIndex((l) => l > limit);
     if (i >= 0) {
-      return `blow-up at step ${i + 1} (minibatch loss ${
-        r.losses[i].toPrecision(3)
-      } > ${BLOWUP_FACTOR} × the first, ${r.losses[0].toPrecision(3)})`;
+      return {
+        step: i + 1,
+        why: `blow-up at step ${i + 1} (minibatch loss ${
+          r.losses[i].toPrecision(3)
+        } > ${BLOWUP_FACTOR} × the first, ${r.losses[0].toPrecision(3)})`,
+      };
     }
   }
+  if (r.status.startsWith("diverged")) return { step: 0, why: r.status };
   return null;
 };
+
+/** Why the run counts as diverged, or null. */
+export const divergence = (r: RunCurve): string | null => divergenceAt(r)?.why ?? null;
 
 /** The final training loss; +∞ for a diverged run or one with no evaluation. */
 export const finalTrainLoss = (r: RunCurve): number =>
@@ -86,8 +96,9 @@ export const reachTarget = (
   target: number,
 ): { readonly step: number; readonly timeS: number } | null => {
   if (!Number.isFinite(target)) return null;
-  const p = r.curve.find((q) => q.trainLoss <= target);
-  // A diverged run counts if it reached the target before it diverged.
+  // A diverged run counts only if it reached the target before the step where it diverged.
+  const until = divergenceAt(r)?.step ?? Infinity;
+  const p = r.curve.find((q) => q.step < until && q.trainLoss <= target);
   if (!p) return null;
   return { step: p.step, timeS: p.timeS };
 };
