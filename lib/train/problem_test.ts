@@ -87,28 +87,30 @@ Deno.test("meta-weights: every shipped --model runs MLHF with the shipped MNIST 
     resnet56: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
     resnet18: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
   };
-  for (const name of MODEL_NAMES) {
-    const kinds = modelKinds(makeModel(name, 10), DATASET_INPUT_SHAPE[DEFAULT_DATASET[name]]);
-    const meta = (await resolveMetaWeights(shipped, { seed: 1, required: true, kinds }))!;
-    try {
-      assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
-      checkMetaWeights(meta.weights, kinds, { ...MLHF_DEFAULTS, ...meta.options });
-      if (name === "convnet") {
-        // Without the model's kinds nothing is transferred, and MLHF refuses the convnet.
-        const plain = (await resolveMetaWeights(shipped, { seed: 1, required: true }))!;
-        try {
-          assert.throws(
-            () => checkMetaWeights(plain.weights, kinds, { ...MLHF_DEFAULTS, ...plain.options }),
-            /no λ \(damping\) meta-network for parameter kind 'conv2d\/kernel'/,
-          );
-        } finally {
-          tf.dispose(metaWeightTensors(plain.weights));
+  await withNoLeaks(async () => {
+    for (const name of MODEL_NAMES) {
+      const kinds = modelKinds(makeModel(name, 10), DATASET_INPUT_SHAPE[DEFAULT_DATASET[name]]);
+      const meta = (await resolveMetaWeights(shipped, { seed: 1, required: true, kinds }))!;
+      try {
+        assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
+        checkMetaWeights(meta.weights, kinds, { ...MLHF_DEFAULTS, ...meta.options });
+        if (name === "convnet") {
+          // Without the model's kinds nothing is transferred, and MLHF refuses the convnet.
+          const plain = (await resolveMetaWeights(shipped, { seed: 1, required: true }))!;
+          try {
+            assert.throws(
+              () => checkMetaWeights(plain.weights, kinds, { ...MLHF_DEFAULTS, ...plain.options }),
+              /no λ \(damping\) meta-network for parameter kind 'conv2d\/kernel'/,
+            );
+          } finally {
+            tf.dispose(metaWeightTensors(plain.weights));
+          }
         }
+      } finally {
+        tf.dispose(metaWeightTensors(meta.weights));
       }
-    } finally {
-      tf.dispose(metaWeightTensors(meta.weights));
     }
-  }
+  });
   const kinds = modelKinds(makeModel("convnet-small", 10), [28, 28, 1]);
   const meta = (await resolveMetaWeights(shipped, {
     seed: 1,
