@@ -14,6 +14,8 @@ import { compareOptimizers } from "../lib/train/compare.ts";
 import { describeSettings, labelSpecs } from "../lib/train/optimizers.ts";
 import { applicable, EVAL_FLAGS, type EvalFlags, planEval } from "../lib/train/plan.ts";
 import { openProblem, resolveMetaWeights } from "../lib/train/problem.ts";
+import { DATASET_INPUT_SHAPE, makeModel, modelKinds } from "../lib/train/models.ts";
+import { describeDefaultTransfer } from "../lib/optim/mlhf/kind_map.ts";
 import { missingMetaWeightsMessage } from "../lib/train/presets.ts";
 
 export const SPECS = { backend: backendFlag, ...EVAL_FLAGS };
@@ -56,11 +58,17 @@ export const runEval = async (
       seed: config.seed,
       required: p.metaWeights.required || !p.preset.mlhfFallback,
       kindMap: p.metaKindMap,
+      // The kinds do not depend on the number of classes: known before the data is opened.
+      kinds: modelKinds(makeModel(p.model, 10), DATASET_INPUT_SHAPE[p.dataset]),
       missing: p.metaWeights.required
         ? `--meta-weights ${p.metaWeights.spec}: no such file`
         : missingMetaWeightsMessage(p.presetName, config["data-dir"]),
     })
     : undefined;
+  if (meta?.defaultTransfer?.length) {
+    notes.push(describeDefaultTransfer(meta.defaultTransfer));
+    console.error(notes.at(-1));
+  }
   if (meta === null) {
     const settings = { ...p.preset.mlhfFallback, ...applicable("hf-fixed", p.overrides) };
     items = items.map((o) => (o.name === "mlhf" ? { name: "hf-fixed", settings } : o));

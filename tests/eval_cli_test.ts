@@ -6,6 +6,7 @@
  * a diverged run finishes the others, writes the report and exits 1.
  * Bad input found once the data is open (a batch larger than the training split), a preset's
  * meta-weights that are not shipped, and --resume into a missing folder stop at once, naming it.
+ * MLHF on a convnet with the MLP's weights takes the default transfer and says so in one line.
  */
 import { assert } from "./_util/deps.ts";
 import { errorLine, runTask } from "./_util/cli.ts";
@@ -204,6 +205,25 @@ Deno.test("eval CLI: --resume into a missing --out exits 2 naming it", async () 
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`^error: --resume: --out ${out} does not exist`, "m"));
     assert.equal(await exists(out), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("eval CLI: MLHF on a convnet with the MLP's shipped weights and no --meta-kind-map: the default transfer, printed once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mlhf-eval-cli-" });
+  try {
+    const r = await run(
+      ...["--backend", "cpu", "--model", "convnet-small", "--compare", "mlhf", "--steps", "1"],
+      ...["--eval-examples", "20", "--batch-size", "8", "--out", join(dir, "out")],
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.split("\n").filter((l) => l.includes("default transfer"));
+    assert.deepEqual(lines, [
+      "MLHF: the meta-weights have no networks for conv2d/kernel, conv2d/bias; default transfer: " +
+      "conv2d/kernel←dense/kernel, conv2d/bias←dense/bias (--meta-kind-map overrides)",
+    ]);
+    assert.match(await Deno.readTextFile(join(dir, "out", "report.md")), /default transfer/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

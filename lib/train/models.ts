@@ -8,15 +8,20 @@
  * the data set.
  * @module
  */
+import { tf } from "../_deps.ts";
 import {
   cudaConvnet,
+  type InputShape,
+  kindLeaves,
   mlp,
   type Model,
   resnet18V2ImageNet,
   resnetV2Cifar,
 } from "../../models/mod.ts";
 import type { DatasetName } from "../data/dataset.ts";
-import type { Params } from "../tree.ts";
+import type { ParamKind } from "../param_kinds.ts";
+import { keyFromSeed } from "../prng.ts";
+import { leaves, type Params } from "../tree.ts";
 
 /** Model names accepted by `--model`. */
 export const MODEL_NAMES = [
@@ -77,4 +82,22 @@ export const EVAL_SPLITS: Readonly<Record<DatasetName, { train: string; test: st
   "fashion-mnist": { train: "eval-train", test: "test" },
   cifar10: { train: "train", test: "test" },
   imagenet: { train: "train", test: "validation" },
+};
+
+/** The input shape of each data set's images (HWC), known before its files are opened. */
+export const DATASET_INPUT_SHAPE: Readonly<Record<DatasetName, InputShape>> = {
+  mnist: [28, 28, 1],
+  "fashion-mnist": [28, 28, 1],
+  cifar10: [32, 32, 3],
+  imagenet: [224, 224, 3],
+};
+
+/**
+ * The parameter kinds of a model on inputs of `shape`, in leaf order (initializes it once and
+ * frees the tensors).
+ */
+export const modelKinds = (model: AnyModel, shape: InputShape): ParamKind[] => {
+  const init = model.init(keyFromSeed(0), shape);
+  tf.dispose([...leaves(init.params), ...leaves(init.state)]);
+  return kindLeaves(init.kinds as never) as ParamKind[];
 };

@@ -14,6 +14,7 @@ import { mlhf } from "../optim/mlhf/optimizer.ts";
 import { addDecayedWeights } from "../optim/transforms.ts";
 import { type MetaWeights, MLHF_DEFAULTS, type MlhfOptions } from "../optim/mlhf/direction.ts";
 import { type Safeguard, SAFEGUARDS } from "../optim/mlhf/safeguard.ts";
+import type { KindMap } from "../optim/mlhf/kind_map.ts";
 import type { ParamKind } from "../param_kinds.ts";
 import type { Params } from "../tree.ts";
 import { decayMask, usesWeightDecay, type WeightDecay } from "./weight_decay.ts";
@@ -201,6 +202,8 @@ export interface MetaWeightsSource {
   readonly trainedLearningRate?: number;
   /** Where they came from, for reports ("weights/mlhf-mnist.mlhf", "untrained (seed 1)"). */
   readonly description: string;
+  /** Kinds the file had no networks for that the default transfer filled (absent: none). */
+  readonly defaultTransfer?: KindMap;
 }
 
 /** What a factory needs besides the spec. */

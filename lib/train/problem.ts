@@ -9,11 +9,17 @@ import { openSource } from "../data/dataset.ts";
 import type { DatasetName } from "../data/dataset.ts";
 import type { Source } from "../data/source.ts";
 import { headerOptions, loadMetaWeights } from "../meta/meta_weights_file.ts";
-import { describeKindMap, type KindMap, mapMetaWeightKinds } from "../optim/mlhf/kind_map.ts";
+import {
+  defaultKindMap,
+  describeKindMap,
+  type KindMap,
+  mapMetaWeightKinds,
+} from "../optim/mlhf/kind_map.ts";
 import { initMetaWeights, metaWeightTensors } from "../optim/mlhf/meta_weights.ts";
 import { nonFinitePath } from "../optim/finite.ts";
 import { tf } from "../_deps.ts";
 import { MLHF_DEFAULTS } from "../optim/mlhf/direction.ts";
+import { isParamKind, type ParamKind } from "../param_kinds.ts";
 import { keyFromSeed } from "../prng.ts";
 import { type AnyModel, EVAL_SPLITS, makeModel, type ModelName } from "./models.ts";
 import type { MetaWeightsSource } from "./optimizers.ts";
@@ -76,15 +82,20 @@ const trainedLr = (training: Record<string, unknown> | undefined): number | unde
 /**
  * MLHF's meta-weights: `"untrained"` gives fresh ones from the seed; a path is loaded. A missing
  * file is an error when `required` (with the `missing` message if given), otherwise null (the
- * caller substitutes HF). Weights holding a NaN or ±∞ are an error naming the tensor.
+ * caller substitutes HF). Weights holding a NaN or ±∞ are an error naming the tensor. Given the
+ * model's `kinds`, a kind the file has no networks for and the explicit `kindMap` does not name
+ * gets the default transfer (`defaultKindMap`), returned as `defaultTransfer` for the caller to
+ * print.
  */
 export const resolveMetaWeights = async (
   spec: string,
-  { seed, required, kindMap = [], missing }: {
+  { seed, required, kindMap = [], kinds = [], missing }: {
     readonly seed: number;
     readonly required: boolean;
     /** Transfer: kinds that use another kind's networks (`--meta-kind-map`). */
     readonly kindMap?: KindMap;
+    /** The model's parameter kinds (for the default transfer of kinds the file lacks). */
+    readonly kinds?: readonly ParamKind[];
     /** The error message when the file does not exist (say why, and how to make it). */
     readonly missing?: string;
   },
@@ -111,14 +122,20 @@ export const resolveMetaWeights = async (
   try {
     weights = mapMetaWeightKinds(file.weights, kindMap);
   } catch (e) {
+    tf.dispose(metaWeightTensors(file.weights));
     throw new FlagError(`--meta-kind-map: ${spec}: ${(e as Error).message}`);
   }
+  const trained = Object.keys(file.weights).filter(isParamKind);
+  const defaults = defaultKindMap(trained, kinds, kindMap);
+  weights = mapMetaWeightKinds(weights, defaults);
+  const transfer = defaults.length ? `, default transfer ${describeKindMap(defaults)}` : "";
   return {
     weights,
     options: headerOptions(file.header),
     trainedLearningRate: trainedLr(file.header.training),
     description: `meta-weights ${spec} (trained with ${
       JSON.stringify(file.header.options)
-    }${mapped})`,
+    }${mapped}${transfer})`,
+    defaultTransfer: defaults,
   };
 };

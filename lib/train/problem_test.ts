@@ -16,6 +16,16 @@ import { mapTree, type Params } from "../tree.ts";
 import { missingMetaWeightsMessage } from "./presets.ts";
 import { resolveMetaWeights } from "./problem.ts";
 import { tempDir } from "./_testing.ts";
+import {
+  DATASET_INPUT_SHAPE,
+  DEFAULT_DATASET,
+  makeModel,
+  MODEL_NAMES,
+  modelKinds,
+  type ModelName,
+} from "./models.ts";
+import { describeKindMap, parseKindMap } from "../optim/mlhf/kind_map.ts";
+import { checkMetaWeights } from "../optim/mlhf/direction.ts";
 
 await useTestBackend();
 
@@ -64,4 +74,56 @@ Deno.test("meta-weights: a preset's missing file names the meta-training that ma
     missingMetaWeightsMessage("imagenet-resnet18", "/data/imagenet"),
     /`deno task train --problem resnet --dataset cifar10 --data-dir DATA_DIR --out runs\/mt-resnet`/,
   );
+});
+
+Deno.test("meta-weights: every shipped --model runs MLHF with the shipped MNIST weights (default transfer), and an explicit kind map wins", async () => {
+  const shipped = "weights/mlhf-mnist.mlhf";
+  const expected: Record<ModelName, string> = {
+    mlp: "",
+    convnet: "conv2d/kernel←dense/kernel, conv2d/bias←dense/bias",
+    "convnet-small": "conv2d/kernel←dense/kernel, conv2d/bias←dense/bias",
+    resnet20: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
+    resnet32: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
+    resnet56: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
+    resnet18: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
+  };
+  await withNoLeaks(async () => {
+    for (const name of MODEL_NAMES) {
+      const kinds = modelKinds(makeModel(name, 10), DATASET_INPUT_SHAPE[DEFAULT_DATASET[name]]);
+      const meta = (await resolveMetaWeights(shipped, { seed: 1, required: true, kinds }))!;
+      try {
+        assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
+        checkMetaWeights(meta.weights, kinds, { ...MLHF_DEFAULTS, ...meta.options });
+        if (name === "convnet") {
+          // Without the model's kinds nothing is transferred, and MLHF refuses the convnet.
+          const plain = (await resolveMetaWeights(shipped, { seed: 1, required: true }))!;
+          try {
+            assert.throws(
+              () => checkMetaWeights(plain.weights, kinds, { ...MLHF_DEFAULTS, ...plain.options }),
+              /no λ \(damping\) meta-network for parameter kind 'conv2d\/kernel'/,
+            );
+          } finally {
+            tf.dispose(metaWeightTensors(plain.weights));
+          }
+        }
+      } finally {
+        tf.dispose(metaWeightTensors(meta.weights));
+      }
+    }
+  });
+  const kinds = modelKinds(makeModel("convnet-small", 10), [28, 28, 1]);
+  const meta = (await resolveMetaWeights(shipped, {
+    seed: 1,
+    required: true,
+    kinds,
+    kindMap: parseKindMap("conv2d/kernel=dense/bias"),
+  }))!;
+  try {
+    assert.equal(describeKindMap(meta.defaultTransfer ?? []), "conv2d/bias←dense/bias");
+    assert.equal(meta.weights["conv2d/kernel"], meta.weights["dense/bias"]);
+    assert.notEqual(meta.weights["conv2d/kernel"], meta.weights["dense/kernel"]);
+    assert.equal(meta.weights["conv2d/bias"], meta.weights["dense/bias"]);
+  } finally {
+    tf.dispose(metaWeightTensors(meta.weights));
+  }
 });

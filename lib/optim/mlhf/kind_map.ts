@@ -61,3 +61,47 @@ export const mapMetaWeightKinds = (meta: MetaWeights, map: KindMap): MetaWeights
 /** The map as text, for reports: "conv2d/kernel←dense/kernel, conv2d/bias←dense/bias". */
 export const describeKindMap = (map: KindMap): string =>
   map.map(([t, s]) => `${t}←${s}`).join(", ");
+
+/**
+ * The default transfer: for each kind, the trained kinds whose networks drive it when the
+ * meta-weights have none for it and no explicit map names it, in order of preference. Kernels take
+ * kernels' networks; biases and batch-norm scales and offsets (vectors added or multiplied per
+ * channel) take biases' networks.
+ */
+export const DEFAULT_TRANSFER: Readonly<Record<ParamKind, readonly ParamKind[]>> = {
+  "conv2d/kernel": ["dense/kernel"],
+  "conv2d/bias": ["dense/bias", "batch/beta"],
+  "batch/gamma": ["dense/bias", "conv2d/bias", "batch/beta"],
+  "batch/beta": ["dense/bias", "conv2d/bias", "batch/gamma"],
+  "dense/kernel": ["conv2d/kernel"],
+  "dense/bias": ["conv2d/bias", "batch/beta"],
+};
+
+/**
+ * The default transfer's pairs for a model: each kind the model `needs` that is neither `trained`
+ * (has networks in the file) nor a target of the `explicit` map gets the first of its
+ * `DEFAULT_TRANSFER` sources that is trained. A kind with no trained source is left out (MLHF's
+ * init then names it). Pairs come in the order of `needs`' first appearances.
+ */
+export const defaultKindMap = (
+  trained: readonly ParamKind[],
+  needs: readonly ParamKind[],
+  explicit: KindMap = [],
+): KindMap => {
+  const mapped = new Set(explicit.map(([t]) => t));
+  const out: (readonly [ParamKind, ParamKind])[] = [];
+  for (const kind of new Set(needs)) {
+    if (trained.includes(kind) || mapped.has(kind)) continue;
+    const source = DEFAULT_TRANSFER[kind].find((s) => trained.includes(s));
+    if (source) out.push([kind, source] as const);
+  }
+  return out;
+};
+
+/** The one line printed when the default transfer applies (empty map: none). */
+export const describeDefaultTransfer = (map: KindMap): string =>
+  map.length
+    ? `MLHF: the meta-weights have no networks for ${
+      map.map(([t]) => t).join(", ")
+    }; default transfer: ${describeKindMap(map)} (--meta-kind-map overrides)`
+    : "";

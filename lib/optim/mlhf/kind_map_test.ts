@@ -4,7 +4,13 @@ import { assertAllClose, withNoLeaks } from "../../../tests/_util/numeric.ts";
 import { keyFromSeed, normal } from "../../prng.ts";
 import { leaves } from "../../tree.ts";
 import { initMetaWeights, metaWeightTensors } from "./meta_weights.ts";
-import { describeKindMap, mapMetaWeightKinds, parseKindMap } from "./kind_map.ts";
+import {
+  defaultKindMap,
+  describeDefaultTransfer,
+  describeKindMap,
+  mapMetaWeightKinds,
+  parseKindMap,
+} from "./kind_map.ts";
 import { mlhf } from "./optimizer.ts";
 import { disposeState } from "../base.ts";
 import { trainStep } from "../../train/step.ts";
@@ -109,4 +115,36 @@ Deno.test("kind map: a conv2d/kernel leaf driven by mapped dense/kernel networks
   } finally {
     tf.dispose([x, labels, y, ...metaWeightTensors(w)]);
   }
+});
+
+Deno.test("default transfer: kinds the weights lack take the preferred trained kind's networks; explicit pairs and trained kinds are kept", () => {
+  const dense: ParamKind[] = ["dense/kernel", "dense/bias"];
+  const resnet: ParamKind[] = [
+    "conv2d/kernel",
+    "batch/gamma",
+    "batch/beta",
+    "conv2d/kernel",
+    "dense/kernel",
+    "dense/bias",
+  ];
+  if (
+    describeKindMap(defaultKindMap(dense, resnet)) !==
+      "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias"
+  ) throw new Error(`resnet: ${describeKindMap(defaultKindMap(dense, resnet))}`);
+  if (defaultKindMap(dense, dense).length !== 0) throw new Error("the MLP needs no transfer");
+  // An explicit pair wins over the default one for its target.
+  const explicit = parseKindMap("conv2d/kernel=dense/bias");
+  const d = describeKindMap(defaultKindMap(dense, ["conv2d/kernel", "conv2d/bias"], explicit));
+  if (d !== "conv2d/bias←dense/bias") throw new Error(`with an explicit map: ${d}`);
+  // Conv-only weights drive an MLP; a kind with no trained source is left for MLHF to name.
+  const conv = describeKindMap(defaultKindMap(["conv2d/kernel", "conv2d/bias"], dense));
+  if (conv !== "dense/kernel←conv2d/kernel, dense/bias←conv2d/bias") throw new Error(conv);
+  if (defaultKindMap(["dense/kernel"], ["dense/bias"]).length !== 0) {
+    throw new Error("dense/bias has no trained source among dense/kernel");
+  }
+  const line = describeDefaultTransfer(defaultKindMap(dense, ["conv2d/kernel", "conv2d/bias"]));
+  if (
+    line !== "MLHF: the meta-weights have no networks for conv2d/kernel, conv2d/bias; default " +
+        "transfer: conv2d/kernel←dense/kernel, conv2d/bias←dense/bias (--meta-kind-map overrides)"
+  ) throw new Error(line);
 });
