@@ -6,7 +6,14 @@
  * original's quick-test MLP.
  * @module
  */
-import { backendFlag, ensureWritableDir, runCli } from "./_cli.ts";
+import {
+  backendFlag,
+  DISTRIBUTED_FLAGS,
+  ensureWritableDir,
+  runCli,
+  withDataParallel,
+} from "./_cli.ts";
+import { bcastString } from "../lib/distributed/communicator.ts";
 import {
   BooleanFlag,
   flag,
@@ -32,6 +39,7 @@ type Problem = typeof PROBLEMS[number];
 
 export const SPECS = {
   backend: backendFlag,
+  ...DISTRIBUTED_FLAGS,
   problem: flag(
     oneOf(PROBLEMS),
     "mlp" as Problem,
@@ -112,57 +120,64 @@ if (import.meta.main) {
     "train",
     "Meta-trains MLHF's damping and preconditioner LSTMs.",
     SPECS,
-    async (c) => {
-      if (!(c["coordinate-fraction"] > 0)) {
-        throw new FlagError(
-          "--coordinate-fraction: must be > 0 (at least one coordinate is taped)",
+    (c) =>
+      withDataParallel(c, async (distributed) => {
+        if (!(c["coordinate-fraction"] > 0)) {
+          throw new FlagError(
+            "--coordinate-fraction: must be > 0 (at least one coordinate is taped)",
+          );
+        }
+        if (c.resume && c.out === "-") {
+          throw new FlagError("--resume needs --out (the run directory to continue)");
+        }
+        if (c.problem !== "mlp" && givenFlags(Deno.args).has("mlp-hidden")) {
+          throw new FlagError(
+            `--mlp-hidden contradicts --problem ${c.problem}: the hidden width is the MLP's only`,
+          );
+        }
+        const comm = distributed?.comm;
+        const named = c.out !== "-"
+          ? c.out
+          : `runs/train-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+        const out = comm ? bcastString(named, comm) : named;
+        if (!comm || comm.rank === 0) await ensureWritableDir("out", out);
+        comm?.barrier(); // the check removes what it created before another rank writes there
+
+        const r = await metaTrainRun({
+          model: modelFor(c.problem, c["mlp-hidden"]),
+          modelName: c.problem === "mlp" ? `mlp-${c["mlp-hidden"]}` : c.problem,
+          dataset: c.dataset,
+          dataDir: c["data-dir"] === "-" ? undefined : c["data-dir"],
+          batchSize: c["batch-size"],
+          shuffleBuffer: 5000,
+          iterations: c.iterations,
+          ...(c.epochs ? { epochs: c.epochs } : {}),
+          seed: c.seed,
+          out,
+          checkpointEvery: c["checkpoint-every"],
+          resume: c.resume,
+          command: `deno task train ${Deno.args.join(" ")}`.trim(),
+          distributed,
+          options: {
+            ...META_TRAIN_DEFAULTS,
+            metaRollBack: c["meta-roll-back"],
+            keepProb: c["keep-prob"],
+            metaLr: c["meta-lr"],
+            lr: c.lr,
+            cgIterations: c["cg-iter"],
+            xInit: c["x-init"],
+            preconditioner: c.preconditioner,
+            lambda0: c.damping,
+            replayMode: c["replay-mode"],
+            coordinateFraction: c["coordinate-fraction"],
+          },
+        });
+        if (comm && comm.rank !== 0) return;
+        console.log(
+          `meta-trained ${r.iterations} iterations in ${
+            r.wallSeconds.toFixed(1)
+          } s: ${r.weightsPath} (log ${r.logPath})`,
         );
-      }
-      if (c.resume && c.out === "-") {
-        throw new FlagError("--resume needs --out (the run directory to continue)");
-      }
-      if (c.problem !== "mlp" && givenFlags(Deno.args).has("mlp-hidden")) {
-        throw new FlagError(
-          `--mlp-hidden contradicts --problem ${c.problem}: the hidden width is the MLP's only`,
-        );
-      }
-      const out = c.out !== "-"
-        ? c.out
-        : `runs/train-${new Date().toISOString().replace(/[:.]/g, "-")}`;
-      await ensureWritableDir("out", out);
-      const r = await metaTrainRun({
-        model: modelFor(c.problem, c["mlp-hidden"]),
-        modelName: c.problem === "mlp" ? `mlp-${c["mlp-hidden"]}` : c.problem,
-        dataset: c.dataset,
-        dataDir: c["data-dir"] === "-" ? undefined : c["data-dir"],
-        batchSize: c["batch-size"],
-        shuffleBuffer: 5000,
-        iterations: c.iterations,
-        ...(c.epochs ? { epochs: c.epochs } : {}),
-        seed: c.seed,
-        out,
-        checkpointEvery: c["checkpoint-every"],
-        resume: c.resume,
-        command: `deno task train ${Deno.args.join(" ")}`.trim(),
-        options: {
-          ...META_TRAIN_DEFAULTS,
-          metaRollBack: c["meta-roll-back"],
-          keepProb: c["keep-prob"],
-          metaLr: c["meta-lr"],
-          lr: c.lr,
-          cgIterations: c["cg-iter"],
-          xInit: c["x-init"],
-          preconditioner: c.preconditioner,
-          lambda0: c.damping,
-          replayMode: c["replay-mode"],
-          coordinateFraction: c["coordinate-fraction"],
-        },
-      });
-      console.log(
-        `meta-trained ${r.iterations} iterations in ${
-          r.wallSeconds.toFixed(1)
-        } s: ${r.weightsPath} (log ${r.logPath})`,
-      );
-    },
+      }),
   );
 }

@@ -16,6 +16,8 @@ export interface Communicator {
   allreduceSum(buf: Float32Array | Float64Array): void;
   /** Copies `buf` from rank `root` to every rank, in place. */
   bcast(buf: Uint8Array, root: number): void;
+  /** Returns once every rank has called it. */
+  barrier(): void;
   /** All-reduces done so far and the floats they moved (per rank, the buffer lengths). */
   readonly stats: { allreduces: number; floats: number };
   /** Ends MPI (call once, on success only; see `Mpi.finalize`). */
@@ -46,6 +48,7 @@ export const openCommunicator = (): Communicator => {
       if (mpi.size > 1) mpi.allreduce(buf, "sum");
     },
     bcast: (buf, root) => mpi.size > 1 && mpi.bcast(buf, root),
+    barrier: () => mpi.size > 1 && mpi.barrier(),
     finalize: () => mpi.finalize(),
   };
 };
@@ -62,6 +65,7 @@ export const loopback = (): Communicator => {
       stats.floats += buf.length;
     },
     bcast: () => {},
+    barrier: () => {},
     finalize: () => {},
   };
 };
