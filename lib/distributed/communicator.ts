@@ -4,7 +4,7 @@
  * its all-reduces, so the cost model's K + 2 reductions per step can be checked.
  * @module
  */
-import { MPI_MISSING, openMpi } from "./mpi.ts";
+import { mpiMissing, openMpi } from "./mpi.ts";
 
 /** The ranks of a job and its collectives (host memory; in place). */
 export interface Communicator {
@@ -29,7 +29,7 @@ export class MpiMissingError extends Error {
   /** The error's name. */
   override name = "MpiMissingError";
   constructor() {
-    super(MPI_MISSING);
+    super(mpiMissing());
   }
 }
 

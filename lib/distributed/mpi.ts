@@ -16,12 +16,15 @@
  * @module
  */
 
-/** The library file this binding opens (Open MPI 4.x, Debian's `libopenmpi3`). */
-export const MPI_LIBRARY = "libmpi.so.40";
+/**
+ * The library file this binding opens: Open MPI 4.x (Debian's `libopenmpi3`), or the path in
+ * `MLHF_MPI_LIBRARY` (another Open MPI 4 build).
+ */
+export const mpiLibrary = (): string => Deno.env.get("MLHF_MPI_LIBRARY") || "libmpi.so.40";
 
 /** The one line `--distributed` prints when Open MPI is missing. */
-export const MPI_MISSING =
-  `--distributed: Open MPI's ${MPI_LIBRARY} was not found; install it (Debian/Ubuntu: ` +
+export const mpiMissing = (): string =>
+  `--distributed: Open MPI's ${mpiLibrary()} was not found; install it (Debian/Ubuntu: ` +
   "apt-get install openmpi-bin libopenmpi-dev) and launch with mpirun -n N";
 
 const RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
@@ -82,14 +85,15 @@ export const openMpi = (): Mpi | null => {
     dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
     dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
   });
-  const handle = libc.symbols.dlopen(cstr(MPI_LIBRARY), RTLD_NOW | RTLD_GLOBAL);
+  const path = mpiLibrary();
+  const handle = libc.symbols.dlopen(cstr(path), RTLD_NOW | RTLD_GLOBAL);
   if (handle === null) {
     libc.close();
     return (opened = null);
   }
   const address = (name: string): Deno.PointerObject => {
     const p = libc.symbols.dlsym(handle, cstr(name));
-    if (p === null) throw new Error(`${MPI_LIBRARY}: no symbol ${name} (not Open MPI 4?)`);
+    if (p === null) throw new Error(`${path}: no symbol ${name} (not Open MPI 4?)`);
     return p;
   };
   const world = address("ompi_mpi_comm_world");
@@ -100,7 +104,7 @@ export const openMpi = (): Mpi | null => {
     max: address("ompi_mpi_op_max"),
     min: address("ompi_mpi_op_min"),
   };
-  const lib = Deno.dlopen(MPI_LIBRARY, SYMBOLS).symbols;
+  const lib = Deno.dlopen(path, SYMBOLS).symbols;
   const check = (what: string, rc: number): void => {
     if (rc !== 0) throw new Error(`MPI: ${what} returned error code ${rc}`);
   };

@@ -61,6 +61,7 @@ import { checkBatchFits } from "./batch_fit.ts";
 import { countExamples } from "./problem.ts";
 import type { DataParallel } from "../distributed/data_parallel.ts";
 import { allreduceMean, allreduceMeanNumber } from "../distributed/reduce.ts";
+import { assertIdentical } from "../distributed/consistency.ts";
 
 /** Settings of a meta-training run (`deno task train`). */
 export interface MetaRunConfig {
@@ -258,6 +259,14 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     const meta = initMetaWeights(foldIn(key, 2), o, presentKinds);
     state = initMetaTrainState(pr, o, init.params, meta);
   }
+  // Every rank must hold the same meta-weights and Adam state (at the start and each checkpoint).
+  const checkMeta = (when: string) =>
+    comm && assertIdentical(
+      [...leaves(state.meta as Params), ...leaves(state.adam.mu), ...leaves(state.adam.nu)],
+      comm,
+      `meta-weights and their Adam state ${when}`,
+    );
+  checkMeta(ckpt ? `resumed at iteration ${state.iteration}` : "at the start");
   const n = size(state.theta);
   const est = estimateWindowBytes(n, o.metaRollBack, 0, o.coordinateFraction);
   const log = rank === 0
@@ -313,6 +322,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
         position: stream.position as unknown as TreeValue,
         elapsedSeconds,
       }, { step: state.iteration, keepLast });
+    checkMeta(`at iteration ${state.iteration}`);
     if (rank !== 0) await write(2);
     comm?.barrier();
     if (rank !== 0) return;
