@@ -27,6 +27,7 @@
 import {
   flag,
   FlagError,
+  oneOf,
   parseFlags,
   PositiveIntFlag,
   PositiveNumberFlag,
@@ -75,21 +76,29 @@ export const lstmSharding = (m: StepModel, n: number, net: Network) => ({
   costMs: n <= 1 ? 0 : ringAllreduceMs(m.params, n, net) + 2 * m.hostMs,
 });
 
-const row = (rows: readonly BenchRow[], name: string): BenchRow => {
+/** Which statistic of a bench row to use: `min` (the least disturbed run) or `median`. */
+export type Stat = "min" | "median";
+
+const row = (rows: readonly BenchRow[], name: string, stat: Stat): number => {
   const r = rows.find((x) => x.name === name);
   if (!r) throw new Error(`--bench: no row "${name}" (run deno task bench --filter dist/ --json)`);
-  return r;
+  return stat === "min" ? r.minMs : r.medianMs;
 };
 
 /** The CUDA-convnet's and ResNet-18's step models from the `dist/` bench rows. */
-export const modelsFromBench = (rows: readonly BenchRow[], k = 4): StepModel[] => {
+export const modelsFromBench = (
+  rows: readonly BenchRow[],
+  k = 4,
+  stat: Stat = "min",
+): StepModel[] => {
   const convnet = 1_756_426, resnet18 = 11_692_329;
-  const host = row(rows, `dist/allreduce cudaConvnet ${convnet} floats N=2 from tensors`).medianMs -
-    row(rows, `dist/allreduce cudaConvnet ${convnet} floats N=2 host buffer`).medianMs;
+  const host = row(rows, `dist/allreduce cudaConvnet ${convnet} floats N=2 from tensors`, stat) -
+    row(rows, `dist/allreduce cudaConvnet ${convnet} floats N=2 host buffer`, stat);
   const perFloat = Math.max(0, host) / convnet;
-  const mlhf = row(rows, `dist/step cudaConvnet b128 mlhf K=${k} N=1`).medianMs;
-  const hf = row(rows, `dist/step cudaConvnet b128 hf-fixed K=${k} N=1`).medianMs;
+  const mlhf = row(rows, `dist/step cudaConvnet b128 mlhf K=${k} N=1`, stat);
+  const hf = row(rows, `dist/step cudaConvnet b128 hf-fixed K=${k} N=1`, stat);
   const lstmPerFloat = Math.max(0, mlhf - hf) / convnet;
+  const resnetStep = row(rows, `dist/step resnet18 b4 mlhf K=${k} N=1`, stat);
   return [
     {
       name: "CUDA-convnet, 128 examples per rank",
@@ -102,11 +111,11 @@ export const modelsFromBench = (rows: readonly BenchRow[], k = 4): StepModel[] =
     {
       name: "ResNet-18 v2 (ImageNet), 4 examples per rank",
       params: resnet18,
-      stepMs: row(rows, `dist/step resnet18 b4 mlhf K=${k} N=1`).medianMs,
+      stepMs: resnetStep,
       reductions: k + 2,
       hostMs: perFloat * resnet18,
-      // The meta-networks are coordinatewise: their time scales with |θ|.
-      lstmMs: lstmPerFloat * resnet18,
+      // The meta-networks are coordinatewise: their time scales with |θ| (at most the whole step).
+      lstmMs: Math.min(resnetStep, lstmPerFloat * resnet18),
     },
   ];
 };
@@ -151,6 +160,11 @@ export const SPECS = {
   "latency-us": flag(PositiveNumberFlag, 20, "latency per message, µs"),
   ranks: flag(StringFlag, "8,64", "rank counts to estimate", "comma-separated integers"),
   k: flag(PositiveIntFlag, 4, "CG iterations K (K + 2 all-reduces per step)"),
+  stat: flag(
+    oneOf(["min", "median"] as const),
+    "min" as Stat,
+    "statistic of each bench row (min: the least disturbed run on a shared machine)",
+  ),
 };
 
 if (import.meta.main) {
@@ -173,9 +187,9 @@ if (import.meta.main) {
     const rows = JSON.parse(await Deno.readTextFile(c.bench)) as BenchRow[];
     console.log(
       `Network: ring all-reduce, ${net.gbps} Gb/s per link, ${net.latencyUs} µs per message; ` +
-        `K = ${c.k} (K + 2 all-reduces per step).\n`,
+        `K = ${c.k} (K + 2 all-reduces per step); bench rows' ${c.stat}.\n`,
     );
-    console.log(scalingTable(modelsFromBench(rows, c.k), ranks, net));
+    console.log(scalingTable(modelsFromBench(rows, c.k, c.stat), ranks, net));
   } catch (e) {
     console.error(`error: ${(e as Error).message}`);
     Deno.exit(2);

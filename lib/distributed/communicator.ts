@@ -85,3 +85,21 @@ export const bcastString = (s: string, comm: Communicator, maxBytes = 4096): str
   const n = new DataView(buf.buffer).getUint32(0);
   return new TextDecoder().decode(buf.subarray(4, 4 + n));
 };
+
+/**
+ * Rank 0's bytes (or null) on every rank: a file read on rank 0 reaches ranks on machines that do
+ * not share its file system.
+ */
+export const bcastBytes = (bytes: Uint8Array | null, comm: Communicator): Uint8Array | null => {
+  const head = new Uint8Array(9);
+  const view = new DataView(head.buffer);
+  if (comm.rank === 0) {
+    head[0] = bytes === null ? 0 : 1;
+    view.setFloat64(1, bytes?.length ?? 0);
+  }
+  comm.bcast(head, 0);
+  if (head[0] === 0) return null;
+  const buf = comm.rank === 0 ? bytes! : new Uint8Array(view.getFloat64(1));
+  comm.bcast(buf, 0);
+  return buf;
+};

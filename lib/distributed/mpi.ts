@@ -131,7 +131,12 @@ export const openMpi = (): Mpi | null => {
         check("MPI_Allreduce", lib.MPI_Allreduce(inPlace, part, part.length, type, ops[op], world));
       }
     },
-    bcast: (buf, root) => check("MPI_Bcast", lib.MPI_Bcast(buf, buf.length, byte, root, world)),
+    bcast: (buf, root) => {
+      for (let at = 0; at < buf.length; at += 1 << 30) {
+        const part = buf.subarray(at, Math.min(buf.length, at + (1 << 30)));
+        check("MPI_Bcast", lib.MPI_Bcast(part, part.length, byte, root, world));
+      }
+    },
     barrier: () => check("MPI_Barrier", lib.MPI_Barrier(world)),
     abort: (code) => {
       lib.MPI_Abort(world, code);

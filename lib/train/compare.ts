@@ -156,11 +156,11 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
   if (p.examplesPerEpoch !== undefined && p.examplesPerEpoch < o.batchSize) {
     throw tooLarge(p.examplesPerEpoch);
   }
-  if (o.resume && !(await exists(o.out))) {
-    throw new FlagError(`--resume: --out ${o.out} does not exist (no runs to resume there)`);
-  }
   // Data-parallel ranks other than 0 only train: rank 0 checks the folder, writes and reports.
   const writes = !o.distributed || o.distributed.comm.rank === 0;
+  if (writes && o.resume && !(await exists(o.out))) {
+    throw new FlagError(`--resume: --out ${o.out} does not exist (no runs to resume there)`);
+  }
   if (writes) await checkFresh(o);
   const earlier = writes ? await earlierRuns(o) : [];
   if (writes) await Deno.mkdir(o.out, { recursive: true });

@@ -189,18 +189,8 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
   const key = keyFromSeed(c.seed);
   const comm = c.distributed?.comm;
   const rank = comm?.rank ?? 0;
-  // Rank r > 0: its own folder and checkpoint names; rank 0's are those of one process.
+  // Rank r > 0 keeps its own trajectory in its own folder; rank 0 writes what one process does.
   const dir = rank === 0 ? c.out : `${c.out}/ranks/${rank}`;
-  // The iteration of rank 0's checkpoint, which every rank resumes from.
-  const resumeAt = async (): Promise<number> => {
-    let at = 0;
-    if (rank === 0) {
-      const head = c.resume ? await loadCheckpoint(c.out, CHECKPOINT) : null;
-      at = head?.step ?? 0;
-      if (head) disposeTensorsIn(head.payload);
-    }
-    return comm ? Math.round(allreduceMeanNumber(at, comm) * comm.size) : at;
-  };
   if (!c.resume) {
     if (rank === 0) await refuseOccupied(c.out);
   } else if (rank === 0 && !(await exists(checkpointPath(c.out, CHECKPOINT)))) {
@@ -227,9 +217,13 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
   let state: MetaTrainState<Params>;
   let position: Position | undefined;
   let elapsedBefore = 0;
-  const from = c.resume && comm ? await resumeAt() : 0;
-  const ckpt = c.resume
-    ? await loadCheckpoint(dir, CHECKPOINT, rank === 0 ? {} : { step: from })
+  // Every rank resumes at the iteration of rank 0's checkpoint (rank r > 0: its own file of it).
+  const head = c.resume && rank === 0 ? await loadCheckpoint(dir, CHECKPOINT) : null;
+  const from = comm ? Math.round(allreduceMeanNumber(head?.step ?? 0, comm) * comm.size) : 0;
+  const ckpt = rank === 0
+    ? head
+    : c.resume
+    ? await loadCheckpoint(dir, CHECKPOINT, { step: from })
     : null;
   if (c.resume && !ckpt) {
     const file = checkpointPath(dir, CHECKPOINT, rank === 0 ? undefined : from);

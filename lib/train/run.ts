@@ -23,7 +23,15 @@ import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { assertIdentical } from "../distributed/consistency.ts";
 import { type DataParallel, dataParallelStep } from "../distributed/data_parallel.ts";
 import { allreduceMeanNumber, allreduceMeanTree } from "../distributed/reduce.ts";
-import { checkpointDir, loadRunState, type RunState, saveRunState } from "./checkpoint.ts";
+import {
+  CHECKPOINT_NAME,
+  checkpointDir,
+  loadRunState,
+  type RunState,
+  saveRunState,
+} from "./checkpoint.ts";
+import { checkpointPath } from "../run/checkpoint.ts";
+import { bcastBytes } from "../distributed/communicator.ts";
 import { evaluate } from "./evaluate.ts";
 import { openRunLogs, type RunLogs } from "./logs.ts";
 import type { AnyModel } from "./models.ts";
@@ -89,7 +97,7 @@ export interface RunOptions {
   /**
    * Data parallelism over MPI ranks (lib/distributed): each rank steps on its shard of every batch
    * with the loss, gradient and G·v averaged over the ranks; only rank 0 writes logs and
-   * checkpoints and evaluates; every rank resumes from rank 0's checkpoint in `dir`.
+   * checkpoints and evaluates; every rank resumes from rank 0's checkpoint, which rank 0 sends.
    */
   readonly distributed?: DataParallel;
 }
@@ -170,6 +178,33 @@ const stepOn = (
   }
 };
 
+/**
+ * Rank 0's checkpoint on every rank: rank 0 loads it from `dir` and sends its file, which the other
+ * ranks load from a temporary folder (they need not share rank 0's file system).
+ */
+const loadRankZeroState = async (
+  dir: string,
+  identity: string,
+  dp: DataParallel,
+): Promise<RunState | null> => {
+  const file = checkpointPath(checkpointDir(dir), CHECKPOINT_NAME);
+  if (dp.comm.rank === 0) {
+    const bytes = await Deno.readFile(file).catch(() => null);
+    bcastBytes(bytes, dp.comm);
+    return await loadRunState(dir, identity);
+  }
+  const bytes = bcastBytes(null, dp.comm);
+  if (bytes === null) return null;
+  const tmp = await Deno.makeTempDir({ prefix: "mlhf-rank-" });
+  try {
+    await Deno.mkdir(checkpointDir(tmp));
+    await Deno.writeFile(checkpointPath(checkpointDir(tmp), CHECKPOINT_NAME), bytes);
+    return await loadRunState(tmp, identity);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+};
+
 /** Logs that write nothing (data-parallel ranks other than 0). */
 const NO_LOGS: RunLogs = { step: () => {}, eval: () => {}, close: () => {} };
 
@@ -193,7 +228,11 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
   let pending: { x: tf.Tensor4D; y: tf.Tensor1D } | null = null;
   try {
     let resumed: RunState | null = null;
-    if (o.resume) resumed = await loadRunState(o.dir, identity);
+    if (o.resume) {
+      resumed = dp && dp.comm.size > 1
+        ? await loadRankZeroState(o.dir, identity, dp)
+        : await loadRunState(o.dir, identity);
+    }
     if (resumed) {
       tf.dispose(leaves(live.params));
       tf.dispose(leaves(live.batchNorm));
