@@ -33,12 +33,14 @@ export const DISTRIBUTED_FLAGS = {
   distributed: flag(
     BooleanFlag,
     false,
-    "data-parallel over MPI ranks: launch with mpirun -n N (each rank a shard of every batch)",
+    "data-parallel over MPI ranks, launched by mpirun -n N (eval: each rank a shard of every " +
+      "batch; train: each rank its own windows, meta-gradients averaged)",
   ),
   "sync-check-every": flag(
     PositiveIntFlag,
     DEFAULT_CHECK_EVERY,
-    "with --distributed: check that the ranks hold bit-identical parameters every N steps",
+    "with --distributed: check that the ranks hold bit-identical parameters every N steps " +
+      "(eval; train checks its meta-weights at each checkpoint)",
   ),
 };
 

@@ -61,7 +61,11 @@ export const runEval = async (
   const comm = distributed?.comm;
   const rank0 = !comm || comm.rank === 0;
   if (comm) {
-    checkShardable(p.batchSize, comm.size);
+    try {
+      checkShardable(p.batchSize, comm.size);
+    } catch (e) {
+      throw new FlagError((e as Error).message);
+    }
     if (p.optimizers.some((o) => o.name === "kfac")) {
       throw new FlagError(
         "--distributed: kfac is not data-parallel (its Kronecker factors would be per shard); " +
