@@ -13,7 +13,9 @@ import {
   selectBackend,
 } from "../lib/backend/select.ts";
 import { type ConfigOf, FlagError, type FlagSpecs, parseFlags, usage } from "../lib/cli/flags.ts";
-import { flag, oneOf } from "../lib/cli/flags.ts";
+import { BooleanFlag, flag, oneOf, PositiveIntFlag } from "../lib/cli/flags.ts";
+import { MpiMissingError, openCommunicator } from "../lib/distributed/communicator.ts";
+import { type DataParallel, DEFAULT_CHECK_EVERY } from "../lib/distributed/data_parallel.ts";
 import { DataError } from "../lib/data/errors.ts";
 import { TensorFileError } from "../lib/run/tensor_file.ts";
 import { dirname, resolve } from "node:path";
@@ -25,6 +27,51 @@ export const backendFlag = flag(
   "TF.js backend (env MLHF_BACKEND when the flag is absent)",
   `one of ${BACKEND_NAMES.join(" | ")}`,
 );
+
+/** The data-parallel flags of `eval` and `train` (README "Several machines (MPI)"). */
+export const DISTRIBUTED_FLAGS = {
+  distributed: flag(
+    BooleanFlag,
+    false,
+    "data-parallel over MPI ranks, launched by mpirun -n N (eval: each rank a shard of every " +
+      "batch; train: each rank its own windows, meta-gradients averaged)",
+  ),
+  "sync-check-every": flag(
+    PositiveIntFlag,
+    DEFAULT_CHECK_EVERY,
+    "with --distributed: check that the ranks hold bit-identical parameters every N steps " +
+      "(eval; train checks its meta-weights at each checkpoint)",
+  ),
+};
+
+/**
+ * Runs `f` with the job's data parallelism (undefined without --distributed); `--distributed`
+ * without Open MPI is a one-line `FlagError` naming what to install. A failure's message names
+ * the rank; MPI is finalized only on success (a rank that fails or dies ends the job through
+ * mpirun, which names it, and never waits for its peers).
+ */
+export const withDataParallel = async (
+  config: { distributed: boolean; "sync-check-every": number },
+  f: (dp: DataParallel | undefined) => Promise<void>,
+): Promise<void> => {
+  if (!config.distributed) return await f(undefined);
+  let comm;
+  try {
+    comm = openCommunicator();
+  } catch (e) {
+    if (e instanceof MpiMissingError) throw new FlagError(e.message);
+    throw e;
+  }
+  try {
+    await f({ comm, checkEvery: config["sync-check-every"] });
+  } catch (e) {
+    if (comm.size > 1 && e instanceof Error) {
+      e.message = `rank ${comm.rank} of ${comm.size}: ${e.message}`;
+    }
+    throw e;
+  }
+  comm.finalize();
+};
 
 /** The exit code of a failed command: 2 for bad input (see the module doc), 1 otherwise. */
 export const exitCodeOf = (e: unknown): 1 | 2 =>

@@ -6,7 +6,13 @@
  * @module
  */
 import { join } from "node:path";
-import { backendFlag, ensureWritableDir, runCli } from "./_cli.ts";
+import {
+  backendFlag,
+  DISTRIBUTED_FLAGS,
+  ensureWritableDir,
+  runCli,
+  withDataParallel,
+} from "./_cli.ts";
 import { type BackendChoice, describeChoice } from "../lib/backend/select.ts";
 import { tf } from "../lib/_deps.ts";
 import { metaWeightTensors } from "../lib/optim/mlhf/meta_weights.ts";
@@ -17,8 +23,12 @@ import { openProblem, resolveMetaWeights } from "../lib/train/problem.ts";
 import { DATASET_INPUT_SHAPE, makeModel, modelKinds } from "../lib/train/models.ts";
 import { describeDefaultTransfer } from "../lib/optim/mlhf/kind_map.ts";
 import { missingMetaWeightsMessage } from "../lib/train/presets.ts";
+import { FlagError } from "../lib/cli/flags.ts";
+import { bcastString } from "../lib/distributed/communicator.ts";
+import type { DataParallel } from "../lib/distributed/data_parallel.ts";
+import { checkShardable } from "../lib/distributed/shard.ts";
 
-export const SPECS = { backend: backendFlag, ...EVAL_FLAGS };
+export const SPECS = { backend: backendFlag, ...EVAL_FLAGS, ...DISTRIBUTED_FLAGS };
 
 const SUMMARY =
   "Trains a model with one optimizer, or compares several from the same initialization and data " +
@@ -47,10 +57,27 @@ export const runEval = async (
   config: EvalFlags,
   backend: BackendChoice,
   argv: readonly string[],
+  distributed?: DataParallel,
 ): Promise<void> => {
   const p = planEval(config);
-  const out = config.out || defaultOut();
-  await ensureWritableDir("out", out);
+  const comm = distributed?.comm;
+  const rank0 = !comm || comm.rank === 0;
+  if (comm) {
+    try {
+      checkShardable(p.batchSize, comm.size);
+    } catch (e) {
+      throw new FlagError((e as Error).message);
+    }
+    if (p.optimizers.some((o) => o.name === "kfac")) {
+      throw new FlagError(
+        "--distributed: kfac is not data-parallel (its Kronecker factors would be per shard); " +
+          "leave it out of --optimizer/--compare",
+      );
+    }
+  }
+  // Every rank trains in rank 0's folder (only rank 0 writes there).
+  const out = comm ? bcastString(config.out || defaultOut(), comm) : config.out || defaultOut();
+  if (rank0) await ensureWritableDir("out", out);
   const notes: string[] = [];
   let items = p.optimizers;
   const meta = items.some((o) => o.name === "mlhf")
@@ -106,10 +133,15 @@ export const runEval = async (
       resume: config.resume,
       command: commandLine(argv),
       backend: describeChoice(backend).replace(/^backend: /, ""),
-      notes: [`Preset ${p.presetName}: ${p.preset.description}.`, ...notes],
+      notes: [
+        `Preset ${p.presetName}: ${p.preset.description}.`,
+        ...(comm ? [`Data-parallel over ${comm.size} MPI ranks (--distributed).`] : []),
+        ...notes,
+      ],
+      distributed,
     });
-    console.log(`\n${result.table}`);
-    console.log(`report: ${result.reportPath}\nplot:   ${result.plotPath}`);
+    if (rank0) console.log(`\n${result.table}`);
+    if (rank0) console.log(`report: ${result.reportPath}\nplot:   ${result.plotPath}`);
     if (result.diverged.length) {
       throw new Error(
         `${result.diverged.length} of ${result.runs.length} runs diverged (the report covers ` +
@@ -123,5 +155,10 @@ export const runEval = async (
 };
 
 if (import.meta.main) {
-  await runCli("eval", SUMMARY, SPECS, (config, backend) => runEval(config, backend, Deno.args));
+  await runCli(
+    "eval",
+    SUMMARY,
+    SPECS,
+    (config, backend) => withDataParallel(config, (dp) => runEval(config, backend, Deno.args, dp)),
+  );
 }

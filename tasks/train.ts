@@ -6,7 +6,14 @@
  * original's quick-test MLP.
  * @module
  */
-import { backendFlag, ensureWritableDir, runCli } from "./_cli.ts";
+import {
+  backendFlag,
+  DISTRIBUTED_FLAGS,
+  ensureWritableDir,
+  runCli,
+  withDataParallel,
+} from "./_cli.ts";
+import { bcastString } from "../lib/distributed/communicator.ts";
 import {
   BooleanFlag,
   flag,
@@ -34,6 +41,7 @@ type Problem = typeof PROBLEMS[number];
 
 export const SPECS = {
   backend: backendFlag,
+  ...DISTRIBUTED_FLAGS,
   problem: flag(
     oneOf(PROBLEMS),
     "mlp" as Problem,
@@ -193,71 +201,104 @@ if (import.meta.main) {
     "train",
     "Meta-trains MLHF's damping and preconditioner LSTMs.",
     SPECS,
-    async (c) => {
-      if (!(c["coordinate-fraction"] > 0)) {
-        throw new FlagError(
-          "--coordinate-fraction: must be > 0 (at least one coordinate is taped)",
-        );
-      }
-      if (c.resume && c.out === "-") {
-        throw new FlagError("--resume needs --out (the run directory to continue)");
-      }
-      if (c.problem !== "mlp" && givenFlags(Deno.args).has("mlp-hidden")) {
-        throw new FlagError(
-          `--mlp-hidden contradicts --problem ${c.problem}: the hidden width is the MLP's only`,
-        );
-      }
-      const given = givenFlags(Deno.args);
-      const tasksMode = c.tasks !== "-";
-      for (const name of tasksMode ? SINGLE_FLAGS : TASK_FLAGS) {
-        if (given.has(name)) {
+    (c) =>
+      withDataParallel(c, async (distributed) => {
+        if (!(c["coordinate-fraction"] > 0)) {
           throw new FlagError(
-            tasksMode
-              ? `--${name} contradicts --tasks: each task of the mix sets its own model and batch size`
-              : `--${name} needs --tasks (it sets how the task mix is drawn)`,
+            "--coordinate-fraction: must be > 0 (at least one coordinate is taped)",
           );
         }
-      }
-      const out = c.out !== "-"
-        ? c.out
-        : `runs/train-${new Date().toISOString().replace(/[:.]/g, "-")}`;
-      await ensureWritableDir("out", out);
-      const options = {
-        ...META_TRAIN_DEFAULTS,
-        metaRollBack: c["meta-roll-back"],
-        keepProb: c["keep-prob"],
-        metaLr: c["meta-lr"],
-        lr: c.lr,
-        cgIterations: c["cg-iter"],
-        xInit: c["x-init"],
-        preconditioner: c.preconditioner,
-        lambda0: c.damping,
-        replayMode: c["replay-mode"],
-        coordinateFraction: c["coordinate-fraction"],
-        ...(c["feature-norm"] !== "raw" ? { featureNorm: c["feature-norm"] } : {}),
-      };
-      const command = `deno task train ${Deno.args.join(" ")}`.trim();
-      if (tasksMode) {
-        let mix;
-        try {
-          mix = parseTaskMix(c.tasks);
-        } catch (e) {
-          throw new FlagError((e as Error).message);
+        if (c.resume && c.out === "-") {
+          throw new FlagError("--resume needs --out (the run directory to continue)");
         }
-        const augmentation: TaskAugmentation = {
-          scaleRange: parseScaleRange(c["reparam-scale"]),
-          permuteLabels: c["permute-labels"],
-          permutePixels: c["permute-pixels"],
-          batchSizes: parseBatchSizes(c["batch-sizes"]),
+        const given = givenFlags(Deno.args);
+        if (c.problem !== "mlp" && given.has("mlp-hidden")) {
+          throw new FlagError(
+            `--mlp-hidden contradicts --problem ${c.problem}: the hidden width is the MLP's only`,
+          );
+        }
+        const tasksMode = c.tasks !== "-";
+        for (const name of tasksMode ? SINGLE_FLAGS : TASK_FLAGS) {
+          if (given.has(name)) {
+            throw new FlagError(
+              tasksMode
+                ? `--${name} contradicts --tasks: each task of the mix sets its own model and batch size`
+                : `--${name} needs --tasks (it sets how the task mix is drawn)`,
+            );
+          }
+        }
+        if (tasksMode && distributed) {
+          throw new FlagError(
+            "--distributed with --tasks: a task-mix meta-training runs in one process for now " +
+              "(leave out one of the two)",
+          );
+        }
+        const comm = distributed?.comm;
+        const named = c.out !== "-"
+          ? c.out
+          : `runs/train-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+        const out = comm ? bcastString(named, comm) : named;
+        if (!comm || comm.rank === 0) await ensureWritableDir("out", out);
+        comm?.barrier(); // the check removes what it created before another rank writes there
+        const options = {
+          ...META_TRAIN_DEFAULTS,
+          metaRollBack: c["meta-roll-back"],
+          keepProb: c["keep-prob"],
+          metaLr: c["meta-lr"],
+          lr: c.lr,
+          cgIterations: c["cg-iter"],
+          xInit: c["x-init"],
+          preconditioner: c.preconditioner,
+          lambda0: c.damping,
+          replayMode: c["replay-mode"],
+          coordinateFraction: c["coordinate-fraction"],
+          ...(c["feature-norm"] !== "raw" ? { featureNorm: c["feature-norm"] } : {}),
         };
-        checkAugmentation(augmentation);
-        const r = await taskTrainRun({
-          mix,
-          augmentation,
-          replayPool: c["replay-pool"],
-          replayProb: c["replay-prob"],
+        const command = `deno task train ${Deno.args.join(" ")}`.trim();
+        if (tasksMode) {
+          let mix;
+          try {
+            mix = parseTaskMix(c.tasks);
+          } catch (e) {
+            throw new FlagError((e as Error).message);
+          }
+          const augmentation: TaskAugmentation = {
+            scaleRange: parseScaleRange(c["reparam-scale"]),
+            permuteLabels: c["permute-labels"],
+            permutePixels: c["permute-pixels"],
+            batchSizes: parseBatchSizes(c["batch-sizes"]),
+          };
+          checkAugmentation(augmentation);
+          const r = await taskTrainRun({
+            mix,
+            augmentation,
+            replayPool: c["replay-pool"],
+            replayProb: c["replay-prob"],
+            dataset: c.dataset,
+            dataDir: c["data-dir"] === "-" ? undefined : c["data-dir"],
+            shuffleBuffer: 5000,
+            iterations: c.iterations,
+            ...(c.epochs ? { epochs: c.epochs } : {}),
+            seed: c.seed,
+            out,
+            checkpointEvery: c["checkpoint-every"],
+            resume: c.resume,
+            command,
+            options,
+          });
+          console.log(
+            `meta-trained ${r.iterations} windows on the task mix in ${
+              r.wallSeconds.toFixed(1)
+            } s: ${r.weightsPath} (log ${r.logPath})`,
+          );
+          return;
+        }
+        const r = await metaTrainRun({
+          model: modelFor(c.problem, c["mlp-hidden"]),
+          modelName: c.problem === "mlp" ? `mlp-${c["mlp-hidden"]}` : c.problem,
           dataset: c.dataset,
           dataDir: c["data-dir"] === "-" ? undefined : c["data-dir"],
+          batchSize: c["batch-size"],
           shuffleBuffer: 5000,
           iterations: c.iterations,
           ...(c.epochs ? { epochs: c.epochs } : {}),
@@ -266,36 +307,15 @@ if (import.meta.main) {
           checkpointEvery: c["checkpoint-every"],
           resume: c.resume,
           command,
+          distributed,
           options,
         });
+        if (comm && comm.rank !== 0) return;
         console.log(
-          `meta-trained ${r.iterations} windows on the task mix in ${
+          `meta-trained ${r.iterations} iterations in ${
             r.wallSeconds.toFixed(1)
           } s: ${r.weightsPath} (log ${r.logPath})`,
         );
-        return;
-      }
-      const r = await metaTrainRun({
-        model: modelFor(c.problem, c["mlp-hidden"]),
-        modelName: c.problem === "mlp" ? `mlp-${c["mlp-hidden"]}` : c.problem,
-        dataset: c.dataset,
-        dataDir: c["data-dir"] === "-" ? undefined : c["data-dir"],
-        batchSize: c["batch-size"],
-        shuffleBuffer: 5000,
-        iterations: c.iterations,
-        ...(c.epochs ? { epochs: c.epochs } : {}),
-        seed: c.seed,
-        out,
-        checkpointEvery: c["checkpoint-every"],
-        resume: c.resume,
-        command,
-        options,
-      });
-      console.log(
-        `meta-trained ${r.iterations} iterations in ${
-          r.wallSeconds.toFixed(1)
-        } s: ${r.weightsPath} (log ${r.logPath})`,
-      );
-    },
+      }),
   );
 }

@@ -23,7 +23,7 @@ const FLOORS: ReadonlyArray<{ readonly name: string; readonly units: readonly st
   { name: "meta-training", units: ["lib/meta/"] },
   {
     name: "optimizers, models, backends, data, benches",
-    units: ["lib/optim/", "models/", "lib/backend/", "lib/data/", "lib/bench/"],
+    units: ["lib/optim/", "models/", "lib/backend/", "lib/distributed/", "lib/data/", "lib/bench/"],
   },
   { name: "run infrastructure", units: ["lib/run/", "lib/report/", "lib/cli/"] },
   { name: "curvature and solvers", units: ["lib/curvature/", "lib/solvers/"] },

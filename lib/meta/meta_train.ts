@@ -492,7 +492,8 @@ export const describeNonFiniteState = <P extends Params>(s: MetaTrainState<P>): 
  * One meta-iteration on T batches. Returns the next state (the previous one's tensors that are
  * not carried over are disposed), the diagnostics, and `nonFinite`: null, or the first tensor of
  * the next state that holds a NaN or ±∞ (see `describeNonFiniteState`). `key` fixes the noise and
- * the reset draw.
+ * the reset draw. `mean`, for data-parallel meta-training (lib/distributed), averages tensors over
+ * the ranks: the meta-gradient and the two meta-losses (each rank unrolls its own window).
  */
 export const metaIteration = <P extends Params>(
   pr: MetaProblem<P>,
@@ -500,6 +501,7 @@ export const metaIteration = <P extends Params>(
   s: MetaTrainState<P>,
   batches: readonly Batch[],
   key: Key,
+  mean?: (ts: readonly tf.Tensor[]) => tf.Tensor[],
 ): { state: MetaTrainState<P>; diagnostics: MetaDiagnostics; nonFinite: string | null } => {
   const noise = windowNoise(foldIn(key, 1), s.theta, batches.length, o.noise);
   const hasPrecond = o.preconditioner === "rnn";
@@ -512,11 +514,18 @@ export const metaIteration = <P extends Params>(
       ? windowGradient(pr, o, s.meta, "precond", s.theta, s.inner, batches, noise, taped)
       : null;
     const win = a.window;
-    const mLoss = win.metaLoss.dataSync()[0];
-    const hLoss = (b ? b.window : win).hessianLoss.dataSync()[0];
+    const losses = [win.metaLoss, (b ? b.window : win).hessianLoss];
+    const [mLoss, hLoss] = mean
+      ? mean(losses).map((t) => {
+        const v = t.dataSync()[0];
+        t.dispose();
+        return v;
+      })
+      : losses.map((t) => t.dataSync()[0]);
     const out = tf.tidy(() => {
       const phi = s.meta as MetaWeights & Params;
-      const raw = canonical(merge(a.grads, b ? b.grads : {})) as MetaWeights & Params;
+      const own = canonical(merge(a.grads, b ? b.grads : {})) as MetaWeights & Params;
+      const raw = mean ? unflatten(own, mean(leaves(own))) : own;
       const grads = addScaled(raw, o.l2, phi); // ∇R = 2e-7·φ for both groups
       const gNorm = norm(grads).dataSync()[0];
       const pNorm = norm(phi).dataSync()[0];

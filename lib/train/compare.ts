@@ -43,6 +43,7 @@ type SharedRunSettings = Pick<
   | "evalExamples"
   | "evalBatchSize"
   | "resume"
+  | "distributed"
 >;
 
 /** Everything a comparison needs. */
@@ -155,12 +156,14 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
   if (p.examplesPerEpoch !== undefined && p.examplesPerEpoch < o.batchSize) {
     throw tooLarge(p.examplesPerEpoch);
   }
-  if (o.resume && !(await exists(o.out))) {
+  // Data-parallel ranks other than 0 only train: rank 0 checks the folder, writes and reports.
+  const writes = !o.distributed || o.distributed.comm.rank === 0;
+  if (writes && o.resume && !(await exists(o.out))) {
     throw new FlagError(`--resume: --out ${o.out} does not exist (no runs to resume there)`);
   }
-  await checkFresh(o);
-  const earlier = await earlierRuns(o);
-  await Deno.mkdir(o.out, { recursive: true });
+  if (writes) await checkFresh(o);
+  const earlier = writes ? await earlierRuns(o) : [];
+  if (writes) await Deno.mkdir(o.out, { recursive: true });
   const summaries: RunSummary[] = [];
   const diverged: DivergedError[] = [];
   for (const spec of o.optimizers) {
@@ -194,6 +197,7 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
         },
         examplesPerEpoch: p.examplesPerEpoch,
         progressSink: o.progressSink,
+        distributed: o.distributed,
       });
       if (r.reused) log(`${spec.label}: already finished at step ${r.steps}; reusing its logs`);
       if (r.status === "stopped") status = `stopped at step ${r.steps}`;
@@ -204,9 +208,9 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
       diverged.push(e);
       status = `diverged at step ${e.step}`;
     }
-    const logs = await readRunLogs(dir);
-    summaries.push({ label: spec.label, settings, status, ...logs });
+    if (writes) summaries.push({ label: spec.label, settings, status, ...await readRunLogs(dir) });
   }
+  if (!writes) return { reportPath: "", plotPath: "", table: "", runs: [], diverged };
   for (const r of earlier) {
     const status = r.record.finished
       ? "finished"

@@ -11,6 +11,13 @@
  * smaller than a batch is a FlagError, not a run that spins). A non-finite value carried from one
  * iteration to the next stops the run at that iteration, naming the tensor, before any checkpoint
  * could keep it.
+ *
+ * Data-parallel (`distributed`, lib/distributed): each rank unrolls its own windows (its own data
+ * order, noise and resets, its own optimizee trajectory) and the meta-gradient and meta-losses are
+ * averaged over the ranks before the clip and Adam, so the meta-weights stay identical. Rank 0
+ * writes the log, the meta-weights and the checkpoint in `out`, as one process does; rank r > 0
+ * keeps its trajectory in `out/ranks/<r>/` (its checkpoints of the last two checkpoint iterations,
+ * written before rank 0's), and `resume` continues every rank from rank 0's checkpoint iteration.
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -52,6 +59,9 @@ import { kindLeaves } from "../../models/types.ts";
 import { exists } from "../run/files.ts";
 import { checkBatchFits } from "./batch_fit.ts";
 import { countExamples } from "./problem.ts";
+import type { DataParallel } from "../distributed/data_parallel.ts";
+import { allreduceMean, allreduceMeanNumber } from "../distributed/reduce.ts";
+import { assertIdentical } from "../distributed/consistency.ts";
 
 /** Settings of a meta-training run (`deno task train`). */
 export interface MetaRunConfig {
@@ -90,6 +100,8 @@ export interface MetaRunConfig {
   readonly stopAfter?: number;
   /** No progress line or messages. */
   readonly quiet?: boolean;
+  /** Data-parallel meta-training over MPI ranks (see the module doc). */
+  readonly distributed?: DataParallel;
 }
 
 /** What a meta-training run produced. */
@@ -177,8 +189,13 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
   const t0 = performance.now();
   const o = c.options;
   const key = keyFromSeed(c.seed);
-  if (!c.resume) await refuseOccupied(c.out);
-  else if (!(await exists(checkpointPath(c.out, CHECKPOINT)))) {
+  const comm = c.distributed?.comm;
+  const rank = comm?.rank ?? 0;
+  // Rank r > 0 keeps its own trajectory in its own folder; rank 0 writes what one process does.
+  const dir = rank === 0 ? c.out : `${c.out}/ranks/${rank}`;
+  if (!c.resume) {
+    if (rank === 0) await refuseOccupied(c.out);
+  } else if (rank === 0 && !(await exists(checkpointPath(c.out, CHECKPOINT)))) {
     throw new Error(`--resume: no checkpoint ${CHECKPOINT}.bin in ${c.out}`);
   }
   const source = await openSource({ dataset: c.dataset, split: "meta-train", dataDir: c.dataDir });
@@ -189,7 +206,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     await source.close?.();
     throw e;
   }
-  await Deno.mkdir(c.out, { recursive: true });
+  await Deno.mkdir(dir, { recursive: true });
   const init = c.model.init(foldIn(key, 1), source.shape as [number, number, number]);
   tf.dispose(leaves(init.state));
   const kinds = kindLeaves(init.kinds) as ParamKind[];
@@ -202,9 +219,17 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
   let state: MetaTrainState<Params>;
   let position: Position | undefined;
   let elapsedBefore = 0;
-  const ckpt = c.resume ? await loadCheckpoint(c.out, CHECKPOINT) : null;
+  // Every rank resumes at the iteration of rank 0's checkpoint (rank r > 0: its own file of it).
+  const head = c.resume && rank === 0 ? await loadCheckpoint(dir, CHECKPOINT) : null;
+  const from = comm ? Math.round(allreduceMeanNumber(head?.step ?? 0, comm) * comm.size) : 0;
+  const ckpt = rank === 0
+    ? head
+    : c.resume
+    ? await loadCheckpoint(dir, CHECKPOINT, { step: from })
+    : null;
   if (c.resume && !ckpt) {
-    throw new FlagError(`--resume: no checkpoint ${CHECKPOINT}.bin in ${c.out}`);
+    const file = checkpointPath(dir, CHECKPOINT, rank === 0 ? undefined : from);
+    throw new FlagError(`--resume: no checkpoint ${file}`);
   }
   if (ckpt) {
     tf.dispose(leaves(init.params));
@@ -230,15 +255,26 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
     const meta = initMetaWeights(foldIn(key, 2), o, presentKinds);
     state = initMetaTrainState(pr, o, init.params, meta);
   }
+  // Every rank must hold the same meta-weights and Adam state (at the start and each checkpoint).
+  const checkMeta = (when: string) =>
+    comm && assertIdentical(
+      [...leaves(state.meta as Params), ...leaves(state.adam.mu), ...leaves(state.adam.nu)],
+      comm,
+      `meta-weights and their Adam state ${when}`,
+    );
+  checkMeta(ckpt ? `resumed at iteration ${state.iteration}` : "at the start");
   const n = size(state.theta);
   const est = estimateWindowBytes(n, o.metaRollBack, 0, o.coordinateFraction);
-  const log = await openJsonl(`${c.out}/meta_train.jsonl`, {
-    overwrite: !ckpt,
-    truncateAfterStep: ckpt ? state.iteration - 1 : undefined,
-    stepKey: "iteration",
-  });
+  const log = rank === 0
+    ? await openJsonl(`${c.out}/meta_train.jsonl`, {
+      overwrite: !ckpt,
+      truncateAfterStep: ckpt ? state.iteration - 1 : undefined,
+      stepKey: "iteration",
+    })
+    : { log: () => {}, close: () => {} };
+  const quiet = c.quiet || rank !== 0;
   const total = Deno.systemMemoryInfo().total;
-  if (est > 0.8 * total && !c.quiet) {
+  if (est > 0.8 * total && !quiet) {
     console.error(
       `warning: BPTT through T=${o.metaRollBack} steps over ${n} coordinates needs ≈ ${
         (est / 2 ** 30).toFixed(1)
@@ -248,7 +284,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
         } GiB: lower --meta-roll-back or --coordinate-fraction`,
     );
   }
-  if (!c.quiet) {
+  if (!quiet) {
     console.error(
       `meta-training ${c.modelName} on ${c.dataset} (meta-train split): ${n} coordinates, kinds ${
         presentKinds.join(", ")
@@ -256,27 +292,37 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
         `T=${o.metaRollBack}, K=${o.cgIterations}, batch ${c.batchSize}` +
         (o.coordinateFraction < 1 ? `, ${o.coordinateFraction} of the coordinates taped` : "") +
         `; BPTT state ≈ ${(est / 2 ** 20).toFixed(0)} MiB + activations` +
-        (ckpt ? `; resuming at iteration ${state.iteration}` : ""),
+        (ckpt ? `; resuming at iteration ${state.iteration}` : "") +
+        (comm ? `; data-parallel over ${comm.size} ranks` : ""),
     );
   }
   const stream = batchStream(source, {
     batchSize: c.batchSize,
-    seed: c.seed,
+    // Rank r > 0 draws its own windows: another data order.
+    seed: rank === 0 ? c.seed : c.seed + 1_000_003 * rank,
     shuffleBuffer: c.shuffleBuffer,
     resumeFrom: position,
     ...(c.epochs ? { epochs: c.epochs } : {}),
   });
-  const bar = c.quiet
+  const bar = quiet
     ? null
     : progress({ total: c.iterations, label: "meta-train", startDone: state.iteration });
   const save = async () => {
     const elapsedSeconds = elapsedBefore + (performance.now() - t0) / 1000;
-    await saveCheckpoint(c.out, CHECKPOINT, {
-      fingerprint: JSON.stringify(fingerprint(c)),
-      state: state as unknown as TreeValue,
-      position: stream.position as unknown as TreeValue,
-      elapsedSeconds,
-    }, { step: state.iteration });
+    // Ranks r > 0 write first; rank 0's checkpoint, written once they all have, commits the
+    // iteration. They keep the last two: rank 0 may have died before committing the newer one.
+    const write = (keepLast: number) =>
+      saveCheckpoint(dir, CHECKPOINT, {
+        fingerprint: JSON.stringify(fingerprint(c)),
+        state: state as unknown as TreeValue,
+        position: stream.position as unknown as TreeValue,
+        elapsedSeconds,
+      }, { step: state.iteration, keepLast });
+    checkMeta(`at iteration ${state.iteration}`);
+    if (rank !== 0) await write(2);
+    comm?.barrier();
+    if (rank !== 0) return;
+    await write(0);
     await saveMetaWeights(`${c.out}/meta-weights.mlhf`, state.meta, record(elapsedSeconds));
   };
   const commit = await gitCommit();
@@ -312,7 +358,9 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       if (c.stopAfter !== undefined && ran >= c.stopAfter) break;
       const window = await nextWindow(stream, o.metaRollBack, source.numClasses);
       if (!window) break;
-      const r = metaIteration(pr, o, state, window, foldIn(foldIn(key, 3), state.iteration));
+      const k = rank === 0 ? foldIn(key, 3) : foldIn(foldIn(key, 5), rank);
+      const mean = comm ? (ts: readonly tf.Tensor[]) => allreduceMean(ts, comm) : undefined;
+      const r = metaIteration(pr, o, state, window, foldIn(k, state.iteration), mean);
       tf.dispose(window.flatMap((b) => [b.x, b.y]));
       state = r.state;
       last = r.diagnostics;
@@ -328,7 +376,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
             }`,
         );
       }
-      if (r.diagnostics.skipped && !c.quiet) {
+      if (r.diagnostics.skipped && !quiet) {
         console.error(
           `\niteration ${r.diagnostics.iteration}: non-finite meta-gradient, update skipped`,
         );

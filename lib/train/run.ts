@@ -12,7 +12,7 @@ import { tf } from "../_deps.ts";
 import { batches, type BatchStream } from "../data/pipeline.ts";
 import { disposeBatch, oneHot } from "../data/batch.ts";
 import type { Source } from "../data/source.ts";
-import { disposeState } from "../optim/base.ts";
+import { disposeState, stateTensors } from "../optim/base.ts";
 import { describeNonFinite } from "../optim/finite.ts";
 import { foldIn, keyFromSeed } from "../prng.ts";
 import { progress as startProgress, type ProgressSink } from "../run/progress.ts";
@@ -20,7 +20,18 @@ import { leaves, type Params } from "../tree.ts";
 import type { ParamKind } from "../param_kinds.ts";
 import { kindLeaves, updateMovingStats } from "../../models/mod.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
-import { checkpointDir, loadRunState, type RunState, saveRunState } from "./checkpoint.ts";
+import { assertIdentical } from "../distributed/consistency.ts";
+import { type DataParallel, dataParallelStep } from "../distributed/data_parallel.ts";
+import { allreduceMeanNumber, allreduceMeanTree } from "../distributed/reduce.ts";
+import {
+  CHECKPOINT_NAME,
+  checkpointDir,
+  loadRunState,
+  type RunState,
+  saveRunState,
+} from "./checkpoint.ts";
+import { checkpointPath } from "../run/checkpoint.ts";
+import { bcastBytes } from "../distributed/communicator.ts";
 import { evaluate } from "./evaluate.ts";
 import { openRunLogs, type RunLogs } from "./logs.ts";
 import type { AnyModel } from "./models.ts";
@@ -83,6 +94,12 @@ export interface RunOptions {
   readonly progressSink?: ProgressSink | null;
   /** Called after each step's logs, evaluation and checkpoint; true stops the run there. */
   readonly afterStep?: (step: number) => boolean | void;
+  /**
+   * Data parallelism over MPI ranks (lib/distributed): each rank steps on its shard of every batch
+   * with the loss, gradient and G·v averaged over the ranks; only rank 0 writes logs and
+   * checkpoints and evaluates; every rank resumes from rank 0's checkpoint, which rank 0 sends.
+   */
+  readonly distributed?: DataParallel;
 }
 
 /** How a run ended. */
@@ -120,35 +137,76 @@ const stepOn = (
   o: RunOptions,
   opt: BuiltOptimizer,
   live: Live,
-  batch: { x: tf.Tensor; y: tf.Tensor1D },
+  global: { x: tf.Tensor; y: tf.Tensor1D },
   step: number,
 ): { loss: number; accuracy: number; finite: boolean; diagnostics: Record<string, number> } => {
-  const y = oneHot(batch.y, o.model.numClasses);
+  const dp = o.distributed ? dataParallelStep(o.distributed) : null;
+  const [x, labels] = dp ? dp.shard([global.x, global.y]) : [global.x, global.y];
+  const y = oneHot(labels as tf.Tensor1D, o.model.numClasses);
   try {
     const r = trainStep({
       model: o.model.apply,
-      lossFn: softmaxCrossEntropy,
+      lossFn: dp ? dp.loss(softmaxCrossEntropy) : softmaxCrossEntropy,
       optimizer: opt.transform,
       params: live.params,
       state: live.optimizer,
-      batch: { x: batch.x, y },
+      batch: { x, y },
       key: foldIn(foldIn(keyFromSeed(o.seed), 2), step),
       checkFinite: true,
+      ...(dp ? { curvature: dp.curvature } : {}),
     });
     live.params = r.params;
     live.optimizer = r.state;
-    const bnStats = leaves(live.batchNorm).length ? r.aux as unknown as Params : null;
+    const stats = leaves(live.batchNorm).length ? r.aux as unknown as Params : null;
+    // Data-parallel: each rank normalized by its shard's statistics; the moving averages take
+    // their mean over the ranks, so the ranks' statistics stay identical.
+    const bnStats = stats && o.distributed ? allreduceMeanTree(stats, o.distributed.comm) : stats;
     if (bnStats) {
       const next = updateMovingStats(live.batchNorm, bnStats);
       tf.dispose(leaves(live.batchNorm));
       live.batchNorm = next;
     }
+    if (bnStats && bnStats !== stats) tf.dispose(leaves(bnStats));
     tf.dispose(r.aux);
-    return { loss: r.loss, accuracy: r.accuracy, finite: r.finite, diagnostics: r.diagnostics };
+    const accuracy = o.distributed
+      ? allreduceMeanNumber(r.accuracy, o.distributed.comm)
+      : r.accuracy;
+    return { loss: r.loss, accuracy, finite: r.finite, diagnostics: r.diagnostics };
   } finally {
     y.dispose();
+    if (dp) tf.dispose([x, labels]);
   }
 };
+
+/**
+ * Rank 0's checkpoint on every rank: rank 0 loads it from `dir` and sends its file, which the other
+ * ranks load from a temporary folder (they need not share rank 0's file system).
+ */
+const loadRankZeroState = async (
+  dir: string,
+  identity: string,
+  dp: DataParallel,
+): Promise<RunState | null> => {
+  const file = checkpointPath(checkpointDir(dir), CHECKPOINT_NAME);
+  if (dp.comm.rank === 0) {
+    const bytes = await Deno.readFile(file).catch(() => null);
+    bcastBytes(bytes, dp.comm);
+    return await loadRunState(dir, identity);
+  }
+  const bytes = bcastBytes(null, dp.comm);
+  if (bytes === null) return null;
+  const tmp = await Deno.makeTempDir({ prefix: "mlhf-rank-" });
+  try {
+    await Deno.mkdir(checkpointDir(tmp));
+    await Deno.writeFile(checkpointPath(checkpointDir(tmp), CHECKPOINT_NAME), bytes);
+    return await loadRunState(tmp, identity);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+};
+
+/** Logs that write nothing (data-parallel ranks other than 0). */
+const NO_LOGS: RunLogs = { step: () => {}, eval: () => {}, close: () => {} };
 
 const EMPTY_WINDOW = { lossSum: 0, accuracySum: 0, count: 0 };
 
@@ -157,7 +215,9 @@ const round = (x: number, digits: number): number => Number(x.toFixed(digits));
 
 /** Runs (or resumes) one training run; see the module doc. */
 export const trainRun = async (o: RunOptions): Promise<RunResult> => {
-  await Deno.mkdir(o.dir, { recursive: true });
+  const dp = o.distributed;
+  const writes = !dp || dp.comm.rank === 0;
+  if (writes) await Deno.mkdir(o.dir, { recursive: true });
   const identity = JSON.stringify(o.identity);
   const init = o.model.init(foldIn(keyFromSeed(o.seed), 1), o.train.shape);
   const kinds = kindLeaves(init.kinds as never) as ParamKind[];
@@ -168,7 +228,11 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
   let pending: { x: tf.Tensor4D; y: tf.Tensor1D } | null = null;
   try {
     let resumed: RunState | null = null;
-    if (o.resume) resumed = await loadRunState(o.dir, identity);
+    if (o.resume) {
+      resumed = dp && dp.comm.size > 1
+        ? await loadRankZeroState(o.dir, identity, dp)
+        : await loadRunState(o.dir, identity);
+    }
     if (resumed) {
       tf.dispose(leaves(live.params));
       tf.dispose(leaves(live.batchNorm));
@@ -186,7 +250,16 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
       return { ...base, status: "finished", steps: step, checkpointStep, reused: true };
     }
     const firstStep = step;
-    const runLogs = await openRunLogs(o.dir, resumed ? { resumeStep: step } : {});
+    const checkIdentical = (when: string) =>
+      dp && assertIdentical(
+        [...leaves(live.params), ...stateTensors(live.optimizer), ...leaves(live.batchNorm)],
+        dp.comm,
+        `${o.label}: parameters, optimizer state and batch-norm statistics ${when}`,
+      );
+    checkIdentical(resumed ? `resumed at step ${step}` : "at the start");
+    const runLogs = writes
+      ? await openRunLogs(o.dir, resumed ? { resumeStep: step } : {})
+      : NO_LOGS;
     logs = runLogs;
     stream = batches(o.train, {
       batchSize: o.batchSize,
@@ -198,23 +271,26 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
     });
     const perEpoch = o.examplesPerEpoch ? Math.floor(o.examplesPerEpoch / o.batchSize) : 0;
     const total = Math.min(cap, perEpoch ? perEpoch * o.epochs : Infinity);
-    const bar = o.progressSink === null ? null : startProgress({
+    const bar = o.progressSink === null || !writes ? null : startProgress({
       total: Number.isFinite(total) ? total : 0,
       label: o.label,
       startDone: step,
       sink: o.progressSink,
     });
     const checkpoint = async (position: RunState["position"], finished: boolean) => {
-      await saveRunState(o.dir, identity, {
-        step,
-        params: live.params,
-        optimizer: live.optimizer,
-        batchNorm: live.batchNorm,
-        position,
-        timeS,
-        window,
-        finished,
-      });
+      checkIdentical(`at the checkpoint of step ${step}`);
+      if (writes) {
+        await saveRunState(o.dir, identity, {
+          step,
+          params: live.params,
+          optimizer: live.optimizer,
+          batchNorm: live.batchNorm,
+          position,
+          timeS,
+          window,
+          finished,
+        });
+      }
       checkpointStep = step;
     };
     const diverged = (what: string) =>
@@ -230,6 +306,7 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
         }`,
       );
     const evalNow = async (epoch: number, epochEnd: boolean) => {
+      if (!writes) return void (window = EMPTY_WINDOW);
       const e0 = performance.now();
       const ev = await evaluate(o.model, live.params, live.batchNorm, o.test, {
         batchSize: o.evalBatchSize,
@@ -278,6 +355,7 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
         ...r.diagnostics,
       });
       if (!Number.isFinite(r.loss)) throw diverged(`the training loss is ${r.loss}`);
+      if (dp && step % dp.checkEvery === 0) checkIdentical(`after step ${step}`);
       if (!r.finite) {
         // The slow path (one read per tensor) runs only once the step's flag said non-finite;
         // it finds nothing when the flag's sum merely overflowed.

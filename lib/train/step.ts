@@ -7,7 +7,12 @@
  * @module
  */
 import { tf } from "../_deps.ts";
-import { type Batch, gaussNewtonProduct, type ModelFn } from "../curvature/gauss_newton.ts";
+import {
+  type Batch,
+  type GaussNewton,
+  gaussNewtonProduct,
+  type ModelFn,
+} from "../curvature/gauss_newton.ts";
 import type { Loss } from "../../ops/losses.ts";
 import { leaves, type Params } from "../tree.ts";
 import { applyUpdates, disposeState, type GradientTransformation } from "../optim/base.ts";
@@ -64,6 +69,12 @@ export interface StepInputs<P extends Params, S> {
    * together with the loss (default false).
    */
   readonly checkFinite?: boolean;
+  /**
+   * Wraps the step's curvature (loss, gradient, v ↦ G·v) before the optimizer sees it; data
+   * parallelism passes lib/distributed's `reducedCurvature` (the gradient and every G·v averaged
+   * over the ranks). Disposing the wrapper must dispose the curvature it wraps. Default: none.
+   */
+  readonly curvature?: (gn: GaussNewton<P>) => GaussNewton<P>;
 }
 
 /** A deep copy of a tensor container (tensors cloned, everything else kept). */
@@ -90,7 +101,8 @@ export const batchAccuracy = (z: tf.Tensor, y: tf.Tensor): number =>
 
 /** Runs one step; see the module doc. */
 export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<P, S> => {
-  const gn = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
+  const linearized = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
+  const gn = i.curvature ? i.curvature(linearized) : linearized;
   try {
     const accuracy = batchAccuracy(gn.logits, i.batch.y);
     let names: string[] = [];
