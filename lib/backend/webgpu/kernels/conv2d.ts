@@ -378,8 +378,18 @@ const kernel = (
 /** The conv kernels; `fallback(name)` gives TF.js's own kernel of that name. */
 export const convKernels = (fallback: (name: string) => Fallback): WebGpuKernel[] => [
   kernel("Conv2D", conv2dInfo, ["x", "filter"], fallback("Conv2D")),
-  kernel("Conv2DBackpropInput", conv2dInputGradInfo, ["dy", "filter"], fallback("Conv2DBackpropInput")),
-  kernel("Conv2DBackpropFilter", conv2dFilterGradInfo, ["x", "dy"], fallback("Conv2DBackpropFilter")),
+  kernel(
+    "Conv2DBackpropInput",
+    conv2dInputGradInfo,
+    ["dy", "filter"],
+    fallback("Conv2DBackpropInput"),
+  ),
+  kernel(
+    "Conv2DBackpropFilter",
+    conv2dFilterGradInfo,
+    ["x", "dy"],
+    fallback("Conv2DBackpropFilter"),
+  ),
   kernel(
     CONV2D_FILTER_GRAD_KERNEL,
     conv2dFilterGradInfo,

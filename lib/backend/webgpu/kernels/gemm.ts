@@ -64,7 +64,10 @@ export const chooseTiling = ({ batch, m, n, k }: GemmSize): Tiling => {
   const tiles = count(big ? 128 : 64);
   let splits = 1;
   if (tiles < MIN_WORKGROUPS && k >= 1024) {
-    splits = Math.max(1, Math.min(64, Math.ceil((2 * MIN_WORKGROUPS) / tiles), Math.floor(k / 512)));
+    splits = Math.max(
+      1,
+      Math.min(64, Math.ceil((2 * MIN_WORKGROUPS) / tiles), Math.floor(k / 512)),
+    );
   }
   return withSplits(big ? 8 : 4, big ? 8 : 4, k, splits);
 };
@@ -250,7 +253,11 @@ export const runGemm = (
   call: GemmCall,
   tiling: Tiling = chooseTiling(size),
 ): tf.TensorInfo | null => {
-  const dispatch = gemmDispatch(size, tiling, backend.device.limits.maxComputeWorkgroupsPerDimension);
+  const dispatch = gemmDispatch(
+    size,
+    tiling,
+    backend.device.limits.maxComputeWorkgroupsPerDimension,
+  );
   if (!dispatch) return null;
   const program = gemmProgram(
     size,

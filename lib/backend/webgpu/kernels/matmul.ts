@@ -111,11 +111,51 @@ export const matMulInfo = (
   if (!p || p.m < minSide || p.n < minSide) return null;
   const { m, n, k } = p;
   const A = transposeA
-    ? denseOperand("A", ["m", "k"], "k", "m", "uniforms.gK", "uniforms.gM", "uniforms.gABatch", m % 4 === 0, "m")
-    : denseOperand("A", ["m", "k"], "m", "k", "uniforms.gM", "uniforms.gK", "uniforms.gABatch", k % 4 === 0, "k");
+    ? denseOperand(
+      "A",
+      ["m", "k"],
+      "k",
+      "m",
+      "uniforms.gK",
+      "uniforms.gM",
+      "uniforms.gABatch",
+      m % 4 === 0,
+      "m",
+    )
+    : denseOperand(
+      "A",
+      ["m", "k"],
+      "m",
+      "k",
+      "uniforms.gM",
+      "uniforms.gK",
+      "uniforms.gABatch",
+      k % 4 === 0,
+      "k",
+    );
   const B = transposeB
-    ? denseOperand("B", ["k", "n"], "n", "k", "uniforms.gN", "uniforms.gK", "uniforms.gBBatch", k % 4 === 0, "k")
-    : denseOperand("B", ["k", "n"], "k", "n", "uniforms.gK", "uniforms.gN", "uniforms.gBBatch", n % 4 === 0, "n");
+    ? denseOperand(
+      "B",
+      ["k", "n"],
+      "n",
+      "k",
+      "uniforms.gN",
+      "uniforms.gK",
+      "uniforms.gBBatch",
+      k % 4 === 0,
+      "k",
+    )
+    : denseOperand(
+      "B",
+      ["k", "n"],
+      "k",
+      "n",
+      "uniforms.gK",
+      "uniforms.gN",
+      "uniforms.gBBatch",
+      n % 4 === 0,
+      "n",
+    );
   const out = runGemm(backend, { batch: p.batch, m, n, k }, {
     a: A,
     b: B,
