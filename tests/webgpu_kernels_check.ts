@@ -144,6 +144,10 @@ await tiled(
   direct([2, 997, 130], [2, 997, 36], true, false, withSplits(8, 8, 997, 3)),
 );
 await tiled(
+  "matMul 128×64 tiles [2,130,100]ᵀ·[130,70] (batch broadcast)",
+  direct([2, 130, 100], [130, 70], true, false, withSplits(8, 4, 130, 1)),
+);
+await tiled(
   "matMul 64×64 tiles, k split in 4, [40,1000]·[36,1000]ᵀ",
   direct([40, 1000], [36, 1000], false, true, withSplits(4, 4, 1000, 4)),
 );
@@ -157,14 +161,16 @@ interface ConvCase {
   readonly pad: Pad;
   readonly dilation?: number;
 }
+// Channel counts ≥ 16 so that the GEMMs are not thin (thin ones run TF.js's programs: the input
+// gradient of case 1, the dilated case), some not multiples of 4 (scalar loads and stores).
 const convCases: ConvCase[] = [
-  { x: [2, 7, 9, 3], f: [3, 3, 3, 5], s: [1, 1], pad: "same" },
-  { x: [2, 8, 8, 4], f: [5, 5, 4, 8], s: [2, 2], pad: "same" },
-  { x: [1, 9, 7, 4], f: [2, 3, 4, 6], s: [2, 3], pad: "valid" },
-  { x: [3, 6, 6, 5], f: [1, 1, 5, 4], s: [1, 1], pad: "valid" },
-  { x: [1, 7, 7, 2], f: [2, 2, 2, 3], s: [3, 3], pad: "same" },
-  { x: [2, 5, 6, 4], f: [3, 3, 4, 4], s: [1, 1], pad: 1 },
-  { x: [1, 8, 8, 3], f: [3, 3, 3, 4], s: [1, 1], pad: "same", dilation: 2 },
+  { x: [2, 7, 9, 3], f: [3, 3, 3, 18], s: [1, 1], pad: "same" },
+  { x: [2, 8, 8, 20], f: [5, 5, 20, 16], s: [2, 2], pad: "same" },
+  { x: [1, 9, 7, 17], f: [2, 3, 17, 18], s: [2, 3], pad: "valid" },
+  { x: [3, 6, 6, 18], f: [1, 1, 18, 16], s: [1, 1], pad: "valid" },
+  { x: [2, 10, 10, 16], f: [2, 2, 16, 16], s: [3, 3], pad: "same" },
+  { x: [2, 5, 6, 16], f: [3, 3, 16, 16], s: [1, 1], pad: 1 },
+  { x: [1, 8, 8, 16], f: [3, 3, 16, 16], s: [1, 1], pad: "same", dilation: 2 },
 ];
 for (const c of convCases) {
   const [n, , , ci] = c.x, [kh, kw, , co] = c.f;

@@ -7,6 +7,7 @@ import { kfacSuite } from "./kfac.ts";
 import { optimSuite } from "./optim.ts";
 import { metaSuite } from "./meta.ts";
 import { mlhfNativeSuite } from "./mlhf_native.ts";
+import { webgpuSuite } from "./webgpu.ts";
 
 export const SUITES: readonly BenchSuite[] = [
   coreSuite,
@@ -16,4 +17,5 @@ export const SUITES: readonly BenchSuite[] = [
   metaSuite,
   mlhfNativeSuite,
   kfacSuite,
+  webgpuSuite,
 ];

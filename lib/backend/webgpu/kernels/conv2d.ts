@@ -12,7 +12,8 @@
  *   workgroups when the output has few tiles (`chooseTiling`).
  *
  * Strides, SAME/VALID/explicit padding by TF.js's own geometry (`computeConv2DInfo`). Dilation,
- * NCHW, other dtypes and dispatches past the device's limits run TF.js's program (the project's
+ * NCHW, other dtypes, thin GEMMs (fewer than `MIN_SIDE` rows or columns, e.g. the input gradient
+ * of a 3-channel image) and dispatches past the device's limits run TF.js's program (the project's
  * filter-gradient kernel falls back to TF.js's `Conv2DBackpropFilter`). Vector loads where the
  * contiguous channel count is a multiple of 4.
  * @module
@@ -20,7 +21,7 @@
 import { tf } from "../../../_deps.ts";
 import { CONV2D_FILTER_GRAD_KERNEL } from "../../../kernels.ts";
 import { type GemmOperand, runGemm, type Tiling } from "./gemm.ts";
-import { denseOperand } from "./matmul.ts";
+import { denseOperand, MIN_SIDE } from "./matmul.ts";
 import {
   type Fallback,
   type KernelArgs,
@@ -270,6 +271,7 @@ const runConvGemm = (
   outShape: number[],
   tiling?: Tiling,
 ): tf.TensorInfo | null => {
+  if (!tiling && (size.m < MIN_SIDE || size.n < MIN_SIDE)) return null;
   const out = runGemm(backend, { batch: 1, ...size }, {
     a,
     b,

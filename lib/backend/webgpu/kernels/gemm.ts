@@ -55,13 +55,17 @@ export interface GemmSize {
 const MIN_WORKGROUPS = 96;
 
 /**
- * The tiling for a GEMM: 128×128 tiles (8×8 per thread) when that gives enough workgroups, else
- * 64×64 (4×4), and k split when even those are few and k is long (each split ≥ 512 of k).
+ * The tiling for a GEMM: 8 outputs per thread along m (resp. n) when that side is longer than 64,
+ * else 4 (a 64-wide side, e.g. 64 output channels, fills a 64-wide tile); 4×4 when that gives too
+ * few workgroups; and k split when even those are few and k is long (each split ≥ 512 of k).
  */
 export const chooseTiling = ({ batch, m, n, k }: GemmSize): Tiling => {
-  const count = (t: number) => batch * Math.ceil(m / t) * Math.ceil(n / t);
-  const big = count(128) >= MIN_WORKGROUPS;
-  const tiles = count(big ? 128 : 64);
+  const count = (tm: number, tn: number) =>
+    batch * Math.ceil(m / (16 * tm)) * Math.ceil(n / (16 * tn));
+  const side = (x: number): 4 | 8 => (x > 64 ? 8 : 4);
+  let tm = side(m), tn = side(n);
+  if (count(tm, tn) < MIN_WORKGROUPS) tm = tn = 4;
+  const tiles = count(tm, tn);
   let splits = 1;
   if (tiles < MIN_WORKGROUPS && k >= 1024) {
     splits = Math.max(
@@ -69,7 +73,7 @@ export const chooseTiling = ({ batch, m, n, k }: GemmSize): Tiling => {
       Math.min(64, Math.ceil((2 * MIN_WORKGROUPS) / tiles), Math.floor(k / 512)),
     );
   }
-  return withSplits(big ? 8 : 4, big ? 8 : 4, k, splits);
+  return withSplits(tm, tn, k, splits);
 };
 
 /** A tiling with k cut into (at most) `splits` chunks that are multiples of 8, none empty. */

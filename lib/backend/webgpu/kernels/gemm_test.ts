@@ -1,7 +1,7 @@
 import { assert } from "../../../../tests/_util/deps.ts";
 import { chooseTiling, gemmDispatch, withSplits } from "./gemm.ts";
 
-Deno.test("webgpu gemm: 128×128 tiles for big products, 64×64 and split k for few tiles", () => {
+Deno.test("webgpu gemm: 128-wide tiles for long sides, 64×64 and split k for few tiles", () => {
   assert.deepEqual(chooseTiling({ batch: 1, m: 4096, n: 4096, k: 4096 }), {
     tm: 8,
     tn: 8,
@@ -14,6 +14,9 @@ Deno.test("webgpu gemm: 128×128 tiles for big products, 64×64 and split k for 
   // The first conv layer's filter gradient: [75, 131072]·[131072, 64] → 2 tiles, 64 splits.
   const filt = chooseTiling({ batch: 1, m: 75, n: 64, k: 128 * 32 * 32 });
   assert.deepEqual([filt.tm, filt.splits, filt.kChunk], [4, 64, 2048]);
+  // A 64-wide side gets 64-wide tiles: the convnet's 64→64 conv, forward, at batch 128.
+  const conv = chooseTiling({ batch: 1, m: 128 * 16 * 16, n: 64, k: 1600 });
+  assert.deepEqual([conv.tm, conv.tn, conv.splits], [8, 4, 1]);
   // Short k is never split.
   assert.equal(chooseTiling({ batch: 1, m: 40, n: 40, k: 1000 }).splits, 1);
 });
