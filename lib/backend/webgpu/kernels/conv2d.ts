@@ -259,7 +259,18 @@ fn loadB(z : i32, kk : i32, n : i32) -> vec4<f32> {
 
 /** A plain [rows, N] matrix as the GEMM's B (filter or dy), contiguous along n. */
 const plainB = (aligned: boolean) =>
-  denseOperand("B", ["k", "n"], "k", "n", "uniforms.gK", "uniforms.gN", "0", aligned, "n");
+  denseOperand({
+    name: "B",
+    params: ["k", "n"],
+    outer: "k",
+    contig: "n",
+    outerLen: "uniforms.gK",
+    rowLen: "uniforms.gN",
+    batchStride: "0",
+    contiguous: "n",
+    aligned,
+    checked: true,
+  });
 
 const runConvGemm = (
   backend: WebGpuBackendLike,

@@ -96,10 +96,23 @@ export const gemmDispatch = (
   return d.every((x) => x <= maxPerDim) && s.batch * t.splits * s.m * s.n < 2 ** 31 ? d : null;
 };
 
+/**
+ * True when the tiles cover m, n and k exactly: stores need no column checks (the row check stays:
+ * cheap and uniform), and dense operands skip theirs (`denseOperand`, `checked: false`).
+ */
+export const tilesExactly = (s: GemmSize, t: Tiling): boolean =>
+  s.m % (16 * t.tm) === 0 && s.n % (16 * t.tn) === 0 && s.k % 8 === 0;
+
 const comps = ["x", "y", "z", "w"];
 
 /** WGSL of the tiled main function (see the module doc). */
-const gemmSource = (t: Tiling, a: GemmOperand, b: GemmOperand, vecOut: boolean): string => {
+const gemmSource = (
+  t: Tiling,
+  a: GemmOperand,
+  b: GemmOperand,
+  vecOut: boolean,
+  exact: boolean,
+): string => {
   const { tm, tn } = t;
   const tileM = 16 * tm, tileN = 16 * tn, am4 = tileM / 4, bn4 = tileN / 4;
   const loads = (count: number, body: string) =>
@@ -141,7 +154,9 @@ const gemmSource = (t: Tiling, a: GemmOperand, b: GemmOperand, vecOut: boolean):
     writes.push(`if (m < uniforms.gM) { let row = (z * uniforms.gM + m) * uniforms.gN;`);
     for (let h = 0; h < tn / 4; h++) {
       const n = `(n0 + ${h * 64} + i32(tx) * 4)`;
-      if (vecOut) {
+      if (exact) {
+        writes.push(`result[(row + ${n}) / 4] = ${acc(r, h)};`);
+      } else if (vecOut) {
         writes.push(`if (${n} < uniforms.gN) { result[(row + ${n}) / 4] = ${acc(r, h)}; }`);
       } else {
         for (let i = 0; i < 4; i++) {
@@ -194,9 +209,10 @@ const gemmProgram = (
   extraUniforms: string,
 ): WgslProgram => {
   const vecOut = s.n % 4 === 0;
+  const exact = tilesExactly(s, t);
   return {
     outputShape: [s.batch * t.splits, s.m, s.n],
-    shaderKey: `mlhfGemm_${t.tm}x${t.tn}_${a.key}_${b.key}_${vecOut}`,
+    shaderKey: `mlhfGemm_${t.tm}x${t.tn}_${a.key}_${b.key}_${vecOut}_${exact}`,
     dispatchLayout: { x: [2], y: [1], z: [0] },
     dispatch,
     variableNames: names,
@@ -204,7 +220,7 @@ const gemmProgram = (
     workgroupSize: [16, 16, 1],
     uniforms: `gM : i32, gN : i32, gK : i32, gKChunk : i32, gSplits : i32, ${extraUniforms}`,
     outputComponent: vecOut ? 4 : 1,
-    getUserCode: () => gemmSource(t, a, b, vecOut),
+    getUserCode: () => gemmSource(t, a, b, vecOut, exact),
   };
 };
 

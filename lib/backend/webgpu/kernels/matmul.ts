@@ -1,14 +1,14 @@
 /**
  * `BatchMatMul` for the webgpu backend by the register-blocked GEMM (`gemm.ts`): float32, both
  * transpose flags, a batch shared by both operands or broadcast from one of them; odd sizes by
- * bounds-checked loads and stores (vector loads where a row length is a multiple of 4). Thin
+ * bounds-checked loads and stores (vector loads where a row length is a multiple of 4; no checks
+ * where the tiles cover the product exactly, e.g. 4096³). Thin
  * products (m or n below {@link MIN_SIDE}, where most of a 64-wide tile would idle), other dtypes
  * and batch broadcasts of other kinds run TF.js's own program.
  * @module
  */
 import { tf } from "../../../_deps.ts";
-import type { GemmOperand, Tiling } from "./gemm.ts";
-import { runGemm } from "./gemm.ts";
+import { chooseTiling, type GemmOperand, runGemm, tilesExactly, type Tiling } from "./gemm.ts";
 import {
   type Fallback,
   type KernelArgs,
@@ -20,38 +20,60 @@ import {
 /** Products with fewer output rows or columns than this run TF.js's program. */
 export const MIN_SIDE = 16;
 
+/** Where a dense operand's elements are (WGSL expressions over `uniforms`). */
+export interface DenseLayout {
+  readonly name: "A" | "B";
+  /** The load function's two index parameters, in order ((m, k) for A, (k, n) for B). */
+  readonly params: readonly [string, string];
+  /** Which parameter indexes the outer axis and which the contiguous one. */
+  readonly outer: string;
+  readonly contig: string;
+  /** The two axes' lengths. */
+  readonly outerLen: string;
+  readonly rowLen: string;
+  /** Elements between batches (0 when broadcast). */
+  readonly batchStride: string;
+  /** The contiguous axis, in the GEMM's terms. */
+  readonly contiguous: GemmOperand["contiguous"];
+  /** The row length is a multiple of 4: one vector load. */
+  readonly aligned: boolean;
+  /** Bounds checks (off only where the tiles cover the matrix exactly and loads are aligned). */
+  readonly checked: boolean;
+}
+
 /**
- * A dense operand stored row-major as [batches, outer, contiguous]: `fnName(z, p, q)` returns four
- * consecutive elements along the contiguous axis, zero past either end; `outer`/`contig` say which
- * parameter indexes which axis and `outerLen`/`rowLen` their lengths (WGSL expressions), `batchStride`
- * the elements between batches (0 when broadcast).
+ * A dense operand stored row-major as [batches, outer, contiguous]: its load function returns four
+ * consecutive elements along the contiguous axis, zero past either end.
  */
-export const denseOperand = (
-  name: "A" | "B",
-  params: readonly [string, string],
-  outer: string,
-  contig: string,
-  outerLen: string,
-  rowLen: string,
-  batchStride: string,
-  aligned: boolean,
-  contiguous: GemmOperand["contiguous"],
-): GemmOperand => {
+export const denseOperand = (d: DenseLayout): GemmOperand => {
+  const { name, rowLen } = d;
   const fnName = name === "A" ? "loadA" : "loadB";
-  const body = aligned
+  const head = `fn ${fnName}(z : i32, ${d.params[0]} : i32, ${d.params[1]} : i32) -> vec4<f32> {`;
+  if (!d.checked && d.aligned) {
+    return {
+      contiguous: d.contiguous,
+      components: 4,
+      key: `dense${name}${d.contiguous}x`,
+      code: `
+${head}
+  return ${name}[(z * ${d.batchStride} + ${d.outer} * ${rowLen} + ${d.contig}) / 4];
+}`,
+    };
+  }
+  const body = d.aligned
     ? `return ${name}[i / 4];`
     : `return vec4<f32>(${name}[i], select(0.0, ${name}[i + 1], c + 1 < ${rowLen}),
          select(0.0, ${name}[i + 2], c + 2 < ${rowLen}), select(0.0, ${name}[i + 3], c + 3 < ${rowLen}));`;
   return {
-    contiguous,
-    components: aligned ? 4 : 1,
-    key: `dense${name}${contiguous}${aligned ? "v" : "s"}`,
+    contiguous: d.contiguous,
+    components: d.aligned ? 4 : 1,
+    key: `dense${name}${d.contiguous}${d.aligned ? "v" : "s"}`,
     code: `
-fn ${fnName}(z : i32, ${params[0]} : i32, ${params[1]} : i32) -> vec4<f32> {
-  let o = ${outer};
-  let c = ${contig};
-  if (o >= ${outerLen} || c >= ${rowLen}) { return vec4<f32>(0.0); }
-  let i = z * ${batchStride} + o * ${rowLen} + c;
+${head}
+  let o = ${d.outer};
+  let c = ${d.contig};
+  if (o >= ${d.outerLen} || c >= ${rowLen}) { return vec4<f32>(0.0); }
+  let i = z * ${d.batchStride} + o * ${rowLen} + c;
   ${body}
 }`,
   };
@@ -110,59 +132,35 @@ export const matMulInfo = (
   const p = planMatMul(a, b, transposeA, transposeB);
   if (!p || p.m < minSide || p.n < minSide) return null;
   const { m, n, k } = p;
-  const A = transposeA
-    ? denseOperand(
-      "A",
-      ["m", "k"],
-      "k",
-      "m",
-      "uniforms.gK",
-      "uniforms.gM",
-      "uniforms.gABatch",
-      m % 4 === 0,
-      "m",
-    )
-    : denseOperand(
-      "A",
-      ["m", "k"],
-      "m",
-      "k",
-      "uniforms.gM",
-      "uniforms.gK",
-      "uniforms.gABatch",
-      k % 4 === 0,
-      "k",
-    );
-  const B = transposeB
-    ? denseOperand(
-      "B",
-      ["k", "n"],
-      "n",
-      "k",
-      "uniforms.gN",
-      "uniforms.gK",
-      "uniforms.gBBatch",
-      k % 4 === 0,
-      "k",
-    )
-    : denseOperand(
-      "B",
-      ["k", "n"],
-      "k",
-      "n",
-      "uniforms.gK",
-      "uniforms.gN",
-      "uniforms.gBBatch",
-      n % 4 === 0,
-      "n",
-    );
-  const out = runGemm(backend, { batch: p.batch, m, n, k }, {
+  const size = { batch: p.batch, m, n, k };
+  const t = tiling ?? chooseTiling(size);
+  const checked = !tilesExactly(size, t);
+  const [M, N, K] = ["uniforms.gM", "uniforms.gN", "uniforms.gK"];
+  const A = denseOperand({
+    name: "A",
+    params: ["m", "k"],
+    ...(transposeA
+      ? { outer: "k", contig: "m", outerLen: K, rowLen: M, contiguous: "m", aligned: m % 4 === 0 }
+      : { outer: "m", contig: "k", outerLen: M, rowLen: K, contiguous: "k", aligned: k % 4 === 0 }),
+    batchStride: "uniforms.gABatch",
+    checked,
+  });
+  const B = denseOperand({
+    name: "B",
+    params: ["k", "n"],
+    ...(transposeB
+      ? { outer: "n", contig: "k", outerLen: N, rowLen: K, contiguous: "k", aligned: k % 4 === 0 }
+      : { outer: "k", contig: "n", outerLen: K, rowLen: N, contiguous: "n", aligned: n % 4 === 0 }),
+    batchStride: "uniforms.gBBatch",
+    checked,
+  });
+  const out = runGemm(backend, size, {
     a: A,
     b: B,
     inputs: [a, b],
     uniforms: "gABatch : i32, gBBatch : i32,",
     values: [p.batchA === 1 ? 0 : m * k, p.batchB === 1 ? 0 : k * n],
-  }, tiling);
+  }, t);
   return out && { dataId: out.dataId, shape: p.outShape, dtype: "float32" };
 };
 
