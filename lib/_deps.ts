@@ -25,6 +25,13 @@ export const importWasmBackend = (): Promise<unknown> =>
   import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
 
 /**
+ * Loads the webgpu backend on demand (it registers itself with the tfjs engine on import when
+ * `navigator.gpu` exists; `setBackend("webgpu")` then needs an adapter).
+ */
+export const importWebGpuBackend = (): Promise<unknown> =>
+  import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");
+
+/**
  * Imports a native tfjs-node package. The specifier is built at run time on purpose: a literal
  * would make Deno fetch the package (whose install script cannot run here) into every lockfile.
  */

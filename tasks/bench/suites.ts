@@ -8,6 +8,7 @@ import { optimSuite } from "./optim.ts";
 import { metaSuite } from "./meta.ts";
 import { mlhfNativeSuite } from "./mlhf_native.ts";
 import { distributedSuite } from "./distributed.ts";
+import { webgpuSuite } from "./webgpu.ts";
 
 export const SUITES: readonly BenchSuite[] = [
   coreSuite,
@@ -18,4 +19,5 @@ export const SUITES: readonly BenchSuite[] = [
   mlhfNativeSuite,
   kfacSuite,
   distributedSuite,
+  webgpuSuite,
 ];
