@@ -7,7 +7,7 @@
  *   deno run -A --frozen tools/build_lstm_wasm.ts
  * @module
  */
-import { wabt } from "../tests/_util/deps.ts";
+import { wabt } from "../tests/_util/wabt.ts";
 
 const WAT = new URL("../lib/backend/native/lstm_cell.wat", import.meta.url);
 const OUT = new URL("../lib/backend/native/lstm_cell_wasm.ts", import.meta.url);

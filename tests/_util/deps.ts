@@ -2,4 +2,3 @@
 export { default as fc } from "npm:fast-check@4.11.0";
 export { default as assert } from "node:assert/strict";
 export { default as puppeteer } from "npm:puppeteer-core@25.16.0";
-export { default as wabt } from "npm:wabt@1.0.37";
