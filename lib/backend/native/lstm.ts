@@ -15,9 +15,10 @@
  *
  * Everything is float32: the pre-activations are sums like the composition's matMul (in another
  * order), σ and tanh are within 3 and 2 ulp of the exact values (`lstm_wasm_test.ts`), so the
- * kernels agree with the composition to a few float32 ulp of each value. The kernels compute the forward pass only: `lstmCell` and `lstmNetStep`
- * run them where the backend registers them (`registerNativeBackend` does, with the others) and
- * carry their gradients (`lib/optim/mlhf/lstm_kernel.ts`).
+ * kernels agree with the composition to a few float32 ulp of each value. The kernels compute the
+ * forward pass only: `lstmCell` and `lstmNetStep` run them where the backend registers them
+ * (`registerNativeBackend` does, with the others) and carry their gradients
+ * (`lib/optim/mlhf/lstm_kernel.ts`).
  * @module
  */
 import { LSTM_CELL_KERNEL, LSTM_NET_KERNEL } from "../../kernels.ts";
