@@ -9,7 +9,6 @@
  */
 import { tf } from "../../lib/_deps.ts";
 import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness.ts";
-import { loadBlas } from "../../lib/backend/native/blas.ts";
 import { NATIVE_BACKEND } from "../../lib/backend/native/backend.ts";
 import {
   gatherFlat,
@@ -34,8 +33,6 @@ const lstmRows = async (opts: { runs: number; warmup: number }, want: (n: string
   const all = `${P}LSTM pass ${ROWS} rows: all threads`;
   const rows: BenchRow[] = [];
   if (!want(one) && !want(all)) return rows;
-  const r = loadBlas();
-  if (!r.ok) return rows;
   const x = randArray(ROWS * 3, 1);
   // The previous step's states as the kernel leaves them (on shared memory when threaded).
   const prev = new Float32Array(new SharedArrayBuffer(4 * packedLength(ROWS, 2, true)));
@@ -50,14 +47,14 @@ const lstmRows = async (opts: { runs: number; warmup: number }, want: (n: string
   if (want(one)) {
     rows.push(
       await measure(one, () => {
-        lstmRowsOneThread(r.blas.sgemm, ROWS, x, 3, layers, head);
+        lstmRowsOneThread(ROWS, x, 3, layers, head);
         return [];
       }, opts),
     );
   }
   if (want(all)) {
     const m = await measure(all, () => {
-      runLstmRows(r.blas, ROWS, x, 3, layers, head);
+      runLstmRows(ROWS, x, 3, layers, head);
       return [];
     }, opts);
     rows.push({ ...m, note: rowThreadsStatus() });

@@ -1,14 +1,12 @@
 /**
  * The native `Tanh` and `Softplus` kernels give the cpu kernels' very bits on values spread over
  * every magnitude from subnormal to overflow, both signs, NaN, ±∞ and ±0 (results of the shipped
- * meta-weights must not move with the backend); the LSTM kernels' table exp (`kernels/_exp.ts`)
- * holds its stated float64 accuracy.
+ * meta-weights must not move with the backend).
  * @module
  */
 import { tf } from "../../_deps.ts";
 import { assert, fc } from "../../../tests/_util/deps.ts";
 import { nativeAvailable, onBoth, testName } from "./_test_util.ts";
-import { fastExp } from "./kernels/_exp.ts";
 
 const ignore = !nativeAvailable;
 
@@ -41,14 +39,4 @@ Deno.test({
       { numRuns: 10 },
     );
   },
-});
-
-Deno.test("fastExp: float64 relative error below 6e-10 on [-80, 80]; NaN stays NaN", () => {
-  let worst = 0;
-  for (let i = 0; i <= 200000; i++) {
-    const x = -80 + 160 * (i / 200000);
-    worst = Math.max(worst, Math.abs(fastExp(x) / Math.exp(x) - 1));
-  }
-  assert.ok(worst < 6e-10, `fastExp worst relative error ${worst}`);
-  assert.ok(Number.isNaN(fastExp(NaN)));
 });

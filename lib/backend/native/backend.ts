@@ -84,7 +84,7 @@ const allKernels = (blas: Blas): NativeKernel[] => [
   ...poolKernels(),
   ...elementwiseKernels(),
   ...shapeKernels(),
-  ...lstmKernels(blas),
+  ...lstmKernels(),
   ...batchNormKernels(),
 ];
 

@@ -2,8 +2,8 @@
  * The coordinatewise LSTM meta-networks (`lib/optim/mlhf/lstm.ts`) as single-pass native kernels: the
  * op composition runs ~14 element-wise kernels over [N, 4] per layer, each a full pass over memory
  * (≈ 2.3 s for one 2-layer step at N = 1.6 M on this backend); these kernels walk the rows once
- * (≈ 0.4 s on one thread, bench row `mlhf-native/LSTM pass`): gate pre-activations by
- * `cblas_sgemm`, activations in JS loops (`lstm_rows.ts`), shared out over threads
+ * (bench rows `mlhf-native/LSTM pass`): every layer and the head of a row in one float32
+ * WebAssembly SIMD kernel (`lstm_cell.wat`, run by `lstm_rows.ts`), rows shared out over threads
  * (`lstm_threads.ts`). Their contracts are in `lib/kernels.ts`:
  *
  * - `MlhfLstmCell` (inputs `kernel`, `bias`, `x`, `c`, `h`): TF 1.7's LSTMBlockCell with forget
@@ -13,25 +13,25 @@
  *   `headKernel`, `headBias`; attr `layers`): a whole `lstmNetStep` (stacked cells, then the U → 1
  *   head), output packed flat: [out (N) | c′₀ | h′₀ | c′₁ | h′₁ | …].
  *
- * Pre-activations are float32 GEMM sums like the composition's matMul; the activations are computed
- * in float64 (exp by table + cubic, relative error < 6e-10) and stored as float32, so the two agree
- * to float32 precision. The kernels compute the forward pass only: `lstmCell` and `lstmNetStep`
- * run them where the backend registers them (`registerNativeBackend` does, with the others) and
- * carry their gradients (`lib/optim/mlhf/lstm_kernel.ts`).
+ * Everything is float32: the pre-activations are sums like the composition's matMul (in another
+ * order), σ and tanh are within 3 and 2 ulp of the exact values (`lstm_wasm_test.ts`), so the
+ * kernels agree with the composition to a few float32 ulp of each value. The kernels compute the
+ * forward pass only: `lstmCell` and `lstmNetStep` run them where the backend registers them
+ * (`registerNativeBackend` does, with the others) and carry their gradients
+ * (`lib/optim/mlhf/lstm_kernel.ts`).
  * @module
  */
 import { LSTM_CELL_KERNEL, LSTM_NET_KERNEL } from "../../kernels.ts";
-import type { Blas } from "./blas.ts";
 import { cpuBackend, f32, type KernelArgs, type NativeKernel } from "./kernels/_util.ts";
 import { runLstmRows } from "./lstm_threads.ts";
 
-const cellKernel = (blas: Blas): NativeKernel => ({
+const cellKernel = (): NativeKernel => ({
   kernelName: LSTM_CELL_KERNEL,
   kernelFunc: (args: KernelArgs) => {
     const { kernel, bias, x, c, h } = args.inputs;
     const be = cpuBackend(args);
     const [n, inW] = x.shape;
-    const packed = runLstmRows(blas, n, f32(be, x), inW, [{
+    const packed = runLstmRows(n, f32(be, x), inW, [{
       w: f32(be, kernel),
       b: f32(be, bias),
       c: f32(be, c),
@@ -41,7 +41,7 @@ const cellKernel = (blas: Blas): NativeKernel => ({
   },
 });
 
-const netKernel = (blas: Blas): NativeKernel => ({
+const netKernel = (): NativeKernel => ({
   kernelName: LSTM_NET_KERNEL,
   kernelFunc: (args: KernelArgs) => {
     const ins = args.inputs;
@@ -55,10 +55,10 @@ const netKernel = (blas: Blas): NativeKernel => ({
       h: f32(be, ins[`h${l}`]),
     }));
     const head = { w: f32(be, ins.headKernel), b: f32(be, ins.headBias)[0] };
-    const packed = runLstmRows(blas, n, f32(be, ins.x), inW, layers, head);
+    const packed = runLstmRows(n, f32(be, ins.x), inW, layers, head);
     return be.makeTensorInfo([packed.length], "float32", packed);
   },
 });
 
-/** The native LSTM kernels, given the BLAS. */
-export const lstmKernels = (blas: Blas): NativeKernel[] => [cellKernel(blas), netKernel(blas)];
+/** The native LSTM kernels (they need no BLAS). */
+export const lstmKernels = (): NativeKernel[] => [cellKernel(), netKernel()];

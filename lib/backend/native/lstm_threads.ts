@@ -1,13 +1,11 @@
 /**
- * The native LSTM kernels' row pass on several threads. Its cost is the cells' activations (the
- * exp-based loops of `lstm_rows.ts` `cellRows`; bench rows `mlhf-native/LSTM pass`); its GEMMs are
- * tiny. So, a chunk of rows and a layer at a time, the calling thread computes the gate pre-activations (BLAS, on this thread only) into shared memory,
- * then it and up to `threads − 1` row workers (`lstm_worker.ts`, `node:worker_threads`) each run
- * the cells of a share of the chunk, written straight into one output on a SharedArrayBuffer.
+ * The native LSTM kernels' row pass on several threads. A chunk of rows at a time, the calling
+ * thread and up to `threads − 1` row workers (`lstm_worker.ts`, `node:worker_threads`) each run a
+ * share of the chunk's rows through every layer and the head (`lstm_rows.ts` `runRows`, the float32
+ * WebAssembly kernel, one instance per thread), written straight into one output on a
+ * SharedArrayBuffer. Inputs not on shared memory are copied for the workers' shares first.
  *
  * - Values equal the one-thread pass (`lstmRowsOneThread`) bit for bit.
- * - BLAS is never called off the calling thread: the workers need no FFI and never contend with
- *   OpenBLAS's own threads.
  * - Threads: `MLHF_THREADS` when set (1 turns this off), else the machine's cores, at most
  *   {@link MAX_THREADS}. Calls under {@link THREADED_MIN_ROWS} rows use one thread.
  * - The workers start on the first large call (a handshake); when they cannot (no worker support,
@@ -17,25 +15,20 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import type { Blas } from "./blas.ts";
 import {
-  BLOCK,
-  type CellJob,
-  cellRows,
-  G,
-  gateRows,
   type Head,
   type LayerData,
   lstmRowsOneThread,
   packedLength,
-  stateOffset,
+  type RowJob,
+  runRows,
   U,
 } from "./lstm_rows.ts";
 
 /** Rows under which a call runs on the calling thread only (a share must be worth a message). */
-export const THREADED_MIN_ROWS = 16 * BLOCK;
-/** Rows per chunk: gates of a chunk, then its cells shared out (8 MiB of pre-activations). */
-export const CHUNK_ROWS = 64 * BLOCK;
+export const THREADED_MIN_ROWS = 32_768;
+/** Rows per chunk: a chunk's rows are shared out at once (the inputs copied for it: ≤ 10 MiB). */
+export const CHUNK_ROWS = 131_072;
 /** Most threads used (the calling one included). */
 export const MAX_THREADS = 8;
 /** How long the first call waits for the workers to start. */
@@ -178,51 +171,63 @@ const ref = (a: Float32Array): SharedRef => ({
 const deref = (r: SharedRef): Float32Array =>
   new Float32Array(r.buffer.buffer, r.byteOffset, r.length);
 
-/** A {@link CellJob} as sent to a worker: arrays as {@link SharedRef}s, the head as numbers. */
-export interface CellMessage {
+/** A {@link RowJob} as sent to a worker: row arrays as {@link SharedRef}s, weights as numbers. */
+export interface RowMessage {
   readonly n: number;
-  readonly l: number;
-  readonly layers: number;
   readonly first: number;
   readonly m: number;
-  readonly pre: SharedRef;
-  readonly c: SharedRef;
+  readonly x: SharedRef;
+  readonly inW: number;
+  readonly layers: ReadonlyArray<{
+    readonly w: number[];
+    readonly b: number[];
+    readonly c: SharedRef;
+    readonly h: SharedRef;
+  }>;
   readonly head?: { readonly w: number[]; readonly b: number };
   readonly out: SharedRef;
 }
 
-/** A job as a {@link CellMessage} (its arrays must lie on SharedArrayBuffers). */
-const cellMessage = (job: CellJob): CellMessage => ({
+/** A job as a {@link RowMessage} (its row arrays must lie on SharedArrayBuffers). */
+const rowMessage = (job: RowJob): RowMessage => ({
   ...job,
-  pre: ref(job.pre),
-  c: ref(job.c),
+  x: ref(job.x),
+  layers: job.layers.map((ly) => ({
+    w: Array.from(ly.w),
+    b: Array.from(ly.b),
+    c: ref(ly.c),
+    h: ref(ly.h),
+  })),
   head: job.head && { w: Array.from(job.head.w), b: job.head.b },
   out: ref(job.out),
 });
 
-/** The job a {@link CellMessage} describes (on the worker's side). */
-export const cellJob = (msg: CellMessage): CellJob => ({
+/** The job a {@link RowMessage} describes (on the worker's side). */
+export const rowJob = (msg: RowMessage): RowJob => ({
   ...msg,
-  pre: deref(msg.pre),
-  c: deref(msg.c),
+  x: deref(msg.x),
+  layers: msg.layers.map((ly) => ({
+    w: Float32Array.from(ly.w),
+    b: Float32Array.from(ly.b),
+    c: deref(ly.c),
+    h: deref(ly.h),
+  })),
   head: msg.head && { w: Float32Array.from(msg.head.w), b: msg.head.b },
   out: deref(msg.out),
 });
 
-/** Shared scratch kept between calls: a chunk's pre-activations and its copied c rows. */
-let scratch: { pre: Float32Array; c: Float32Array } | null = null;
-const sharedScratch = () =>
-  scratch ??= {
-    pre: new Float32Array(new SharedArrayBuffer(4 * CHUNK_ROWS * G)),
-    c: new Float32Array(new SharedArrayBuffer(4 * CHUNK_ROWS * U)),
-  };
+/** Shared scratch kept between calls, for the workers' copies of inputs not on shared memory. */
+let scratch: Float32Array = new Float32Array(0);
+const sharedScratch = (n: number): Float32Array => {
+  if (scratch.length < n) scratch = new Float32Array(new SharedArrayBuffer(4 * n));
+  return scratch;
+};
 
 /**
  * The packed output of the row pass over all `n` rows of `x` ([n, inW]) with the state rows of
  * `layers`, on as many threads as are available (see the module doc).
  */
 export const runLstmRows = (
-  blas: Blas,
   n: number,
   x: Float32Array,
   inW: number,
@@ -230,69 +235,75 @@ export const runLstmRows = (
   head?: Head,
 ): Float32Array => {
   let pool = n >= THREADED_MIN_ROWS ? rowWorkers() : [];
-  if (pool.length === 0) return lstmRowsOneThread(blas.sgemm, n, x, inW, layers, head);
-  const hasHead = head !== undefined, nU = n * U, L = layers.length;
-  const out = new Float32Array(new SharedArrayBuffer(4 * packedLength(n, L, hasHead)));
-  const { pre, c: cCopy } = sharedScratch();
+  if (pool.length === 0) return lstmRowsOneThread(n, x, inW, layers, head);
+  const L = layers.length;
+  const out = new Float32Array(new SharedArrayBuffer(4 * packedLength(n, L, head !== undefined)));
+  const copies = sharedScratch(CHUNK_ROWS * (inW + 2 * L * U));
   for (let r0 = 0; r0 < n; r0 += CHUNK_ROWS) {
     const m = Math.min(CHUNK_ROWS, n - r0);
-    layers.forEach((ly, l) => {
-      const per = Math.ceil(m / (pool.length + 1)); // the calling thread's rows come first
-      const input = l === 0
-        ? x.subarray(r0 * inW)
-        : out.subarray(stateOffset(n, l - 1, hasHead) + nU + r0 * U);
-      gateRows(blas.sgemm, pre, input, l === 0 ? inW : U, ly.h.subarray(r0 * U), ly, m);
-      const sent: Array<{ w: RowWorker; job: CellJob }> = [];
-      pool.forEach((w, k) => {
-        const s0 = (k + 1) * per, sm = Math.min(per, m - s0);
-        if (sm <= 0) return;
-        let c = ly.c.subarray((r0 + s0) * U, (r0 + s0 + sm) * U);
-        if (!(c.buffer instanceof SharedArrayBuffer)) {
-          c = cCopy.subarray(s0 * U, (s0 + sm) * U);
-          c.set(ly.c.subarray((r0 + s0) * U, (r0 + s0 + sm) * U));
-        }
-        const job: CellJob = {
-          n,
-          l,
-          layers: L,
-          first: r0 + s0,
-          m: sm,
-          pre: pre.subarray(s0 * G, (s0 + sm) * G),
-          c,
-          head,
-          out,
-        };
-        Atomics.store(w.flag, 0, 0);
-        Atomics.store(w.flag, 1, 0);
-        w.worker.postMessage({ kind: "cells", msg: cellMessage(job), flag: w.flag });
-        sent.push({ w, job });
-      });
-      cellRows({
+    const per = Math.ceil(m / (pool.length + 1)); // the calling thread's rows come first
+    const sent: Array<{ w: RowWorker; job: RowJob }> = [];
+    let used = 0;
+    /** Rows [a, a + k) of `src` (width `w` per row), on shared memory (copied when not). */
+    const shared = (src: Float32Array, w: number, a: number, k: number): Float32Array => {
+      const rows = src.subarray(a * w, (a + k) * w);
+      if (rows.buffer instanceof SharedArrayBuffer) return rows;
+      const c = copies.subarray(used, used + k * w);
+      used += k * w;
+      c.set(rows);
+      return c;
+    };
+    pool.forEach((w, k) => {
+      const s0 = r0 + (k + 1) * per, sm = Math.min(per, r0 + m - s0);
+      if (sm <= 0) return;
+      const job: RowJob = {
         n,
-        l,
-        layers: L,
-        first: r0,
-        m: Math.min(per, m),
-        pre,
-        c: ly.c.subarray(r0 * U),
+        first: s0,
+        m: sm,
+        x: shared(x, inW, s0, sm),
+        inW,
+        layers: layers.map((ly) => ({
+          ...ly,
+          c: shared(ly.c, U, s0, sm),
+          h: shared(ly.h, U, s0, sm),
+        })),
         head,
         out,
-      });
-      let failed = "";
-      for (const { w, job } of sent) {
-        const answer = wait(w, SHARE_MS);
-        if (answer === "ok") continue;
-        failed ||= answer === "failed"
-          ? errorText(w.flag)
-          : `a share did not finish in ${SHARE_MS / 1000} s`;
-        cellRows(job); // redo it here (same values)
-      }
-      if (failed) { // the rest of the call and later calls run on this thread
-        stopRowWorkers();
-        workers = pool = [];
-        status = `one thread: a row worker failed (${failed})`;
-      }
+      };
+      Atomics.store(w.flag, 0, 0);
+      Atomics.store(w.flag, 1, 0);
+      w.worker.postMessage({ kind: "rows", msg: rowMessage(job), flag: w.flag });
+      sent.push({ w, job });
     });
+    const mine = Math.min(per, m);
+    runRows({
+      n,
+      first: r0,
+      m: mine,
+      x: x.subarray(r0 * inW, (r0 + mine) * inW),
+      inW,
+      layers: layers.map((ly) => ({
+        ...ly,
+        c: ly.c.subarray(r0 * U, (r0 + mine) * U),
+        h: ly.h.subarray(r0 * U, (r0 + mine) * U),
+      })),
+      head,
+      out,
+    });
+    let failed = "";
+    for (const { w, job } of sent) {
+      const answer = wait(w, SHARE_MS);
+      if (answer === "ok") continue;
+      failed ||= answer === "failed"
+        ? errorText(w.flag)
+        : `a share did not finish in ${SHARE_MS / 1000} s`;
+      runRows(job); // redo it here (same values)
+    }
+    if (failed) { // the rest of the call and later calls run on this thread
+      stopRowWorkers();
+      workers = pool = [];
+      status = `one thread: a row worker failed (${failed})`;
+    }
   }
   return out;
 };

@@ -11,7 +11,6 @@ import { tf } from "../../_deps.ts";
 import { assert } from "../../../tests/_util/deps.ts";
 import { assertAllClose } from "../../../tests/_util/numeric.ts";
 import { lstmNetStepComposed, type LstmNetWeights } from "../../optim/mlhf/lstm.ts";
-import { loadBlas } from "./blas.ts";
 import { lstmNetStepKernel } from "../../optim/mlhf/lstm_kernel.ts";
 import { type LayerData, lstmRowsOneThread, U } from "./lstm_rows.ts";
 import {
@@ -58,8 +57,6 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: () => {
-    const r = loadBlas();
-    if (!r.ok) throw new Error(r.reason);
     try {
       const cases = [
         { n: THREADED_MIN_ROWS + 777, inW: 3, shared: false, head: true },
@@ -69,8 +66,8 @@ Deno.test({
       for (const [k, cs] of cases.entries()) {
         const { x, layers } = inputs(cs.n, cs.inW, 7 + k, cs.shared);
         const head = cs.head ? { w: randArray(U, 50 + k), b: 0.25 } : undefined;
-        const want = lstmRowsOneThread(r.blas.sgemm, cs.n, x, cs.inW, layers, head);
-        const got = runLstmRows(r.blas, cs.n, x, cs.inW, layers, head);
+        const want = lstmRowsOneThread(cs.n, x, cs.inW, layers, head);
+        const got = runLstmRows(cs.n, x, cs.inW, layers, head);
         const at = firstDifference(got, want);
         assert.equal(at, -1, `case ${k}: first difference at ${at} (${rowThreadsStatus()})`);
         if (threaded) assert.equal(rowThreadsStatus(), `${threadsWanted()} threads`);
@@ -87,20 +84,18 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: () => {
-    const r = loadBlas();
-    if (!r.ok) throw new Error(r.reason);
     const prev = setRowWorkerUrl(new URL("./testdata/failing_row_worker.ts", import.meta.url));
     try {
       for (const n of [CHUNK_ROWS + THREADED_MIN_ROWS + 5, THREADED_MIN_ROWS]) {
         const { x, layers } = inputs(n, 3, 3, false);
         const head = { w: randArray(U, 4), b: -0.5 };
-        const got = runLstmRows(r.blas, n, x, 3, layers, head);
+        const got = runLstmRows(n, x, 3, layers, head);
         assert.equal(
           rowThreadsStatus(),
           "one thread: a row worker failed (planted failure)",
           `status after n=${n}`,
         );
-        const want = lstmRowsOneThread(r.blas.sgemm, n, x, 3, layers, head);
+        const want = lstmRowsOneThread(n, x, 3, layers, head);
         assert.equal(firstDifference(got, want), -1, `n=${n}`);
       }
     } finally {
