@@ -5,13 +5,18 @@
  * whole network) and the original's guards: α = ρ / max(⟨p, q⟩, ε), β = ρ′ / max(ρ, ε), stop when
  * ‖r‖ < ε, with ε = 1e-6.
  *
+ * The stop test never reads the device: the loop always runs K iterations, and once ‖r‖ < ε a
+ * device-side mask freezes x, r, p and ρ (`tf.where`), so the result equals the original's early
+ * exit, bit for bit where the tolerance never triggers, and a step needs no host read (webgpu under
+ * Deno has no synchronous read at all).
+ *
  * Everything is ordinary TF.js ops, so the solution is differentiable with respect to anything A,
  * P, b or x₀ depend on (meta-training differentiates through every iteration,
  * docs/algorithm.md#what-is-cut). The caller owns memory: wrap calls in `tf.tidy` (or `tidyTree`).
  * @module
  */
-import type { tf } from "../_deps.ts";
-import { add, addScaled, mul, type Params, sub, vdot } from "../tree.ts";
+import { tf } from "../_deps.ts";
+import { add, addScaled, mul, type Params, sub, vdot, zipTree } from "../tree.ts";
 
 /** ε of the original (`_EPSILON` in rnn.py). */
 export const CG_EPSILON = 1e-6;
@@ -41,8 +46,10 @@ export interface PcgResult<P extends Params> {
   readonly r0: P;
   /** The preconditioner used (undefined for P ≡ 1). */
   readonly preconditioner?: P;
-  /** Iterations run. */
+  /** Iterations run: K, the loop always runs (converged ones leave everything as it was). */
   readonly iterations: number;
+  /** The iterations that changed x (those before ‖r‖ < ε), counted on the device (int32). */
+  readonly iterationsRun: tf.Scalar;
 }
 
 /** A(v) = G(v) + λ ⊙ v, with λ a per-coordinate tree or one number (docs/algorithm.md#damping). */
@@ -52,7 +59,13 @@ export const dampedOperator = <P extends Params>(
 ): (v: P) => P =>
 (v) => (typeof lambda === "number" ? addScaled(g(v), lambda, v) : add(g(v), mul(lambda, v)));
 
-const normOf = (r: Params): number => Math.sqrt((vdot(r, r) as tf.Scalar).dataSync()[0]);
+/** 1 (bool) while ‖r‖ ≥ ε, on the device; a NaN norm stops too, as `NaN >= ε` did on the host. */
+const stillActive = (r: Params, epsilon: number): tf.Scalar =>
+  tf.greaterEqual(tf.sqrt(vdot(r, r)), epsilon) as tf.Scalar;
+
+/** `next` where `active`, else `prev` (leaf by leaf). */
+const select = <P extends Params>(active: tf.Scalar, next: P, prev: P): P =>
+  zipTree(next, prev, (a, b) => tf.where(active, a, b));
 
 /**
  * Solves A x = b approximately with K steps of preconditioned CG
@@ -70,18 +83,22 @@ export const conjugateGradient = <P extends Params>(
   let y = precond(r);
   let p = y;
   let rho = vdot(r, y);
-  let k = 0;
-  while (k < maxIterations && normOf(r) >= epsilon) {
+  let run: tf.Scalar = tf.scalar(0, "int32");
+  for (let k = 0; k < maxIterations; k++) {
+    const active = stillActive(r, epsilon);
     const q = A(p);
     const alpha = rho.div(vdot(p, q).maximum(epsilon)) as tf.Scalar;
-    x = addScaled(x, alpha, p);
-    r = addScaled(r, alpha.neg() as tf.Scalar, q);
-    y = precond(r);
-    const rhoNext = vdot(r, y);
+    const xNext = addScaled(x, alpha, p);
+    const rNext = addScaled(r, alpha.neg() as tf.Scalar, q);
+    y = precond(rNext);
+    const rhoNext = vdot(rNext, y);
     const beta = rhoNext.div(rho.maximum(epsilon)) as tf.Scalar;
-    rho = rhoNext;
-    p = addScaled(y, beta, p);
-    k++;
+    const pNext = addScaled(y, beta, p);
+    x = select(active, xNext, x);
+    r = select(active, rNext, r);
+    p = select(active, pNext, p);
+    rho = tf.where(active, rhoNext, rho) as tf.Scalar;
+    run = tf.add(run, tf.cast(active, "int32"));
   }
-  return { x, r, r0, preconditioner: P, iterations: k };
+  return { x, r, r0, preconditioner: P, iterations: maxIterations, iterationsRun: run };
 };
