@@ -66,9 +66,50 @@ export const loadWebgpu = async (hardwareOnly: boolean): Promise<string | null> 
     return `import failed: ${(e as Error).message.split("\n")[0]}`;
   }
   try {
-    if (await tf.setBackend("webgpu")) return null;
+    if (await tf.setBackend("webgpu")) {
+      installWebgpuFixes();
+      return null;
+    }
   } catch (e) {
     return `tf.setBackend('webgpu') threw: ${(e as Error).message.split("\n")[0]}`;
   }
   return "tf.setBackend('webgpu') returned false";
+};
+
+interface KernelArgs {
+  inputs: tf.TensorInfo[];
+  backend: { disposeData(id: unknown): unknown; device?: { limits?: Record<string, number> } };
+  attrs?: unknown;
+}
+let addNFixed = false;
+
+/**
+ * TF.js's webgpu AddN binds every input to one shader and silently drops those beyond the device's
+ * storage-buffer limit (llvmpipe: 8 bindings, so `tf.addN` of 12 scalars 1..12 returned 28, the sum
+ * of the first 7). `vdot` over a tree with more leaves than that (the meta-weights) summed a part
+ * of them. Wrapped here: at most limit − 1 inputs per call, accumulated left to right.
+ */
+export const installWebgpuFixes = (): void => {
+  if (addNFixed) return;
+  const cfg = tf.getKernel("AddN", "webgpu");
+  if (!cfg) return;
+  const original = cfg.kernelFunc as unknown as (a: KernelArgs) => tf.TensorInfo;
+  tf.unregisterKernel("AddN", "webgpu");
+  tf.registerKernel({
+    ...cfg,
+    kernelFunc: ((args: KernelArgs) => {
+      const limit = args.backend.device?.limits?.maxStorageBuffersPerShaderStage ?? 8;
+      const chunk = Math.max(2, Math.min(limit - 1, 7));
+      const xs = args.inputs;
+      if (xs.length <= chunk) return original(args);
+      let acc = original({ ...args, inputs: xs.slice(0, chunk) });
+      for (let i = chunk; i < xs.length; i += chunk - 1) {
+        const next = original({ ...args, inputs: [acc, ...xs.slice(i, i + chunk - 1)] });
+        args.backend.disposeData(acc.dataId);
+        acc = next;
+      }
+      return acc;
+    }) as unknown as tf.KernelFunc,
+  });
+  addNFixed = true;
 };

@@ -52,12 +52,18 @@ export interface PcgResult<P extends Params> {
   readonly iterationsRun: tf.Scalar;
 }
 
-/** A(v) = G(v) + λ ⊙ v, with λ a per-coordinate tree or one number (docs/algorithm.md#damping). */
+/**
+ * A(v) = G(v) + λ ⊙ v, with λ a per-coordinate tree or one number, or one number as a scalar tensor
+ * (docs/algorithm.md#damping).
+ */
 export const dampedOperator = <P extends Params>(
   g: (v: P) => P,
-  lambda: P | number,
+  lambda: P | number | tf.Scalar,
 ): (v: P) => P =>
-(v) => (typeof lambda === "number" ? addScaled(g(v), lambda, v) : add(g(v), mul(lambda, v)));
+(v) =>
+  typeof lambda === "number" || lambda instanceof tf.Tensor
+    ? addScaled(g(v), lambda as number | tf.Scalar, v)
+    : add(g(v), mul(lambda, v));
 
 /** 1 (bool) while ‖r‖ ≥ ε, on the device; a NaN norm stops too, as `NaN >= ε` did on the host. */
 const stillActive = (r: Params, epsilon: number): tf.Scalar =>
