@@ -1,9 +1,9 @@
 /**
  * No synchronous host read on the step path, on any backend (webgpu under Deno has none:
  * `dataSync`, `arraySync` and `bufferSync` throw there). A static scan of the modules a training or
- * meta-training step runs, against an explicit allow-list, and a dynamic check: one step of each
- * optimizer, a CG solve, an evaluation and one meta-iteration with the three methods patched to
- * throw.
+ * meta-training step runs, against an explicit allow-list, and a dynamic check: two steps of each
+ * optimizer (K-FAC excluded, see `ALLOWED`), a CG solve, an evaluation and one meta-iteration with
+ * the three methods patched to throw.
  */
 import { tf } from "../lib/_deps.ts";
 import { assert } from "./_util/deps.ts";
@@ -21,6 +21,8 @@ import type { Batch, ModelFn } from "../lib/curvature/gauss_newton.ts";
 import { softmaxCrossEntropy } from "../ops/losses.ts";
 import { leaves, mapTree, type Params } from "../lib/tree.ts";
 import { conjugateGradient } from "../lib/solvers/cg.ts";
+import { evaluate } from "../lib/train/evaluate.ts";
+import { syntheticSource, tinyModel } from "../lib/train/_testing.ts";
 import {
   initMetaTrainState,
   META_TRAIN_DEFAULTS,
@@ -37,6 +39,10 @@ const ROOT = new URL("../", import.meta.url);
 const SCANNED_DIRS = [
   "lib/train/step.ts",
   "lib/train/evaluate.ts",
+  "lib/train/run.ts",
+  "lib/train/meta_run.ts",
+  "lib/train/checkpoint.ts",
+  "lib/run/checkpoint.ts",
   "lib/optim",
   "lib/solvers",
   "lib/curvature",
@@ -198,6 +204,22 @@ Deno.test("CG: a solve with the synchronous reads patched to throw", async () =>
       tf.dispose([res.a, res.b, b.a, b.b]);
     })
   );
+});
+
+Deno.test("evaluation with the synchronous reads patched to throw", async () => {
+  const model = tinyModel();
+  const { params, state } = model.init(keyFromSeed(4), [4, 4, 1]);
+  try {
+    await withNoLeaks(async () => {
+      const ev = await withoutSyncReads(() =>
+        evaluate(model, params, state, syntheticSource(30, 9), { batchSize: 7 })
+      );
+      assert.equal(ev.examples, 30);
+      assert.ok(Number.isFinite(ev.loss) && ev.accuracy >= 0 && ev.accuracy <= 1);
+    });
+  } finally {
+    tf.dispose([...leaves(params), ...leaves(state)]);
+  }
 });
 
 Deno.test("meta-training: one meta-iteration with the synchronous reads patched to throw", async () => {
