@@ -161,7 +161,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: "cg-rho-not-updated",
     file: "lib/solvers/cg.ts",
-    from: "    rho = tf.where(active, rhoNext, rho) as tf.Scalar;\n",
+    from: "    rho = rhoNext;\n",
     to: "",
     description: "CG keeps ρ₀ (ρ ← ρ′ dropped)",
     tests: [DIRECTION_TEST],
