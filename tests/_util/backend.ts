@@ -4,7 +4,7 @@
  *
  * `MLHF_TEST_BACKEND=webgpu` activates webgpu, but under Deno a webgpu tensor has no synchronous
  * read (`dataSync`, `arraySync`, `bufferSync` throw): only suites that read with `await t.data()`
- * run there. tests/webgpu_test.ts compares webgpu against cpu that way, and is ignored, with the
+ * run there. tests/webgpu_check.ts compares webgpu against cpu that way, and is ignored, with the
  * reason, where {@link webgpuUnavailable} says there is no adapter.
  * @module
  */

@@ -4,6 +4,11 @@
  * tiny networks (every primitive of the JVP-rule table that they use: dense, conv, max-pool, batch
  * norm, sigmoid, tanh, relu), G·v, two steps of each optimizer and one meta-iteration. Ignored, with
  * the reason, where there is no WebGPU adapter (CI installs Mesa's llvmpipe: `.ci/run`).
+ *
+ * Named `_check`, not `_test`, so the main `deno test` run does not load it: `deno task test` runs it
+ * in a process of its own. Loading llvmpipe in the main suite's process was followed twice by a
+ * heap-corruption crash (malloc "invalid next size", then SIGSEGV) in the native oneDNN tests,
+ * which ran clean alone and beside this file; kept apart until that is understood.
  */
 import { tf } from "../lib/_deps.ts";
 import { assert } from "./_util/deps.ts";
