@@ -25,6 +25,14 @@ export const importWasmBackend = (): Promise<unknown> =>
   import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
 
 /**
+ * Loads the WebGPU backend on demand (it registers `webgpu` with the tfjs engine on import). Under
+ * Deno only asynchronous reads (`await t.data()`) of its tensors work (docs/tfjs-notes.md, README
+ * "WebGPU").
+ */
+export const importWebgpuBackend = (): Promise<unknown> =>
+  import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");
+
+/**
  * Imports a native tfjs-node package. The specifier is built at run time on purpose: a literal
  * would make Deno fetch the package (whose install script cannot run here) into every lockfile.
  */

@@ -94,13 +94,26 @@ export const stateTensors = (s: unknown): tf.Tensor[] => {
   return out;
 };
 
-/** True when every float32 tensor inside the values (trees, states, scalars) is finite. */
-export const allFiniteTensors = (...values: unknown[]): boolean =>
-  tf.tidy(() =>
-    values.flatMap((v) => stateTensors(v)).every((t) =>
-      t.dtype !== "float32" || tf.all(tf.isFinite(t)).dataSync()[0] === 1
-    )
-  );
+/**
+ * True when every float32 tensor inside the values (trees, states, scalars) is finite: one
+ * device-side reduction, read with one `await`.
+ */
+export const allFiniteTensors = async (...values: unknown[]): Promise<boolean> => {
+  const flag = allFiniteFlag(...values);
+  try {
+    return (await flag.data())[0] === 1;
+  } finally {
+    flag.dispose();
+  }
+};
+
+/** A bool scalar on the device: every float32 entry inside the values is finite (no NaN, ±∞). */
+export const allFiniteFlag = (...values: unknown[]): tf.Scalar =>
+  tf.tidy(() => {
+    const alls = values.flatMap((v) => stateTensors(v)).filter((t) => t.dtype === "float32")
+      .map((t) => tf.all(tf.isFinite(t)));
+    return (alls.length ? tf.all(tf.stack(alls)) : tf.scalar(true, "bool")) as tf.Scalar;
+  });
 
 /** Disposes every tensor of a state that is not also in `keep` (e.g. the new state). */
 export const disposeState = (s: unknown, keep: unknown = null): void => {

@@ -309,7 +309,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       if (c.stopAfter !== undefined && ran >= c.stopAfter) break;
       const window = await nextWindow(stream, o.metaRollBack, source.numClasses);
       if (!window) break;
-      const r = metaIteration(pr, o, state, window, foldIn(foldIn(key, 3), state.iteration));
+      const r = await metaIteration(pr, o, state, window, foldIn(foldIn(key, 3), state.iteration));
       tf.dispose(window.flatMap((b) => [b.x, b.y]));
       state = r.state;
       last = r.diagnostics;

@@ -16,7 +16,7 @@ import { initMetaWeights } from "../../lib/optim/mlhf/meta_weights.ts";
 import {
   initMetaTrainState,
   META_TRAIN_DEFAULTS,
-  metaIteration,
+  metaIterationDevice,
   type MetaProblem,
   metaTrainStateTensors,
 } from "../../lib/meta/meta_train.ts";
@@ -53,8 +53,12 @@ export const metaSuite: BenchSuite = {
         await measure(
           name,
           () => {
-            const r = metaIteration(pr, o, state, batches, foldIn(keyFromSeed(12), i++));
-            state = r.state;
+            // The device part and its read, synchronously (the measure's tidy takes no async
+            // function; this bench runs on backends with synchronous reads).
+            const p = metaIterationDevice(pr, o, state, batches, foldIn(keyFromSeed(12), i++));
+            const values = p.read.dataSync();
+            p.read.dispose();
+            state = p.finish(values).state;
             // The threaded state outlives the measure's tidy.
             metaTrainStateTensors(state).forEach((t) => tf.keep(t));
             return [];

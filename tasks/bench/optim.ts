@@ -33,7 +33,7 @@ import { hessianFree } from "../../lib/optim/hessian_free.ts";
 import { kfac } from "../../lib/optim/kfac.ts";
 import { mlhf } from "../../lib/optim/mlhf/optimizer.ts";
 import { initMetaWeights } from "../../lib/optim/mlhf/meta_weights.ts";
-import { trainStep } from "../../lib/train/step.ts";
+import { trainStepDevice } from "../../lib/train/step.ts";
 import { gemmMultiplyAdds } from "../../lib/bench/gemm_count.ts";
 
 const BATCH = 128;
@@ -66,7 +66,7 @@ const oneStep = <S>(
   batch: Batch,
 ) =>
 () => {
-  const out = trainStep({
+  const out = trainStepDevice({
     model: model.apply,
     lossFn: softmaxCrossEntropy,
     optimizer: opt,
@@ -76,7 +76,8 @@ const oneStep = <S>(
     key: keyFromSeed(9),
     keepPrevious: true,
   });
-  return [out.params, out.aux] as unknown as tf.TensorContainer;
+  // The harness reads the result asynchronously; the step's numbers (`read`) are part of it.
+  return [out.params, out.aux, out.read] as unknown as tf.TensorContainer;
 };
 
 /**

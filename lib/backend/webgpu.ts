@@ -1,0 +1,115 @@
+/**
+ * The WebGPU backend's adapter check: `auto` takes webgpu only on real hardware, never on a software
+ * adapter (Mesa's llvmpipe, SwiftShader, a "CPU" device type), which is slower than the CPU
+ * backends; an explicit `--backend webgpu` takes any adapter (tests run on llvmpipe).
+ * @module
+ */
+import { importWebgpuBackend, tf } from "../_deps.ts";
+
+/** The fields of `GPUAdapterInfo` this check reads (Deno may leave some empty). */
+export interface AdapterInfo {
+  readonly vendor?: string;
+  readonly architecture?: string;
+  readonly device?: string;
+  readonly description?: string;
+  readonly isFallbackAdapter?: boolean;
+}
+
+const SOFTWARE = /llvmpipe|lavapipe|softpipe|swiftshader|software|\bcpu\b/i;
+
+/** A one-line description of the adapter ("llvmpipe (LLVM 15.0.6, 256 bits)", or its vendor). */
+export const adapterName = (info: AdapterInfo): string =>
+  info.description || [info.vendor, info.architecture, info.device].filter(Boolean).join(" ") ||
+  "unnamed adapter";
+
+/** Why an adapter is a software one (null for real hardware, as far as its info tells). */
+export const softwareAdapterReason = (
+  info: AdapterInfo,
+  isFallbackAdapter = false,
+): string | null => {
+  if (isFallbackAdapter || info.isFallbackAdapter) {
+    return `the adapter '${adapterName(info)}' is a fallback (software) adapter`;
+  }
+  const text = [info.description, info.architecture, info.vendor, info.device].join(" ");
+  return SOFTWARE.test(text) ? `the adapter '${adapterName(info)}' is a software rasterizer` : null;
+};
+
+interface GpuLike {
+  requestAdapter(): Promise<
+    { info?: AdapterInfo; isFallbackAdapter?: boolean } | null
+  >;
+}
+
+/**
+ * Probes `navigator.gpu` and its adapter; with `hardwareOnly`, refuses a software adapter. Returns
+ * null when webgpu is active, else why not (naming what is missing).
+ */
+export const loadWebgpu = async (hardwareOnly: boolean): Promise<string | null> => {
+  const gpu = (globalThis.navigator as { gpu?: GpuLike } | undefined)?.gpu;
+  if (!gpu) return "navigator.gpu is missing (this runtime exposes no WebGPU)";
+  let adapter;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    return `navigator.gpu.requestAdapter() failed: ${(e as Error).message.split("\n")[0]}`;
+  }
+  if (!adapter) {
+    return "navigator.gpu.requestAdapter() returned no adapter (no GPU, and no Vulkan/GL driver such as Mesa's: Debian mesa-vulkan-drivers or libegl-mesa0 libgl1-mesa-dri)";
+  }
+  if (hardwareOnly) {
+    const why = softwareAdapterReason(adapter.info ?? {}, adapter.isFallbackAdapter === true);
+    if (why) return why;
+  }
+  try {
+    await importWebgpuBackend();
+  } catch (e) {
+    return `import failed: ${(e as Error).message.split("\n")[0]}`;
+  }
+  try {
+    if (await tf.setBackend("webgpu")) {
+      installWebgpuFixes();
+      return null;
+    }
+  } catch (e) {
+    return `tf.setBackend('webgpu') threw: ${(e as Error).message.split("\n")[0]}`;
+  }
+  return "tf.setBackend('webgpu') returned false";
+};
+
+interface KernelArgs {
+  inputs: tf.TensorInfo[];
+  backend: { disposeData(id: unknown): unknown; device?: { limits?: Record<string, number> } };
+  attrs?: unknown;
+}
+let addNFixed = false;
+
+/**
+ * TF.js's webgpu AddN binds every input to one shader and silently drops those beyond the device's
+ * storage-buffer limit (llvmpipe: 8 bindings, so `tf.addN` of 12 scalars 1..12 returned 28, the sum
+ * of the first 7). `vdot` over a tree with more leaves than that (the meta-weights) summed a part
+ * of them. Wrapped here: at most limit − 1 inputs per call, accumulated left to right.
+ */
+export const installWebgpuFixes = (): void => {
+  if (addNFixed) return;
+  const cfg = tf.getKernel("AddN", "webgpu");
+  if (!cfg) return;
+  const original = cfg.kernelFunc as unknown as (a: KernelArgs) => tf.TensorInfo;
+  tf.unregisterKernel("AddN", "webgpu");
+  tf.registerKernel({
+    ...cfg,
+    kernelFunc: ((args: KernelArgs) => {
+      const limit = args.backend.device?.limits?.maxStorageBuffersPerShaderStage ?? 8;
+      const chunk = Math.max(2, Math.min(limit - 1, 7));
+      const xs = args.inputs;
+      if (xs.length <= chunk) return original(args);
+      let acc = original({ ...args, inputs: xs.slice(0, chunk) });
+      for (let i = chunk; i < xs.length; i += chunk - 1) {
+        const next = original({ ...args, inputs: [acc, ...xs.slice(i, i + chunk - 1)] });
+        args.backend.disposeData(acc.dataId);
+        acc = next;
+      }
+      return acc;
+    }) as unknown as tf.KernelFunc,
+  });
+  addNFixed = true;
+};
