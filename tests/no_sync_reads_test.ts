@@ -2,21 +2,24 @@
  * No synchronous host read on the step path, on any backend (webgpu under Deno has none:
  * `dataSync`, `arraySync` and `bufferSync` throw there). A static scan of the modules a training or
  * meta-training step runs, against an explicit allow-list, and a dynamic check: two steps of each
- * optimizer (K-FAC excluded, see `ALLOWED`), a CG solve, an evaluation and one meta-iteration with
- * the three methods patched to throw.
+ * optimizer (K-FAC included: its inversions are read in `prepare`), a CG solve, an evaluation and
+ * one meta-iteration with the three methods patched to throw.
  */
 import { tf } from "../lib/_deps.ts";
 import { assert } from "./_util/deps.ts";
 import { useTestBackend } from "./_util/backend.ts";
 import { withNoLeaks } from "./_util/numeric.ts";
 import { keyFromSeed, normal } from "../lib/prng.ts";
-import { disposeState, type GradientTransformation } from "../lib/optim/base.ts";
+import { chain, disposeState, type GradientTransformation } from "../lib/optim/base.ts";
+import { kfac } from "../lib/optim/kfac.ts";
+import { addDecayedWeights } from "../lib/optim/transforms.ts";
 import { adam, momentum, rmsprop, sgd } from "../lib/optim/alias.ts";
 import { hessianFree } from "../lib/optim/hessian_free.ts";
 import { mlhf } from "../lib/optim/mlhf/optimizer.ts";
 import { initMetaWeights } from "../lib/optim/mlhf/meta_weights.ts";
 import { skipNonFinite } from "../lib/optim/guard.ts";
 import { trainStep } from "../lib/train/step.ts";
+import { trainStepSync } from "./_util/step.ts";
 import type { Batch, ModelFn } from "../lib/curvature/gauss_newton.ts";
 import { softmaxCrossEntropy } from "../ops/losses.ts";
 import { leaves, mapTree, type Params } from "../lib/tree.ts";
@@ -52,16 +55,13 @@ const SCANNED_DIRS = [
 ];
 
 /**
- * The reads allowed, with how many times each file may contain one. K-FAC stays synchronous
- * (excluded from the dynamic check below too): `sampleCategorical` draws its targets by float64
- * inverse-CDF sampling on the host (deterministic on every backend), and every `invertEvery` steps
- * the Kronecker factors are eigendecomposed in float64 on the host (`dampedFactorInverses`); both
- * need the values inside `update`, which the `GradientTransformation` interface keeps
- * synchronous. Running K-FAC on webgpu needs a device-side sampler and eigensolver (or an
- * asynchronous update): open.
+ * The reads allowed, with how many times each file may contain one. K-FAC eigendecomposes its
+ * Kronecker factors in float64 on the host every `invertEvery` steps: the training step reads them
+ * asynchronously in `prepare` (the dynamic check below includes K-FAC over an inverting step);
+ * `update` keeps a synchronous fallback (A and G) for callers that skip `prepare`.
  */
 const ALLOWED: Record<string, number> = {
-  "lib/optim/kfac.ts": 3, // logits in sampleCategorical; factors A and G before inversion
+  "lib/optim/kfac.ts": 2, // factors A and G in update's fallback, when not prepared
 };
 
 const READ = /\.(dataSync|arraySync|bufferSync)\s*\(/g;
@@ -126,7 +126,6 @@ const meta = initMetaWeights(keyFromSeed(99), {
   xInit: "previous",
 }, ["dense/kernel", "dense/bias"]);
 
-// K-FAC is excluded: see ALLOWED.
 // deno-lint-ignore no-explicit-any
 const OPTIMIZERS: Array<[string, () => GradientTransformation<any, P>]> = [
   ["sgd", () => sgd({ learningRate: 0.5 })],
@@ -148,6 +147,15 @@ const OPTIMIZERS: Array<[string, () => GradientTransformation<any, P>]> = [
       }),
   ],
   ["guarded sgd", () => skipNonFinite(sgd({ learningRate: 0.5 }))],
+  // Both steps invert (invertEvery 1): the factors are read in `prepare`, asynchronously.
+  ["kfac", () => kfac({ learningRate: 0.1, damping: 1, invertEvery: 1 })],
+  [
+    "guarded kfac after weight decay (chain)",
+    () =>
+      skipNonFinite(
+        chain(addDecayedWeights(1e-4), kfac({ learningRate: 0.1, damping: 1, invertEvery: 1 })),
+      ),
+  ],
 ];
 const KINDS = ["dense/kernel", "dense/bias"] as const;
 
@@ -249,5 +257,46 @@ Deno.test("meta-training: one meta-iteration with the synchronous reads patched 
     });
   } finally {
     tf.dispose([...leaves(prob.params), prob.batch.x, prob.batch.y, second.x]);
+  }
+});
+
+Deno.test("kfac: a prepared step equals update's synchronous fallback, bit for bit (3 steps, inverting every 2nd)", async () => {
+  const prob = logistic();
+  try {
+    await withNoLeaks(async () => {
+      const opt = kfac<P>({ learningRate: 0.1, damping: 1, invertEvery: 2, momentum: 0.9 });
+      const run = async (prepared: boolean) => {
+        let params = mapTree(prob.params, (t) => t.clone());
+        let state = opt.init(params);
+        const losses: number[] = [];
+        for (let i = 0; i < 3; i++) {
+          const inputs = {
+            model: prob.model,
+            lossFn: softmaxCrossEntropy,
+            optimizer: opt,
+            params,
+            state,
+            batch: prob.batch,
+            key: keyFromSeed(i),
+          };
+          const r = prepared ? await trainStep(inputs) : trainStepSync(inputs);
+          tf.dispose(r.aux);
+          params = r.params;
+          state = r.state;
+          losses.push(r.loss);
+        }
+        const values = [];
+        for (const t of leaves(params)) values.push(...await t.data());
+        disposeState(state);
+        tf.dispose(leaves(params));
+        return { losses, values };
+      };
+      const a = await run(true), b = await run(false);
+      assert.deepEqual(a.losses, b.losses);
+      assert.deepEqual(a.values, b.values);
+      assert.ok(a.losses[2] < a.losses[0], `losses ${a.losses}`);
+    });
+  } finally {
+    tf.dispose([...leaves(prob.params), prob.batch.x, prob.batch.y]);
   }
 });

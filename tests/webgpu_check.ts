@@ -1,9 +1,10 @@
 /**
  * webgpu against cpu, run in one process: the same host inputs on each backend, every result read
- * with `await t.data()` (webgpu under Deno has no synchronous read). The DSL's J·v and Jᵀ·u on the
- * tiny networks (every primitive of the JVP-rule table that they use: dense, conv, max-pool, batch
- * norm, sigmoid, tanh, relu), G·v, two steps of each optimizer and one meta-iteration. Ignored, with
- * the reason, where there is no WebGPU adapter (CI installs Mesa's llvmpipe: `.ci/run`).
+ * with `await t.data()` (webgpu under Deno has no synchronous read). Every row of the JVP-rule table
+ * (tests/_util/jvp_rules.ts: output, J·v and Jᵀ·u of 2 small cases each), the DSL's J·v and Jᵀ·u on
+ * the tiny networks, G·v, two steps of each optimizer (K-FAC inverting on both) and one
+ * meta-iteration with its meta-gradient. Ignored, with the reason, where there is no WebGPU adapter
+ * (CI installs Mesa's llvmpipe: `.ci/run`).
  *
  * Named `_check`, not `_test`, so the main `deno test` run does not load it: `deno task test` runs it
  * in a process of its own, keeping llvmpipe's threads and JIT apart from the native backend's FFI
@@ -11,7 +12,8 @@
  * this branch, recurred without this file in the process: it is not from here; see the report.)
  */
 import { tf } from "../lib/_deps.ts";
-import { assert } from "./_util/deps.ts";
+import { assert, fc } from "./_util/deps.ts";
+import { ROWS } from "./_util/jvp_rules.ts";
 import { webgpuUnavailable } from "./_util/backend.ts";
 import { relErr } from "./_util/numeric.ts";
 import { randomLike } from "./_util/gradcheck.ts";
@@ -22,7 +24,8 @@ import { gaussNewtonProduct } from "../lib/curvature/gauss_newton.ts";
 import { softmaxCrossEntropy } from "../ops/losses.ts";
 import { leaves, mapTree, type Params } from "../lib/tree.ts";
 import { disposeState, type GradientTransformation } from "../lib/optim/base.ts";
-import { adam, sgd } from "../lib/optim/alias.ts";
+import { adam, momentum, rmsprop, sgd } from "../lib/optim/alias.ts";
+import { kfac } from "../lib/optim/kfac.ts";
 import { hessianFree } from "../lib/optim/hessian_free.ts";
 import { mlhf } from "../lib/optim/mlhf/optimizer.ts";
 import { initMetaWeights, metaWeightTensors } from "../lib/optim/mlhf/meta_weights.ts";
@@ -34,12 +37,16 @@ import {
   metaIteration,
   type MetaTrainOptions,
   metaTrainStateTensors,
+  stateLeaves,
+  windowGradient,
+  windowNoise,
 } from "../lib/meta/meta_train.ts";
 
 // The probe activates webgpu: give the process back the backend it had (other test modules).
 const before = tf.getBackend();
 const unavailable = await webgpuUnavailable();
 if (before && tf.getBackend() !== before) await tf.setBackend(before);
+tf.env().set("IS_NODE", false); // no cpu banner (this process uses webgpu and cpu only, never wasm)
 if (unavailable) console.log(`webgpu tests ignored: ${unavailable}`);
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `webgpu vs cpu: ${name}`, ignore: unavailable !== null, fn });
@@ -88,6 +95,33 @@ test("addN over more inputs than the shader's storage buffers (the AddN fix)", a
     assert.deepEqual(Array.from(await sum.data()), [0, 1, 2].map(() => (n * (n + 1)) / 2));
     tf.dispose([...xs, sum]);
   }
+});
+
+test("the JVP-rule table: each row's output, J·v and Jᵀ·u on 2 cases", async () => {
+  const failures: string[] = [];
+  for (const row of ROWS) {
+    for (const [n, make] of fc.sample(row.arb, { seed: 15, numRuns: 2 }).entries()) {
+      const r = await onBoth(async () => {
+        const c = make();
+        const lin = linearize(c.f, c.p);
+        const v = randomLike(keyFromSeed(1), c.p);
+        const u = tf.tidy(() => randomLike(keyFromSeed(2), { o: lin.output }).o);
+        const values = {
+          out: await readAll([lin.output.clone()]),
+          jv: await readAll([lin.jvp(v)]),
+          jtu: await readAll(leaves(lin.vjp(u))),
+        };
+        lin.dispose();
+        tf.dispose([...c.p, ...leaves(v), u]);
+        return values;
+      });
+      for (const k of ["out", "jv", "jtu"] as const) {
+        const e = relErr(Float32Array.from(r.gpu[k]), Float64Array.from(r.cpu[k]));
+        if (!(e <= 1e-5)) failures.push(`${row.name} case ${n} ${k}: rel. error ${e}`);
+      }
+    }
+  }
+  assert.deepEqual(failures, []);
 });
 
 const NETS = ["mlpSigmoid", "mlpTanh", "convMaxPool", "convBatchNorm"] as const;
@@ -150,7 +184,10 @@ const meta = () =>
 // deno-lint-ignore no-explicit-any
 const OPTIMIZERS: Array<[string, (m: MetaWeights) => GradientTransformation<any, Params>]> = [
   ["sgd", () => sgd({ learningRate: 0.5 })],
+  ["momentum", () => momentum({ learningRate: 0.1 })],
   ["adam", () => adam({ learningRate: 0.02 })],
+  ["rmsprop", () => rmsprop({ learningRate: 0.05, decay: 0.99 })],
+  ["kfac", () => kfac({ learningRate: 0.1, damping: 1, invertEvery: 1 })],
   ["hf-fixed", () => hessianFree({ learningRate: 0.5, damping: 0.05, cgIterations: 5 })],
   ["hf-lm", () => hessianFree({ learningRate: 1, damping: 1, cgIterations: 5, lmDecay: 0.99 })],
   [
@@ -189,7 +226,7 @@ for (const [name, make] of OPTIMIZERS) {
       tf.dispose([net.batch.x, net.batch.y]);
       return { losses, params: await readAll(leaves(params)) };
     });
-    const tol = name === "sgd" || name === "adam" ? 1e-5 : 1e-4;
+    const tol = ["sgd", "momentum", "adam", "rmsprop"].includes(name) ? 1e-5 : 1e-4;
     close(`${name} losses`, r.gpu.losses, r.cpu.losses, tol);
     close(`${name} parameters after two steps`, r.gpu.params, r.cpu.params, tol);
   });
@@ -218,4 +255,39 @@ test("one meta-iteration (T = 2) of a tiny MLP", async () => {
   });
   close("M, H, ‖∇φ‖, ‖φ‖", r.gpu.numbers, r.cpu.numbers);
   close("φ after the meta-step", r.gpu.meta, r.cpu.meta);
+});
+
+test("the meta-gradients of one window (T = 2): λ and preconditioner networks", async () => {
+  const o: MetaTrainOptions = { ...META_TRAIN_DEFAULTS, metaRollBack: 2, cgIterations: 2 };
+  const r = await onBoth(async () => {
+    const net = tinyNet("mlpTanh", 13, 6);
+    const other = tinyNet("mlpTanh", 14, 6);
+    const pr = { model: net.model as never, lossFn: softmaxCrossEntropy, kinds: [...KINDS] };
+    const s = initMetaTrainState(pr, o, net.params as Params, meta());
+    const batches = [net.batch, { x: other.batch.x, y: net.batch.y }];
+    const noise = windowNoise(keyFromSeed(4), s.theta, batches.length, o.noise);
+    const out: Record<string, number[]> = {};
+    for (const group of ["lambda", "precond"] as const) {
+      const { grads, window: w } = windowGradient(
+        pr,
+        o,
+        s.meta,
+        group,
+        s.theta,
+        s.inner,
+        batches,
+        noise,
+      );
+      out[group] = await readAll(leaves(grads as unknown as Params));
+      tf.dispose([w.metaLoss, w.hessianLoss, w.readings, ...leaves(w.thetaEnd)]);
+      tf.dispose(stateLeaves(w.innerEnd));
+    }
+    tf.dispose(noise.flatMap((n) => leaves(n)));
+    tf.dispose(metaTrainStateTensors(s));
+    tf.dispose([net.batch.x, net.batch.y, other.batch.x, other.batch.y, ...leaves(other.params)]);
+    return out;
+  });
+  assert.ok(r.cpu.lambda.some((x) => x !== 0) && r.cpu.precond.some((x) => x !== 0));
+  close("∂M/∂φ of the λ networks", r.gpu.lambda, r.cpu.lambda, 1e-4);
+  close("∂H/∂φ of the preconditioner networks", r.gpu.precond, r.cpu.precond, 1e-4);
 });

@@ -117,6 +117,17 @@ const loadNativeBlas = async (): Promise<string | null> => {
 };
 
 /**
+ * THE PLACE WHERE THE PROJECT'S OWN WEBGPU KERNELS ARE REGISTERED (issue 15 point 5: WGSL matmul,
+ * convolutions, LSTM cell in `lib/backend/webgpu/kernels/`). Called once webgpu is active, on both
+ * paths that activate it (`--backend webgpu` and `auto`), before the gradient fixes are installed;
+ * it must be idempotent (a process may select a backend more than once). Empty until those kernels
+ * are wired in: then import their registration function above and call it here.
+ */
+const registerWebgpuKernels = (): void => {
+  // e.g. registerWgslKernels();  // from "./webgpu/kernels/register.ts"
+};
+
+/**
  * Resolves the backend name from an explicit flag value, else `MLHF_BACKEND`, else `auto`.
  * Throws a `BackendError` naming the source and the accepted values when the name is unknown.
  */
@@ -165,6 +176,7 @@ export const selectBackend = async (name: BackendName = "auto"): Promise<Backend
         `--backend webgpu: cannot be activated (${why}). It needs a runtime with navigator.gpu (Deno 2) and a GPU driver or Mesa (Debian: apt-get install mesa-vulkan-drivers, or libegl-mesa0 libgl1-mesa-dri)`,
       );
     }
+    registerWebgpuKernels();
     return done("webgpu");
   }
   if (name === "native") {
@@ -191,7 +203,10 @@ export const selectBackend = async (name: BackendName = "auto"): Promise<Backend
   ) {
     if (bname === "tensorflow") { // webgpu comes right after tfjs-node-gpu, on hardware only
       const whyGpu = await loadWebgpu(true);
-      if (!whyGpu) return done("webgpu");
+      if (!whyGpu) {
+        registerWebgpuKernels();
+        return done("webgpu");
+      }
       skipped.push({ name: "webgpu", reason: whyGpu });
     }
     if (nativeTried) {

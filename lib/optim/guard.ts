@@ -7,7 +7,7 @@
  */
 import { tf } from "../_deps.ts";
 import { mapTree, type Params } from "../tree.ts";
-import { allFiniteFlag, type GradientTransformation } from "./base.ts";
+import { allFiniteFlag, type GradientTransformation, type UpdateContext } from "./base.ts";
 
 /** The state of {@link skipNonFinite}: the inner state and the count of skipped steps. */
 export interface GuardState<S> {
@@ -54,4 +54,12 @@ export const skipNonFinite = <S, P extends Params>(
       skipped: tf.add(state.skipped, tf.cast(tf.logicalNot(ok), "float32")) as tf.Scalar,
     }];
   },
+  ...(inner.prepare
+    ? {
+      prepare: async (state: GuardState<S>, ctx: UpdateContext<P>) => ({
+        ...state,
+        inner: await inner.prepare!(state.inner, ctx),
+      }),
+    }
+    : {}),
 });

@@ -11,7 +11,12 @@
  * @module
  */
 import { tf } from "../_deps.ts";
-import { type Batch, gaussNewtonProduct, type ModelFn } from "../curvature/gauss_newton.ts";
+import {
+  type Batch,
+  type GaussNewton,
+  gaussNewtonProduct,
+  type ModelFn,
+} from "../curvature/gauss_newton.ts";
 import type { Loss } from "../../ops/losses.ts";
 import { leaves, type Params } from "../tree.ts";
 import { applyUpdates, disposeState, type GradientTransformation } from "../optim/base.ts";
@@ -109,44 +114,62 @@ export interface StepTensors<P extends Params, S> {
   readonly checkFinite: boolean;
 }
 
+/** The update's context for a step whose curvature is `gn`. */
+const contextOf = <P extends Params, S>(i: StepInputs<P, S>, gn: GaussNewton<P>) => ({
+  params: i.params,
+  batch: i.batch,
+  loss: gn.loss,
+  curvature: gn,
+  model: i.model,
+  lossFn: i.lossFn,
+  key: i.key,
+});
+
+/**
+ * The device part of a step from its curvature `gn` (owned by the caller) and the optimizer state
+ * to update (`i.state`, or what `prepare` made of it: the tensors it added and the update does not
+ * carry on are freed too).
+ */
+const updateOnDevice = <P extends Params, S>(
+  i: StepInputs<P, S>,
+  gn: GaussNewton<P>,
+  state: S,
+): StepTensors<P, S> => {
+  let names: string[] = [];
+  const out = tf.tidy(() => {
+    const [u, s] = i.optimizer.update(gn.gradient, state, contextOf(i, gn));
+    const params = applyUpdates(i.params, u);
+    const aux = cloneContainer(gn.aux);
+    // The loss, accuracy, finite flag and diagnostics in one tensor: one host read for all.
+    const diagnostics = i.optimizer.diagnostics?.(s) ?? {};
+    names = Object.keys(diagnostics);
+    const parts = [
+      gn.loss,
+      batchAccuracy(gn.logits, i.batch.y),
+      ...(i.checkFinite ? [finiteFlag(params, s, aux)] : []),
+      ...names.map((k) => diagnostics[k]),
+    ];
+    const read = tf.concat(parts.map((t) => tf.reshape(tf.cast(t, "float32"), [1])));
+    return { params, state: s, aux, read } as unknown as tf.TensorContainer;
+  }) as unknown as { params: P; state: S; aux: tf.TensorContainer; read: tf.Tensor1D };
+  if (state !== i.state) disposeState(state, [i.state, out.state]);
+  if (!i.keepPrevious) {
+    disposeState(i.state, out.state);
+    const keep = new Set(leaves(out.params).map((t) => t.id));
+    leaves(i.params).forEach((t) => keep.has(t.id) || t.dispose());
+  }
+  return { ...out, names, checkFinite: i.checkFinite === true };
+};
+
 /**
  * Runs one step on the device without reading anything back (so it never waits for the device):
- * the new parameters and state, and the numbers to log as one tensor for {@link readStep}.
+ * the new parameters and state, and the numbers to log as one tensor for {@link readStep}. An
+ * optimizer with `prepare` (K-FAC) is not prepared here: {@link trainStep} does that.
  */
 export const trainStepDevice = <P extends Params, S>(i: StepInputs<P, S>): StepTensors<P, S> => {
   const gn = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
   try {
-    let names: string[] = [];
-    const out = tf.tidy(() => {
-      const [u, s] = i.optimizer.update(gn.gradient, i.state, {
-        params: i.params,
-        batch: i.batch,
-        loss: gn.loss,
-        curvature: gn,
-        model: i.model,
-        lossFn: i.lossFn,
-        key: i.key,
-      });
-      const params = applyUpdates(i.params, u);
-      const aux = cloneContainer(gn.aux);
-      // The loss, accuracy, finite flag and diagnostics in one tensor: one host read for all.
-      const diagnostics = i.optimizer.diagnostics?.(s) ?? {};
-      names = Object.keys(diagnostics);
-      const parts = [
-        gn.loss,
-        batchAccuracy(gn.logits, i.batch.y),
-        ...(i.checkFinite ? [finiteFlag(params, s, aux)] : []),
-        ...names.map((k) => diagnostics[k]),
-      ];
-      const read = tf.concat(parts.map((t) => tf.reshape(tf.cast(t, "float32"), [1])));
-      return { params, state: s, aux, read } as unknown as tf.TensorContainer;
-    }) as unknown as { params: P; state: S; aux: tf.TensorContainer; read: tf.Tensor1D };
-    if (!i.keepPrevious) {
-      disposeState(i.state, out.state);
-      const keep = new Set(leaves(out.params).map((t) => t.id));
-      leaves(i.params).forEach((t) => keep.has(t.id) || t.dispose());
-    }
-    return { ...out, names, checkFinite: i.checkFinite === true };
+    return updateOnDevice(i, gn, i.state);
   } finally {
     gn.dispose();
   }
@@ -174,7 +197,21 @@ export const readStep = async <P extends Params, S>(
   };
 };
 
-/** Runs one step and reads its numbers with one `await`; see the module doc. */
-export const trainStep = <P extends Params, S>(
+/**
+ * Runs one step and reads its numbers with one `await`; see the module doc. An optimizer's
+ * `prepare` (K-FAC's host inversions) is awaited first, with the step's curvature.
+ */
+export const trainStep = async <P extends Params, S>(
   i: StepInputs<P, S>,
-): Promise<StepResult<P, S>> => readStep(trainStepDevice(i));
+): Promise<StepResult<P, S>> => {
+  if (!i.optimizer.prepare) return await readStep(trainStepDevice(i));
+  const gn = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
+  let pending: StepTensors<P, S>;
+  try {
+    const state = await i.optimizer.prepare(i.state, contextOf(i, gn));
+    pending = updateOnDevice(i, gn, state);
+  } finally {
+    gn.dispose();
+  }
+  return await readStep(pending);
+};
