@@ -31,6 +31,7 @@ import { mlhf } from "../lib/optim/mlhf/optimizer.ts";
 import { initMetaWeights, metaWeightTensors } from "../lib/optim/mlhf/meta_weights.ts";
 import type { MetaWeights } from "../lib/optim/mlhf/direction.ts";
 import { trainStep } from "../lib/train/step.ts";
+import { loadMetaWeights, saveMetaWeights } from "../lib/meta/meta_weights_file.ts";
 import {
   initMetaTrainState,
   META_TRAIN_DEFAULTS,
@@ -47,6 +48,9 @@ const before = tf.getBackend();
 const unavailable = await webgpuUnavailable();
 if (before && tf.getBackend() !== before) await tf.setBackend(before);
 tf.env().set("IS_NODE", false); // no cpu banner (this process uses webgpu and cpu only, never wasm)
+// TF.js's webgpu runs ops on tensors under 1000 entries on the CPU; 0 sends every kernel through
+// its WGSL program, which is what these small shapes are here to check.
+tf.env().set("WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD", 0);
 if (unavailable) console.log(`webgpu tests ignored: ${unavailable}`);
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `webgpu vs cpu: ${name}`, ignore: unavailable !== null, fn });
@@ -290,4 +294,25 @@ test("the meta-gradients of one window (T = 2): λ and preconditioner networks",
   assert.ok(r.cpu.lambda.some((x) => x !== 0) && r.cpu.precond.some((x) => x !== 0));
   close("∂M/∂φ of the λ networks", r.gpu.lambda, r.cpu.lambda, 1e-4);
   close("∂H/∂φ of the preconditioner networks", r.gpu.precond, r.cpu.precond, 1e-4);
+});
+
+test("a meta-weights file written from tensors computed on the device", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await onBoth(async () => {
+      const m = meta();
+      const doubled = mapTree(
+        m as unknown as Params,
+        (t) => tf.mul(t, 2),
+      ) as unknown as MetaWeights;
+      const path = `${dir}/${tf.getBackend()}.mlhf`;
+      await saveMetaWeights(path, doubled, { options: {} });
+      tf.dispose([...metaWeightTensors(m), ...metaWeightTensors(doubled)]);
+      const back = await loadMetaWeights(path);
+      return await readAll(metaWeightTensors(back.weights));
+    });
+    assert.deepEqual(r.gpu, r.cpu);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -5,7 +5,7 @@
  * @module
  */
 import { tf } from "../../lib/_deps.ts";
-import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness.ts";
+import { type BenchRow, type BenchSuite, measure, untidied } from "../../lib/bench/harness.ts";
 import { foldIn, keyFromSeed, split } from "../../lib/prng.ts";
 import { randomBatch } from "../../lib/bench/batch.ts";
 import { disposeTree, type Params } from "../../lib/tree.ts";
@@ -16,7 +16,7 @@ import { initMetaWeights } from "../../lib/optim/mlhf/meta_weights.ts";
 import {
   initMetaTrainState,
   META_TRAIN_DEFAULTS,
-  metaIterationDevice,
+  metaIteration,
   type MetaProblem,
   metaTrainStateTensors,
 } from "../../lib/meta/meta_train.ts";
@@ -52,17 +52,13 @@ export const metaSuite: BenchSuite = {
       rows.push(
         await measure(
           name,
-          () => {
-            // The device part and its read, synchronously (the measure's tidy takes no async
-            // function; this bench runs on backends with synchronous reads).
-            const p = metaIterationDevice(pr, o, state, batches, foldIn(keyFromSeed(12), i++));
-            const values = p.read.dataSync();
-            p.read.dispose();
-            state = p.finish(values).state;
-            // The threaded state outlives the measure's tidy.
-            metaTrainStateTensors(state).forEach((t) => tf.keep(t));
+          // As the meta-training loop runs it: the device part and its one `await`ed read
+          // (untidied: the iteration frees what it does not carry on).
+          untidied(async () => {
+            const r = await metaIteration(pr, o, state, batches, foldIn(keyFromSeed(12), i++));
+            state = r.state;
             return [];
-          },
+          }),
           opts,
           "2 differentiated passes over the window",
         ),
