@@ -43,14 +43,16 @@ import {
   windowNoise,
 } from "../lib/meta/meta_train.ts";
 
+// TF.js's webgpu runs ops on tensors under 1000 entries on the CPU; 0 sends every kernel through
+// its WGSL program, which is what these small shapes are here to check. The backend reads the flag
+// once, when its module loads (the probe below imports it), and the flag is registered only then:
+// so it is put in the flag table directly.
+tf.env().setFlags({ ...tf.env().getFlags(), WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD: 0 });
 // The probe activates webgpu: give the process back the backend it had (other test modules).
 const before = tf.getBackend();
 const unavailable = await webgpuUnavailable();
 if (before && tf.getBackend() !== before) await tf.setBackend(before);
 tf.env().set("IS_NODE", false); // no cpu banner (this process uses webgpu and cpu only, never wasm)
-// TF.js's webgpu runs ops on tensors under 1000 entries on the CPU; 0 sends every kernel through
-// its WGSL program, which is what these small shapes are here to check.
-tf.env().set("WEBGPU_CPU_HANDOFF_SIZE_THRESHOLD", 0);
 if (unavailable) console.log(`webgpu tests ignored: ${unavailable}`);
 const test = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `webgpu vs cpu: ${name}`, ignore: unavailable !== null, fn });
