@@ -130,6 +130,34 @@ test("the JVP-rule table: each row's output, J·v and Jᵀ·u on 2 cases", async
   assert.deepEqual(failures, []);
 });
 
+test("2-D transposes and axis-0 reductions over more than 16·65535 rows (the transpose fix)", async () => {
+  const n = 1_100_000; // TF.js's tiled 2-D transpose has a grid dimension of n / 16 > 65535
+  const host = Float32Array.from({ length: n * 2 }, (_, i) => (i % 7) - (i % 2) * 3);
+  const want = { t: new Float32Array(n * 2), sum: [0, 0], max: [-Infinity, -Infinity] };
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < 2; j++) {
+      const v = host[2 * i + j];
+      want.t[j * n + i] = v;
+      want.sum[j] += v; // integers below 2^24: exact in any order
+      want.max[j] = Math.max(want.max[j], v);
+    }
+  }
+  const was = tf.getBackend();
+  try {
+    assert.ok(await tf.setBackend("webgpu"));
+    const x = tf.tensor2d(host, [n, 2]);
+    const t = tf.transpose(x), sum = tf.sum(x, 0), max = tf.max(x, 0, true);
+    assert.deepEqual(t.shape, [2, n]);
+    assert.deepEqual(max.shape, [1, 2]);
+    assert.ok((await t.data()).every((v, i) => v === want.t[i]), "transpose");
+    assert.deepEqual(Array.from(await sum.data()), want.sum);
+    assert.deepEqual(Array.from(await max.data()), want.max);
+    tf.dispose([x, t, sum, max]);
+  } finally {
+    if (was) await tf.setBackend(was);
+  }
+});
+
 const NETS = ["mlpSigmoid", "mlpTanh", "convMaxPool", "convBatchNorm"] as const;
 
 for (const kind of NETS) {

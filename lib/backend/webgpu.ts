@@ -83,13 +83,68 @@ interface KernelArgs {
 }
 let addNFixed = false;
 
+/** The parts of TF.js's WebGPU backend instance that the transpose fix uses. */
+interface WebgpuBackendLike {
+  device: { limits: Record<string, number> };
+  disposeData(id: unknown): unknown;
+  runWebGPUProgram(
+    program: { shaderKey?: string; dispatch?: number[] },
+    inputs: tf.TensorInfo[],
+    dtype: string,
+    uniforms?: unknown,
+    output?: tf.TensorInfo,
+  ): tf.TensorInfo;
+}
+const transposeFixed = new WeakSet<object>();
+
+type NamedKernel = (
+  a: { inputs: Record<string, tf.TensorInfo>; backend: unknown; attrs: unknown },
+) => tf.TensorInfo;
+const kernelOf = (name: string): NamedKernel =>
+  tf.getKernel(name, "webgpu")!.kernelFunc as unknown as NamedKernel;
+
+/**
+ * TF.js's webgpu transposes a 2-D tensor with a tiled program whose dispatch grid has a dimension
+ * of (rows or columns) / 16, and never splits it: past 16 × maxComputeWorkgroupsPerDimension
+ * (65535: 1 048 560) rows it throws "Dispatch size exceeds WebGPU limits in Y or Z dimension". Its
+ * reductions along a non-innermost axis (a sum over rows: a bias gradient over 1.4 M coordinates in
+ * meta-training) transpose first, through the same program, by an internal call no kernel
+ * registration reaches. So the backend's program runner is wrapped: such a transpose runs as the
+ * [1, n, k] → [1, k, n] transpose, whose program has a flat grid that TF.js does split.
+ */
+const installTransposeFix = (backend: WebgpuBackendLike): void => {
+  if (transposeFixed.has(backend)) return;
+  const run = backend.runWebGPUProgram.bind(backend);
+  backend.runWebGPUProgram = (program, inputs, dtype, uniforms, output) => {
+    const limit = backend.device.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+    const x = inputs[0];
+    if (
+      program.shaderKey === "transposeShared" && output === undefined && x?.shape.length === 2 &&
+      (program.dispatch ?? []).some((d) => d > limit)
+    ) {
+      const [n, k] = x.shape;
+      const x3 = kernelOf("Reshape")({ inputs: { x }, backend, attrs: { shape: [1, n, k] } });
+      const t3 = kernelOf("Transpose")({ inputs: { x: x3 }, backend, attrs: { perm: [0, 2, 1] } });
+      const out = kernelOf("Reshape")({ inputs: { x: t3 }, backend, attrs: { shape: [k, n] } });
+      backend.disposeData(x3.dataId);
+      backend.disposeData(t3.dataId);
+      return out;
+    }
+    return run(program, inputs, dtype, uniforms, output);
+  };
+  transposeFixed.add(backend);
+};
+
 /**
  * TF.js's webgpu AddN binds every input to one shader and silently drops those beyond the device's
  * storage-buffer limit (llvmpipe: 8 bindings, so `tf.addN` of 12 scalars 1..12 returned 28, the sum
  * of the first 7). `vdot` over a tree with more leaves than that (the meta-weights) summed a part
- * of them. Wrapped here: at most limit − 1 inputs per call, accumulated left to right.
+ * of them. Wrapped here: at most limit − 1 inputs per call, accumulated left to right. Also installs
+ * the transpose fix (below) on the active webgpu backend.
  */
 export const installWebgpuFixes = (): void => {
+  const backend = tf.findBackend("webgpu") as unknown as WebgpuBackendLike | null;
+  if (backend) installTransposeFix(backend);
   if (addNFixed) return;
   const cfg = tf.getKernel("AddN", "webgpu");
   if (!cfg) return;
