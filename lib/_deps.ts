@@ -25,8 +25,9 @@ export const importWasmBackend = (): Promise<unknown> =>
   import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
 
 /**
- * Loads the webgpu backend on demand (it registers itself with the tfjs engine on import when
- * `navigator.gpu` exists; `setBackend("webgpu")` then needs an adapter).
+ * Loads the WebGPU backend on demand (it registers `webgpu` with the tfjs engine on import). Under
+ * Deno only asynchronous reads (`await t.data()`) of its tensors work (docs/tfjs-notes.md, README
+ * "WebGPU").
  */
 export const importWebGpuBackend = (): Promise<unknown> =>
   import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");

@@ -7,7 +7,7 @@
  * @module
  */
 import { tf } from "../lib/_deps.ts";
-import { fc } from "./_util/deps.ts";
+import { assert, fc } from "./_util/deps.ts";
 import { useTestBackend } from "./_util/backend.ts";
 import { relErr, withNoLeaks } from "./_util/numeric.ts";
 import { randomLike } from "./_util/gradcheck.ts";
@@ -133,7 +133,9 @@ Deno.test("cg: zero right-hand side stops at once (‖r‖ < 1e-6 guard); r trac
     const { op, like } = operator(A, 4, 2);
     const zero = zerosLike(like);
     const res = conjugateGradient(op, zero, { x0: zero, maxIterations: 5 });
-    if (res.iterations !== 0) throw new Error(`iterations ${res.iterations}`);
+    const run = res.iterationsRun.dataSync()[0]; // the loop runs K times, all of them frozen
+    if (run !== 0) throw new Error(`iterations that changed x: ${run}, expected 0`);
+    if (toVector(res.x).abs().max().dataSync()[0] !== 0) throw new Error("x moved from 0");
     const b = fromVector(like, tf.tensor1d([1, -2, 0.5, 3]));
     const r = conjugateGradient(op, b, { x0: zero, maxIterations: 2 });
     const trueR = toVector(b).sub(toVector(op(r.x))).dataSync();
@@ -250,5 +252,19 @@ Deno.test("symmetric product: its backward pass is ū ↦ G·ū", () => {
       gn.dispose();
       tf.dispose([net.params, net.batch] as unknown as tf.TensorContainer);
     }
+  });
+});
+
+Deno.test("cg: once ‖r‖ < ε the device-side mask freezes x and r (A = 2I converges in one step)", () => {
+  tidyValue(() => {
+    const b = { a: tf.tensor1d([1, -2]), b: tf.tensor1d([4]) };
+    const op = (v: V): V => ({ a: v.a.mul(2), b: v.b.mul(2) });
+    const one = conjugateGradient(op, b, { x0: zerosLike(b), maxIterations: 1 });
+    const five = conjugateGradient(op, b, { x0: zerosLike(b), maxIterations: 5 });
+    assert.equal(five.iterations, 5);
+    assert.equal(five.iterationsRun.dataSync()[0], 1);
+    assert.deepEqual(Array.from(toVector(five.x).dataSync()), [0.5, -1, 2]);
+    assert.deepEqual(toVector(five.x).dataSync(), toVector(one.x).dataSync());
+    assert.deepEqual(toVector(five.r).dataSync(), toVector(one.r).dataSync());
   });
 });

@@ -3,7 +3,7 @@
  * and in a real headless Chromium (driven by puppeteer-core, in its own process:
  * tests/_util/web_driver.ts) 30 steps of MLHF and Adam on the MLP
  * lower both losses, draw both series, and log no console error; a corrupt meta-weights file gives
- * a clear message, not a blank page. The screenshot is written to `runs/web-test/screenshot.png`.
+ * a clear message, not a blank page, and the message stays shown while the others train. The screenshot is written to `runs/web-test/screenshot.png`.
  * The browser tests are ignored (the name says why) when no Chromium binary is found
  * (`MLHF_CHROMIUM`, else `chromium`, `chromium-browser`, `google-chrome` on PATH).
  * @module
@@ -129,9 +129,14 @@ Deno.test({
     assert.ok(chart.legend.includes("mlhf") && chart.legend.includes("adam"), `${chart.legend}`);
     assert.ok(chart.curves >= 2, `${chart.curves} curves`);
     assert.equal(digits, 8);
-    // A corrupt meta-weights file: a clear message naming it; MLHF is disabled, the page works.
+    // A corrupt meta-weights file: a clear message naming it; MLHF is disabled, the page works
+    // (Adam trains), and the message stays shown through the run that leaves MLHF out.
     assert.equal(broken.hidden, false);
     assert.match(broken.text, /meta-weights could not be loaded: mlhf-mnist\.mlhf: /);
+    assert.match(broken.error ?? "", /meta-weights could not be loaded: mlhf-mnist\.mlhf: /);
     assert.equal(broken.mlhfDisabled, true);
+    assert.equal(broken.status, "done");
+    assert.deepEqual(Object.keys(broken.losses), ["adam"]);
+    assert.equal(broken.losses.adam.length, 2);
   },
 });

@@ -46,8 +46,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: "lambda-swap-r-x",
     file: DIRECTION,
-    from: "[lg, lr, lx],\n      lg,\n      softplusPlus(o.lambda0),",
-    to: "[lg, lx, lr],\n      lg,\n      softplusPlus(o.lambda0),",
+    from: "[fg, fr, fx],\n      lg,\n      softplusPlus(o.lambda0),",
+    to: "[fg, fx, fr],\n      lg,\n      softplusPlus(o.lambda0),",
     description: "RNN_λ's inputs r_prev and x_prev swapped",
     tests: [DIRECTION_TEST],
     quick: true,
@@ -104,8 +104,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: "cg-k-minus-1",
     file: "lib/solvers/cg.ts",
-    from: "k < maxIterations &&",
-    to: "k < maxIterations - 1 &&",
+    from: "k < maxIterations; k++",
+    to: "k < maxIterations - 1; k++",
     description: "K − 1 CG iterations",
     tests: [DIRECTION_TEST],
   },
@@ -169,7 +169,7 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: "clip-fraction-ignored",
     file: "lib/meta/meta_train.ts",
-    from: "o.clipFraction * thetaNorm",
+    from: "tf.mul(o.clipFraction, thetaNorm)",
     to: "thetaNorm",
     description: "meta-training clips ‖ηx‖ to ‖θ‖ instead of 0.25‖θ‖",
     tests: [INNER_STEP_TEST],

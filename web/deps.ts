@@ -7,7 +7,7 @@
  * @module
  */
 /** Loads the WebGPU backend (registers `webgpu` with the engine on import). */
-export const importWebgpuBackend = (): Promise<unknown> =>
+export const importWebGpuBackend = (): Promise<unknown> =>
   import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");
 
 /** Loads the wasm backend and returns it (for `setWasmPaths`). */

@@ -37,7 +37,7 @@ import { weightDecayFor } from "../lib/train/weight_decay.ts";
 import { kindLeaves } from "../models/types.ts";
 import { plain } from "../ops/interpret.ts";
 import { softmaxCrossEntropy } from "../ops/losses.ts";
-import { importWasmBackend, importWebgpuBackend } from "./deps.ts";
+import { importWasmBackend, importWebGpuBackend } from "./deps.ts";
 
 /** The models the page offers. */
 const MODELS: Record<string, ModelName> = { mlp: "mlp", "convnet-small": "convnet-small" };
@@ -100,15 +100,17 @@ const setStatus = (s: PageState["status"], text: string): void => {
 // ---- backend ----
 
 /**
- * A product and a reduction read back synchronously, as the library reads its losses: a backend
+ * A product and a reduction read back, as the library reads its losses (asynchronously): a backend
  * that activates but computes or reads wrongly (seen with WebGPU on a software adapter) is skipped.
  */
-const selfTest = (): string | null => {
-  const got = tf.tidy(() => {
+const selfTest = async (): Promise<string | null> => {
+  const t = tf.tidy(() => {
     const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
     const b = tf.tensor2d([1, -1, 2, 0.5, -3, 1], [3, 2]);
     return tf.concat([tf.reshape(tf.matMul(a, b), [4]), tf.reshape(tf.sum(tf.exp(a)), [1])]);
-  }).dataSync();
+  });
+  const got = await t.data();
+  t.dispose();
   const want = [-4, 3, -4, 4.5, [1, 2, 3, 4, 5, 6].reduce((s, x) => s + Math.exp(x), 0)];
   const ok = want.every((w, i) => Math.abs(got[i] - w) <= 1e-3 * Math.max(1, Math.abs(w)));
   return ok
@@ -120,14 +122,14 @@ const activate = async (name: typeof BACKENDS[number]): Promise<string | null> =
   try {
     if (name === "webgpu") {
       if (!("gpu" in navigator)) return "navigator.gpu is absent";
-      await importWebgpuBackend();
+      await importWebGpuBackend();
     }
     if (name === "wasm") {
       const wasm = await importWasmBackend();
       wasm.setWasmPaths(new URL("./wasm/", location.href).href);
     }
     if (!(await tf.setBackend(name))) return `tf.setBackend('${name}') returned false`;
-    return selfTest();
+    return await selfTest();
   } catch (e) {
     return e instanceof Error ? e.message.split("\n")[0] : String(e);
   }
@@ -166,7 +168,7 @@ const fetchBytes = async (file: string): Promise<Uint8Array> => {
 
 const loadMeta = async (file: string): Promise<MetaWeightsSource> => {
   const decoded = decodeMetaWeights(await fetchBytes(file), file);
-  const bad = nonFinitePath(decoded.weights);
+  const bad = await nonFinitePath(decoded.weights);
   if (bad !== null) throw new Error(`${file}: meta-weight ${bad} is not finite (corrupt file?)`);
   const lr = decoded.header.training?.lr ?? decoded.header.training?.learningRate;
   return {
@@ -384,6 +386,11 @@ interface Runner {
 }
 
 let stopRequested = false;
+/**
+ * An error from loading the page (the meta-weights), kept shown through every run: a run clears
+ * only its own previous error, so an optimizer that could not load never silently goes missing.
+ */
+let startupError: string | null = null;
 
 const run = async (data: MnistSubset, meta: MetaWeightsSource | null): Promise<void> => {
   const cfg = readForm();
@@ -391,8 +398,9 @@ const run = async (data: MnistSubset, meta: MetaWeightsSource | null): Promise<v
   state.losses = {};
   state.accuracy = {};
   state.stepMs = {};
-  state.error = null;
-  $("error").hidden = true;
+  state.error = startupError;
+  $("error").textContent = startupError ?? "";
+  $("error").hidden = startupError === null;
   ($("start") as HTMLButtonElement).disabled = true;
   ($("stop") as HTMLButtonElement).disabled = false;
   setStatus("running", `training ${cfg.model}…`);
@@ -426,7 +434,7 @@ const run = async (data: MnistSubset, meta: MetaWeightsSource | null): Promise<v
   tf.dispose(leaves(init.params));
   const testN = Math.min(1000, data.test.labels.length);
   const shown = Array.from({ length: 8 }, (_, i) => Math.floor((i * testN) / 8));
-  const evaluate = (step: number): void => {
+  const evaluate = async (step: number): Promise<void> => {
     const preds: Record<string, number[]> = {};
     for (const r of runners) {
       if (r.dead) continue;
@@ -438,7 +446,7 @@ const run = async (data: MnistSubset, meta: MetaWeightsSource | null): Promise<v
         const arg = tf.tidy(() =>
           tf.argMax(model.applyInference(plain, r.params, {} as Params, b.x), -1)
         );
-        const a = arg.dataSync();
+        const a = await arg.data();
         arg.dispose();
         tf.dispose([b.x, b.y]);
         idx.forEach((j, i) => {
@@ -456,7 +464,7 @@ const run = async (data: MnistSubset, meta: MetaWeightsSource | null): Promise<v
   let order = permutation(n, cfg.seed);
   let at = 0;
   try {
-    evaluate(0);
+    await evaluate(0);
     draw(cfg);
     for (let step = 1; step <= cfg.steps && !stopRequested; step++) {
       if (at + cfg.batch > n) {
@@ -468,7 +476,7 @@ const run = async (data: MnistSubset, meta: MetaWeightsSource | null): Promise<v
         for (const r of runners) {
           if (r.dead) continue;
           const t0 = performance.now();
-          const out = trainStep({
+          const out = await trainStep({
             model: model.apply,
             lossFn: softmaxCrossEntropy,
             optimizer: r.opt.transform,
@@ -494,7 +502,7 @@ const run = async (data: MnistSubset, meta: MetaWeightsSource | null): Promise<v
       } finally {
         tf.dispose([b.x, b.y]);
       }
-      if (step % cfg.evalEvery === 0 || step === cfg.steps) evaluate(step);
+      if (step % cfg.evalEvery === 0 || step === cfg.steps) await evaluate(step);
       draw(cfg);
       $("progress").textContent = `step ${step} / ${cfg.steps}`;
       await new Promise((r) => setTimeout(r, 0));
@@ -523,6 +531,7 @@ const main = async (): Promise<void> => {
     $("meta").textContent = `mlhf-mnist.mlhf (trained with ${JSON.stringify(meta.options)})`;
   } catch (e) {
     fail("MLHF is unavailable: the meta-weights could not be loaded", e);
+    startupError = state.error;
     $("meta").textContent = "unavailable";
   }
   buildForm(meta);

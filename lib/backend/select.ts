@@ -1,5 +1,5 @@
 /**
- * Backend selection: `auto | tensorflow-gpu | tensorflow | native | wasm | cpu`.
+ * Backend selection: `auto | tensorflow-gpu | webgpu | tensorflow | native | wasm | cpu`.
  *
  * Measured pitfalls this module encodes (docs/tfjs-notes.md#backend-selection):
  * - `tf.setBackend` reports failure by its return value, not by throwing: always check it.
@@ -10,11 +10,14 @@
  */
 import { importNativeTfjs, importWasmBackend, tf } from "../_deps.ts";
 import { installGradientFixes } from "./gradient_fixes.ts";
+import { loadWebgpu } from "./webgpu.ts";
+import { registerWebGpuKernels } from "./webgpu/register.ts";
 
 /** Names accepted by `--backend` and `MLHF_BACKEND`. */
 export const BACKEND_NAMES = [
   "auto",
   "tensorflow-gpu",
+  "webgpu",
   "tensorflow",
   "native",
   "wasm",
@@ -29,7 +32,7 @@ export interface BackendChoice {
   readonly requested: BackendName;
   /** The name the caller asked for that is now active (never `auto`). */
   readonly chosen: Exclude<BackendName, "auto">;
-  /** TF.js's own backend name (`tensorflow`, `native`, `wasm`, `cpu`). */
+  /** TF.js's own backend name (`tensorflow`, `webgpu`, `native`, `wasm`, `cpu`). */
   readonly tfBackend: string;
   /** Candidates that were tried or considered and skipped, with the reason. */
   readonly skipped: ReadonlyArray<{ readonly name: string; readonly reason: string }>;
@@ -131,8 +134,9 @@ export const resolveBackendName = (flag?: string): BackendName => {
 /**
  * Activates a TF.js backend and installs the project's gradient fixes on it.
  *
- * `auto` order: tfjs-node-gpu, tfjs-node (each only when its binding is on disk; at most one is
- * imported), then the native BLAS backend (`native/register.ts`, imported here when it is tried),
+ * `auto` order: tfjs-node-gpu (only when its binding is on disk), webgpu (only on a hardware
+ * adapter: software ones such as llvmpipe are skipped, with the reason), tfjs-node (only when its
+ * binding is on disk; at most one tfjs-node package is imported), then the native BLAS backend (`native/register.ts`, imported here when it is tried),
  * then wasm (single-threaded SIMD; ~10× faster than the
  * pure-JS cpu backend on the project's kernels, docs/tfjs-notes.md#backend-speed), then cpu. An explicit name that
  * cannot load throws a `BackendError` saying how to enable it.
@@ -154,6 +158,16 @@ export const selectBackend = async (name: BackendName = "auto"): Promise<Backend
       );
     }
     return done(name);
+  }
+  if (name === "webgpu") {
+    const why = await loadWebgpu(false);
+    if (why) {
+      throw new BackendError(
+        `--backend webgpu: cannot be activated (${why}). It needs a runtime with navigator.gpu (Deno 2) and a GPU driver or Mesa (Debian: apt-get install mesa-vulkan-drivers, or libegl-mesa0 libgl1-mesa-dri)`,
+      );
+    }
+    registerWebGpuKernels(); // WGSL GEMM, convolutions, LSTM (lib/backend/webgpu/register.ts)
+    return done("webgpu");
   }
   if (name === "native") {
     const why = await loadNativeBlas();
@@ -177,6 +191,14 @@ export const selectBackend = async (name: BackendName = "auto"): Promise<Backend
       "tfjs-node",
     ]] as const
   ) {
+    if (bname === "tensorflow") { // webgpu comes right after tfjs-node-gpu, on hardware only
+      const whyGpu = await loadWebgpu(true);
+      if (!whyGpu) {
+        registerWebGpuKernels(); // WGSL GEMM, convolutions, LSTM (lib/backend/webgpu/register.ts)
+        return done("webgpu");
+      }
+      skipped.push({ name: "webgpu", reason: whyGpu });
+    }
     if (nativeTried) {
       skipped.push({
         name: bname,

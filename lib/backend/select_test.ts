@@ -80,3 +80,32 @@ Deno.test("backend: describeChoice lists skipped candidates", () => {
   });
   assert.equal(line, "backend: wasm [auto] (skipped: tensorflow: not installed)");
 });
+
+Deno.test("backend: auto skips a software webgpu adapter, saying why", async () => {
+  const r = await inProcess(`console.log(describeChoice(await selectBackend("auto")));`);
+  assert.equal(r.code, 0, r.text);
+  // Without a GPU: no adapter at all, or Mesa's software one (llvmpipe); with one, webgpu wins.
+  assert.match(
+    r.text,
+    /backend: webgpu \[auto\]|; webgpu: (navigator\.gpu|the adapter '.*' is a (fallback|software))/,
+  );
+});
+
+Deno.test("backend: explicit webgpu without navigator.gpu names what is missing", async () => {
+  const r = await inProcess(
+    `Object.defineProperty(navigator, "gpu", { value: undefined });
+     try { await selectBackend("webgpu"); } catch (e) { console.log(e.name + ": " + e.message); }`,
+  );
+  assert.match(
+    r.text,
+    /BackendError: --backend webgpu: cannot be activated \(navigator\.gpu is missing/,
+  );
+});
+
+Deno.test("backend: explicit webgpu activates on any adapter, or names what is missing", async () => {
+  const r = await inProcess(
+    `try { const c = await selectBackend("webgpu"); console.log("tf=" + c.tfBackend); }
+     catch (e) { console.log(e.name + ": " + e.message); }`,
+  );
+  assert.match(r.text, /tf=webgpu|BackendError: --backend webgpu: cannot be activated \(.*adapter/);
+});

@@ -42,9 +42,9 @@ export const kernelMultiplyAdds = (
 };
 
 /** Runs `f` under `tf.profile` and returns the GEMM multiply-adds of the kernels it ran. */
-export const gemmMultiplyAdds = async (f: () => void): Promise<number> => {
-  const info = await tf.profile(() => {
-    f();
+export const gemmMultiplyAdds = async (f: () => void | Promise<void>): Promise<number> => {
+  const info = await tf.profile(async () => {
+    await f();
   });
   return info.kernels.reduce(
     (s, k) =>

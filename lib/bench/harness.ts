@@ -39,12 +39,27 @@ const median = (xs: number[]): number => {
 };
 
 /**
+ * An asynchronous function to time (`tf.tidy` takes none): it frees its own intermediates and
+ * returns the tensors to read back and dispose. See {@link untidied}.
+ */
+export interface Untidied {
+  /** The function. */
+  readonly untidied: () => Promise<tf.TensorContainer>;
+}
+
+/** Marks an asynchronous function for {@link measure} (e.g. a step that awaits a read). */
+export const untidied = (f: () => Promise<tf.TensorContainer>): Untidied => ({ untidied: f });
+
+/** What can be timed: a synchronous function (run inside `tf.tidy`) or an {@link Untidied} one. */
+export type Timed = (() => tf.TensorContainer) | Untidied;
+
+/**
  * Times `fn` (which returns tensors to read back and dispose): `warmup` untimed runs, then `runs`
  * timed ones. Tensors `fn` creates are disposed after each run.
  */
 export const measure = async (
   name: string,
-  fn: () => tf.TensorContainer,
+  fn: Timed,
   opts: Pick<BenchOptions, "runs" | "warmup">,
   note?: string,
 ): Promise<BenchRow> => {
@@ -52,10 +67,10 @@ export const measure = async (
   return note ? { ...row, note } : row;
 };
 
-/** One timed run of `fn`: tidied, its result read back, then disposed. */
-const timeOnce = async (fn: () => tf.TensorContainer): Promise<number> => {
+/** One timed run of `fn`: tidied (unless untidied), its result read back, then disposed. */
+const timeOnce = async (fn: Timed): Promise<number> => {
   const t0 = performance.now();
-  const out = tf.tidy(fn);
+  const out = typeof fn === "function" ? tf.tidy(fn) : await fn.untidied();
   const ts: tf.Tensor[] = [];
   const collect = (c: tf.TensorContainer): void => {
     if (c instanceof tf.Tensor) ts.push(c);
@@ -74,7 +89,7 @@ const timeOnce = async (fn: () => tf.TensorContainer): Promise<number> => {
  * slow phase of a shared machine hits all of them alike and their ratios stay meaningful.
  */
 export const measureInterleaved = async (
-  fns: ReadonlyArray<readonly [string, () => tf.TensorContainer]>,
+  fns: ReadonlyArray<readonly [string, Timed]>,
   { runs, warmup }: Pick<BenchOptions, "runs" | "warmup">,
 ): Promise<BenchRow[]> => {
   for (let i = 0; i < warmup; i++) for (const [, fn] of fns) await timeOnce(fn);

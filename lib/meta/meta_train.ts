@@ -246,9 +246,22 @@ export interface MetaProblem<P extends Params> {
   readonly kinds: readonly ParamKind[];
 }
 
-/** A copy with no autodiff history (the stop-gradient of a value that must be read). */
-export const detach = <T extends tf.Tensor>(t: T): T =>
-  tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
+/**
+ * A copy with no autodiff history: `tf.clone` run with the gradient tape paused (the engine's
+ * `gradientDepth`, which decides whether an op is recorded, set to 0 for the one op), so
+ * `tf.grads` sees no path through it. A stop-gradient without a host read (webgpu under Deno has
+ * no synchronous read).
+ */
+export const detach = <T extends tf.Tensor>(t: T): T => {
+  const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
+  const depth = state.gradientDepth;
+  state.gradientDepth = 0;
+  try {
+    return tf.clone(t);
+  } finally {
+    state.gradientDepth = depth;
+  }
+};
 const detachTree = <P extends Params>(p: P): P => mapTree(p, detach);
 /** The multiplicative noise u ~ U[1 − w, 1 + w] for each inner step and leaf, from a key. */
 export const windowNoise = <P extends Params>(key: Key, like: P, steps: number, w: number): P[] =>
@@ -278,21 +291,50 @@ export interface Window<P extends Params> {
   readonly innerEnd: MlhfState<P>;
   /** Frees the window's curvature linearizations: call after any backward pass through it. */
   readonly release: () => void;
-  /** The window's per-step averages of the diagnostics (the rest come from the update). */
-  readonly numbers: Omit<
-    MetaDiagnostics,
-    | "iteration"
-    | "metaLoss"
-    | "hessianLoss"
-    | "l2Loss"
-    | "gradNorm"
-    | "metaNorm"
-    | "clipped"
-    | "skipped"
-    | "reset"
-    | "replaySize"
-  >;
+  /**
+   * The values its diagnostics come from, on the device: ℓ_i, ℓ_{i+1}, ℓ′_i and ‖r_i‖ for each
+   * step, in that order ({@link windowNumbers} turns them into `numbers` once read).
+   */
+  readonly readings: tf.Tensor1D;
+  /** tf.memory().numBytes at the window's end (a host number). */
+  readonly windowBytes: number;
 }
+
+/** The window's per-step averages of the diagnostics (the rest come from the update). */
+export type WindowNumbers = Omit<
+  MetaDiagnostics,
+  | "iteration"
+  | "metaLoss"
+  | "hessianLoss"
+  | "l2Loss"
+  | "gradNorm"
+  | "metaNorm"
+  | "clipped"
+  | "skipped"
+  | "reset"
+  | "replaySize"
+>;
+
+/** A window's diagnostics from its `readings` once read (host float64 means, as before). */
+export const windowNumbers = (
+  values: ArrayLike<number>,
+  steps: number,
+  windowBytes: number,
+): WindowNumbers => {
+  const T = steps;
+  const ell = Array.from({ length: T }, (_, i) => values[i]);
+  const ellNext = Array.from({ length: T - 1 }, (_, i) => values[T + i]);
+  const ellPrime = Array.from({ length: T }, (_, i) => values[2 * T - 1 + i]);
+  const rNorms = Array.from({ length: T }, (_, i) => values[3 * T - 1 + i]);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+  return {
+    rLoss: mean(rNorms),
+    meanLossChange: mean(ellNext.map((v, i) => v - ell[i])),
+    meanPostUpdateChange: mean(ellPrime.map((v, i) => v - ell[i])),
+    baseLoss: ell[T - 1],
+    windowBytes,
+  };
+};
 
 /**
  * Unrolls T = batches.length training-mode MLHF steps from (θ, S) with meta-weights φ and the
@@ -310,11 +352,11 @@ export const unrollWindow = <P extends Params>(
 ): Window<P> => {
   const T = batches.length;
   let theta = theta0, inner = inner0;
-  const ell: number[] = [],
+  const ell: tf.Scalar[] = [],
     ellNext: tf.Scalar[] = [],
     ellPrime: tf.Scalar[] = [],
     h: tf.Scalar[] = [];
-  const rNorms: number[] = [];
+  const rNorms: tf.Scalar[] = [];
   // G_i's backward pass (ū ↦ G_i ū) runs during the caller's tf.grads, so the linearizations
   // live until `release()`.
   const curvatures: { dispose(): void }[] = [];
@@ -326,14 +368,17 @@ export const unrollWindow = <P extends Params>(
     const gn = gaussNewtonProduct(pr.model, pr.lossFn, thetaSg, batches[i]);
     curvatures.push(gn);
     try {
-      ell.push(gn.loss.dataSync()[0]);
+      ell.push(detach(gn.loss));
       const G = symmetricProduct(gn, thetaSg);
       const d = mlhfDirection(meta, inner, gn.gradient, G, pr.kinds, o, taped);
       const g = gn.gradient;
       h.push(tf.neg(tf.div(vdot(g, d.x), tf.sqrt(vdot(d.x, sub(g, d.r))))) as tf.Scalar);
-      rNorms.push(norm(d.r).dataSync()[0]);
-      const thetaNorm = norm(thetaSg).dataSync()[0];
-      const factor = tf.minimum(1, tf.div(o.clipFraction * thetaNorm, tf.mul(o.lr, norm(d.x))));
+      rNorms.push(detach(norm(d.r)));
+      const thetaNorm = norm(thetaSg); // θ_i is cut (sg), so no gradient flows through it
+      const factor = tf.minimum(
+        1,
+        tf.div(tf.mul(o.clipFraction, thetaNorm), tf.mul(o.lr, norm(d.x))),
+      );
       const step = zipTree(d.x, noise[i], (x, u) => tf.mul(tf.mul(x, u), factor));
       const next = addScaled(thetaSg, -o.lr, step);
       ellPrime.push(lossOf(pr, next, batches[i]));
@@ -351,25 +396,21 @@ export const unrollWindow = <P extends Params>(
     const m = tf.stack(
       ellNext.map((ln, i) => tf.sub(tf.mul(0.5, tf.add(ellPrime[i], ln)), ell[i])),
     );
-    const w = tf.softmax(tf.tensor1d(m.dataSync()));
+    const w = tf.softmax(detach(m));
     metaLoss = tf.sum(tf.mul(w, m)) as tf.Scalar;
   }
   const hessianLoss = tf.mean(tf.stack(h)) as tf.Scalar;
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
-  const ellNextVals = ellNext.map((t) => t.dataSync()[0]);
+  const readings = detach(
+    tf.concat([...ell, ...ellNext, ...ellPrime, ...rNorms].map((t) => tf.reshape(t, [1]))),
+  ) as tf.Tensor1D;
   return {
     metaLoss,
     hessianLoss,
     thetaEnd: theta,
     innerEnd: inner,
     release,
-    numbers: {
-      rLoss: mean(rNorms),
-      meanLossChange: mean(ellNextVals.map((v, i) => v - ell[i])),
-      meanPostUpdateChange: mean(ellPrime.map((t, i) => t.dataSync()[0] - ell[i])),
-      baseLoss: ell[T - 1],
-      windowBytes: tf.memory().numBytes,
-    },
+    readings,
+    windowBytes: tf.memory().numBytes,
   };
 };
 
@@ -428,6 +469,7 @@ export const windowGradient = <P extends Params>(
     win = unrollWindow(pr, o, w, theta, inner, batches, noise, taped);
     tf.keep(win.metaLoss);
     tf.keep(win.hessianLoss);
+    tf.keep(win.readings);
     leaves(win.thetaEnd).forEach((t) => tf.keep(t));
     const st = win.innerEnd;
     leaves(st.xPrev).forEach((t) => tf.keep(t));
@@ -479,7 +521,9 @@ export const initMetaTrainState = <P extends Params>(
  * rnn/dense/kernel/lambda/c/0", "params/w1"), or null. Slow (one read per tensor): for after a
  * device-side flag said non-finite.
  */
-export const describeNonFiniteState = <P extends Params>(s: MetaTrainState<P>): string | null =>
+export const describeNonFiniteState = <P extends Params>(
+  s: MetaTrainState<P>,
+): Promise<string | null> =>
   describeNonFinite([
     ["meta-weights", s.meta],
     ["meta-weights' Adam state", { mu: s.adam.mu, nu: s.adam.nu }],
@@ -488,21 +532,46 @@ export const describeNonFiniteState = <P extends Params>(s: MetaTrainState<P>): 
     [`replay/${s.replay.length - 1}`, s.replay.at(-1) ?? null, "/"],
   ]);
 
+/** The result of {@link metaIteration}. */
+export interface MetaIterationResult<P extends Params> {
+  /** The next state. */
+  readonly state: MetaTrainState<P>;
+  /** The iteration's diagnostics. */
+  readonly diagnostics: MetaDiagnostics;
+  /** Null, or the first tensor of the next state that holds a NaN or ±∞. */
+  readonly nonFinite: string | null;
+}
+
 /**
- * One meta-iteration on T batches. Returns the next state (the previous one's tensors that are
- * not carried over are disposed), the diagnostics, and `nonFinite`: null, or the first tensor of
- * the next state that holds a NaN or ±∞ (see `describeNonFiniteState`). `key` fixes the noise and
- * the reset draw. `mean`, for data-parallel meta-training (lib/distributed), averages tensors over
- * the ranks: the meta-gradient and the two meta-losses (each rank unrolls its own window).
+ * A meta-iteration's device part ({@link metaIterationDevice}): everything computed, nothing read.
+ * `read` holds the numbers the host needs; {@link finishMetaIteration} takes them.
  */
-export const metaIteration = <P extends Params>(
+export interface PendingMetaIteration<P extends Params> {
+  /**
+   * [M, H, ‖∇‖, ‖φ‖, finite, clipped, ‖θ_T‖, finite flag of what is carried on, …window readings].
+   */
+  readonly read: tf.Tensor1D;
+  /** Finishes the iteration from `read`'s values (the reset draw, disposal, diagnostics). */
+  readonly finish: (values: ArrayLike<number>) => {
+    state: MetaTrainState<P>;
+    diagnostics: MetaDiagnostics;
+    finite: boolean;
+  };
+}
+
+/**
+ * One meta-iteration's device work without a host read: both windows' meta-gradients, the clip
+ * and the Adam step of φ, decided on the device (`tf.where`: a non-finite meta-gradient leaves φ
+ * and its moments as they were), and the numbers to read as one tensor.
+ */
+export const metaIterationDevice = <P extends Params>(
   pr: MetaProblem<P>,
   o: MetaTrainOptions,
   s: MetaTrainState<P>,
   batches: readonly Batch[],
   key: Key,
   mean?: (ts: readonly tf.Tensor[]) => tf.Tensor[],
-): { state: MetaTrainState<P>; diagnostics: MetaDiagnostics; nonFinite: string | null } => {
+): PendingMetaIteration<P> => {
   const noise = windowNoise(foldIn(key, 1), s.theta, batches.length, o.noise);
   const hasPrecond = o.preconditioner === "rnn";
   const taped = o.coordinateFraction < 1
@@ -514,113 +583,151 @@ export const metaIteration = <P extends Params>(
       ? windowGradient(pr, o, s.meta, "precond", s.theta, s.inner, batches, noise, taped)
       : null;
     const win = a.window;
-    const losses = [win.metaLoss, (b ? b.window : win).hessianLoss];
-    const [mLoss, hLoss] = mean
-      ? mean(losses).map((t) => {
-        const v = t.dataSync()[0];
-        t.dispose();
-        return v;
-      })
-      : losses.map((t) => t.dataSync()[0]);
+    const adamT = scaleByAdam<MetaWeights & Params>();
     const out = tf.tidy(() => {
       const phi = s.meta as MetaWeights & Params;
       const own = canonical(merge(a.grads, b ? b.grads : {})) as MetaWeights & Params;
+      // Data-parallel meta-training: the meta-gradient and both meta-losses averaged over ranks.
       const raw = mean ? unflatten(own, mean(leaves(own))) : own;
       const grads = addScaled(raw, o.l2, phi); // ∇R = 2e-7·φ for both groups
-      const gNorm = norm(grads).dataSync()[0];
-      const pNorm = norm(phi).dataSync()[0];
-      const finite = Number.isFinite(gNorm) && Number.isFinite(mLoss) && Number.isFinite(hLoss);
-      const clipped = finite && gNorm > pNorm;
-      let meta = phi, adam = s.adam;
-      if (finite) {
-        const g = clipped ? scale(grads, pNorm / gNorm) : grads;
-        const [dir, adam2] = scaleByAdam<MetaWeights & Params>().update(g, s.adam, { params: phi });
-        meta = addScaled(phi, -o.metaLr, dir);
-        adam = adam2;
-      }
-      const l2Loss = 0.5 * o.l2 * pNorm * pNorm;
-      return {
-        meta,
-        adam,
-        numbers: { gNorm, pNorm, finite, clipped, l2Loss },
-      } as unknown as tf.TensorContainer;
+      const gNorm = norm(grads), pNorm = norm(phi);
+      const losses = [win.metaLoss, (b ? b.window : win).hessianLoss];
+      const [mLoss, hLoss] = mean ? mean(losses) : losses;
+      const finite = tf.logicalAnd(
+        tf.isFinite(gNorm),
+        tf.logicalAnd(tf.isFinite(mLoss), tf.isFinite(hLoss)),
+      ) as tf.Scalar;
+      const clipped = tf.logicalAnd(finite, tf.greater(gNorm, pNorm)) as tf.Scalar;
+      const g = scale(grads, tf.where(clipped, tf.div(pNorm, gNorm), tf.scalar(1)) as tf.Scalar);
+      const [dir, adam2] = adamT.update(g, s.adam, { params: phi });
+      const keep = <T extends Params>(next: T, prev: T): T =>
+        zipTree(next, prev, (x, y) => tf.where(finite, x, y));
+      const meta = keep(addScaled(phi, -o.metaLr, dir), phi);
+      const mu = keep(adam2.mu, s.adam.mu), nu = keep(adam2.nu, s.adam.nu);
+      const flag = finiteFlag(win.thetaEnd, win.innerEnd, meta, mu, nu, s.replay.at(-1));
+      const read = tf.concat([
+        ...[mLoss, hLoss, gNorm, pNorm, finite, clipped, norm(win.thetaEnd), flag].map((t) =>
+          tf.reshape(tf.cast(t, "float32"), [1])
+        ),
+        win.readings,
+      ]);
+      return { meta, mu, nu, count: adam2.count, read } as unknown as tf.TensorContainer;
     }) as unknown as {
       meta: MetaWeights & Params;
-      adam: AdamState<MetaWeights & Params>;
-      numbers: { gNorm: number; pNorm: number; finite: boolean; clipped: boolean; l2Loss: number };
+      mu: MetaWeights & Params;
+      nu: MetaWeights & Params;
+      count: number;
+      read: tf.Tensor1D;
     };
-    // Continue the trajectory from θ_T, S_T (cut), or reset with probability 1 − keepProb.
-    let theta = win.thetaEnd, inner = win.innerEnd, replay = s.replay;
-    let bestLoss = s.bestLoss, bestNorm = s.bestNorm;
-    const draw = stream(foldIn(key, 2));
-    const reset = draw() >= o.keepProb;
-    const toDispose: tf.Tensor[] = [];
-    if (reset) {
-      const thetaNorm = tf.tidy(() => norm(theta).dataSync()[0]);
-      // The store condition (docs/algorithm.md#experience-replay, (a)); dead as written since
-      // bestLoss starts at 0.
-      if (win.numbers.baseLoss <= bestLoss && thetaNorm < 1.2 * bestNorm) {
-        replay = [...replay, mapTree(theta, (t) => t.clone())];
-        if (replay.length > o.replaySize) {
-          toDispose.push(...leaves(replay[0]));
-          replay = replay.slice(1);
-        }
-        bestLoss = win.numbers.baseLoss;
-        bestNorm = thetaNorm;
-      }
-      const pick = replay[Math.floor(draw() * replay.length)];
-      toDispose.push(...leaves(theta));
-      toDispose.push(...stateLeaves(inner));
-      theta = mapTree(pick, (t) => t.clone());
-      inner = initMlhfState(theta, pr.kinds, o);
-    }
-    // Dispose what is not carried over.
-    tf.dispose(toDispose);
+    // What the host decides needs no tensor of the windows but θ_T and S_T: free the rest now.
     tf.dispose(leaves(a.grads as Params));
     if (b) tf.dispose(leaves(b.grads as Params));
-    tf.dispose([a.window.metaLoss, a.window.hessianLoss]);
+    tf.dispose([a.window.metaLoss, a.window.hessianLoss, a.window.readings]);
     if (b) {
-      tf.dispose([b.window.metaLoss, b.window.hessianLoss]);
+      tf.dispose([b.window.metaLoss, b.window.hessianLoss, b.window.readings]);
       tf.dispose([...leaves(b.window.thetaEnd), ...stateLeaves(b.window.innerEnd)]);
     }
     tf.dispose([...leaves(s.theta), ...stateLeaves(s.inner)]);
-    if (out.numbers.finite) {
-      tf.dispose(leaves(s.meta as Params));
-      tf.dispose([...leaves(s.adam.mu), ...leaves(s.adam.nu)]);
-    }
-    const diagnostics: MetaDiagnostics = {
-      iteration: s.iteration,
-      metaLoss: mLoss,
-      hessianLoss: hLoss,
-      l2Loss: out.numbers.l2Loss,
-      ...win.numbers,
-      gradNorm: out.numbers.gNorm,
-      metaNorm: out.numbers.pNorm,
-      clipped: out.numbers.clipped,
-      skipped: !out.numbers.finite,
-      reset,
-      replaySize: replay.length,
+    tf.dispose(leaves(s.meta as Params));
+    tf.dispose([...leaves(s.adam.mu), ...leaves(s.adam.nu)]);
+    const finish = (v: ArrayLike<number>) => {
+      const [mLoss, hLoss, gNorm, pNorm] = [v[0], v[1], v[2], v[3]];
+      const finiteMeta = v[4] === 1, clipped = v[5] === 1, thetaEndNorm = v[6];
+      const numbers = windowNumbers(Array.from(v).slice(8), batches.length, win.windowBytes);
+      // Continue the trajectory from θ_T, S_T (cut), or reset with probability 1 − keepProb.
+      let theta = win.thetaEnd, inner = win.innerEnd, replay = s.replay;
+      let bestLoss = s.bestLoss, bestNorm = s.bestNorm;
+      const draw = stream(foldIn(key, 2));
+      const reset = draw() >= o.keepProb;
+      const toDispose: tf.Tensor[] = [];
+      if (reset) {
+        // The store condition (docs/algorithm.md#experience-replay, (a)); dead as written since
+        // bestLoss starts at 0.
+        if (numbers.baseLoss <= bestLoss && thetaEndNorm < 1.2 * bestNorm) {
+          replay = [...replay, mapTree(theta, (t) => t.clone())];
+          if (replay.length > o.replaySize) {
+            toDispose.push(...leaves(replay[0]));
+            replay = replay.slice(1);
+          }
+          bestLoss = numbers.baseLoss;
+          bestNorm = thetaEndNorm;
+        }
+        const pick = replay[Math.floor(draw() * replay.length)];
+        toDispose.push(...leaves(theta));
+        toDispose.push(...stateLeaves(inner));
+        theta = mapTree(pick, (t) => t.clone());
+        inner = initMlhfState(theta, pr.kinds, o);
+      }
+      tf.dispose(toDispose);
+      const diagnostics: MetaDiagnostics = {
+        iteration: s.iteration,
+        metaLoss: mLoss,
+        hessianLoss: hLoss,
+        l2Loss: 0.5 * o.l2 * pNorm * pNorm,
+        ...numbers,
+        gradNorm: gNorm,
+        metaNorm: pNorm,
+        clipped,
+        skipped: !finiteMeta,
+        reset,
+        replaySize: replay.length,
+      };
+      const state: MetaTrainState<P> = {
+        iteration: s.iteration + 1,
+        theta,
+        inner,
+        meta: out.meta,
+        adam: { count: finiteMeta ? out.count : s.adam.count, mu: out.mu, nu: out.nu },
+        replay,
+        bestLoss,
+        bestNorm,
+        skipped: s.skipped + (finiteMeta ? 0 : 1),
+      };
+      return { state, diagnostics, finite: v[7] === 1 };
     };
-    const state: MetaTrainState<P> = {
-      iteration: s.iteration + 1,
-      theta,
-      inner,
-      meta: out.meta,
-      adam: out.adam,
-      replay,
-      bestLoss,
-      bestNorm,
-      skipped: s.skipped + (out.numbers.finite ? 0 : 1),
-    };
-    // One reduction over everything carried on, one read; the slow path only when it fails.
-    const flag = finiteFlag(theta, inner, out.meta, out.adam.mu, out.adam.nu, replay.at(-1));
-    const finite = flag.dataSync()[0] === 1;
-    flag.dispose();
-    return { state, diagnostics, nonFinite: finite ? null : describeNonFiniteState(state) };
+    return { read: out.read, finish };
   } finally {
     tf.dispose(noise.flatMap((n) => leaves(n)));
     tf.dispose(tapedCoordinateTensors(taped));
   }
+};
+
+/**
+ * Finishes a pending meta-iteration from its read values; `nonFinite` is found (slowly, one read
+ * per tensor) only when the device flag said non-finite.
+ */
+export const finishMetaIteration = async <P extends Params>(
+  p: PendingMetaIteration<P>,
+  values: ArrayLike<number>,
+): Promise<MetaIterationResult<P>> => {
+  const { state, diagnostics, finite } = p.finish(values);
+  return { state, diagnostics, nonFinite: finite ? null : await describeNonFiniteState(state) };
+};
+
+/**
+ * One meta-iteration on T batches. Returns the next state (the previous one's tensors that are
+ * not carried over are disposed), the diagnostics, and `nonFinite`: null, or the first tensor of
+ * the next state that holds a NaN or ±∞ (see `describeNonFiniteState`). `key` fixes the noise and
+ * the reset draw. Its numbers are read with one `await` (no synchronous read). `mean`, for
+ * data-parallel meta-training (lib/distributed), averages tensors over the ranks: the
+ * meta-gradient and the two meta-losses (each rank unrolls its own window).
+ */
+export const metaIteration = async <P extends Params>(
+  pr: MetaProblem<P>,
+  o: MetaTrainOptions,
+  s: MetaTrainState<P>,
+  batches: readonly Batch[],
+  key: Key,
+  mean?: (ts: readonly tf.Tensor[]) => tf.Tensor[],
+): Promise<MetaIterationResult<P>> => {
+  const p = metaIterationDevice(pr, o, s, batches, key, mean);
+  let values: Float32Array;
+  try {
+    values = await p.read.data() as Float32Array;
+  } finally {
+    p.read.dispose();
+  }
+  return finishMetaIteration(p, values);
 };
 
 /** Every tensor of an inner MLHF state. */

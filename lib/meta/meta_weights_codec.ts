@@ -18,7 +18,13 @@
  * @module
  */
 import { E, t, tf } from "../_deps.ts";
-import { decodeTree, encodeTree, TensorFileError, type TreeValue } from "../run/tensor_file.ts";
+import {
+  decodeTree,
+  encodeTree,
+  encodeTreeAsync,
+  TensorFileError,
+  type TreeValue,
+} from "../run/tensor_file.ts";
 import { describeDecodeErrors } from "../run/tensor_file.ts";
 import { LSTM_INPUTS, LSTM_UNITS, type LstmNetWeights } from "../optim/mlhf/lstm.ts";
 import type { MetaWeights, MlhfOptions, Role } from "../optim/mlhf/direction.ts";
@@ -115,8 +121,11 @@ export const headerOptions = (h: MetaWeightsHeader): Partial<MlhfOptions> => {
   return damping === undefined ? rest : { ...rest, dampingMode: damping };
 };
 
-/** Encodes meta-weights and their record into the file's bytes. */
-export const encodeMetaWeights = (w: MetaWeights, record: MetaWeightsRecord): Uint8Array => {
+/** The file's header and tensor tree for meta-weights and their record. */
+const fileTree = (
+  w: MetaWeights,
+  record: MetaWeightsRecord,
+): { header: MetaWeightsHeader; ordered: TreeValue } => {
   const kinds = PARAM_KINDS.filter((k) => w[k]);
   const header: MetaWeightsHeader = {
     format: META_WEIGHTS_KIND,
@@ -131,7 +140,25 @@ export const encodeMetaWeights = (w: MetaWeights, record: MetaWeightsRecord): Ui
     const nets = w[k]!;
     return [k, Object.fromEntries(ROLES.flatMap((r) => nets[r] ? [[FILE_ROLE[r], nets[r]]] : []))];
   }));
-  return encodeTree(META_WEIGHTS_KIND, ordered as unknown as TreeValue, header);
+  return { header, ordered: ordered as unknown as TreeValue };
+};
+
+/**
+ * Encodes meta-weights and their record into the file's bytes, reading the tensors synchronously
+ * (backends that can: cpu, wasm, native; see {@link encodeMetaWeightsAsync}).
+ */
+export const encodeMetaWeights = (w: MetaWeights, record: MetaWeightsRecord): Uint8Array => {
+  const { header, ordered } = fileTree(w, record);
+  return encodeTree(META_WEIGHTS_KIND, ordered, header);
+};
+
+/** {@link encodeMetaWeights} reading the tensors with `await` (any backend, webgpu included). */
+export const encodeMetaWeightsAsync = (
+  w: MetaWeights,
+  record: MetaWeightsRecord,
+): Promise<Uint8Array> => {
+  const { header, ordered } = fileTree(w, record);
+  return encodeTreeAsync(META_WEIGHTS_KIND, ordered, header);
 };
 
 const expectShape = (file: string, where: string, t: unknown, shape: number[]): tf.Tensor => {

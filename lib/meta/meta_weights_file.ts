@@ -8,19 +8,19 @@ import { TensorFileError } from "../run/tensor_file.ts";
 import type { MetaWeights } from "../optim/mlhf/direction.ts";
 import {
   decodeMetaWeights,
-  encodeMetaWeights,
+  encodeMetaWeightsAsync,
   type MetaWeightsFile,
   type MetaWeightsRecord,
 } from "./meta_weights_codec.ts";
 
 export * from "./meta_weights_codec.ts";
 
-/** Writes a meta-weights file atomically (temp file + rename). */
-export const saveMetaWeights = (
+/** Writes a meta-weights file atomically (temp file + rename); reads the tensors with `await`. */
+export const saveMetaWeights = async (
   path: string,
   w: MetaWeights,
   record: MetaWeightsRecord,
-): Promise<void> => writeFileAtomic(path, encodeMetaWeights(w, record));
+): Promise<void> => writeFileAtomic(path, await encodeMetaWeightsAsync(w, record));
 
 /** Reads and decodes a meta-weights file; a missing file is an error naming the path. */
 export const loadMetaWeights = async (path: string): Promise<MetaWeightsFile> => {

@@ -42,6 +42,13 @@ export interface GradientTransformation<S, P extends Params = Params> {
    */
   update(updates: P, state: S, ctx: UpdateContext<P>): [P, S];
   /**
+   * Optional host work that `update` needs before it runs and that must read the device (K-FAC's
+   * float64 factor inversions), done with asynchronous reads: the training step awaits it with the
+   * update's context and passes the state it returns to `update`, which then reads nothing (webgpu
+   * under Deno has no synchronous read). A caller that skips it gets `update`'s own fallback.
+   */
+  prepare?(state: S, ctx: UpdateContext<P>): Promise<S>;
+  /**
    * Optional per-step numbers for the log (e.g. MLHF's safeguard: `rejected`, `mu`), as scalar
    * tensors taken from the state `update` returned: the training step reads them in the same host
    * read as the loss, so they cost no extra sync. The tensors belong to the state.
@@ -74,6 +81,17 @@ export const chain = <P extends Params>(
     });
     return [u, next];
   },
+  ...(ts.some((t) => t.prepare)
+    ? {
+      prepare: async (state: unknown[], ctx: UpdateContext<P>) => {
+        const next: unknown[] = [];
+        for (const [i, t] of ts.entries()) {
+          next.push(t.prepare ? await t.prepare(state[i], ctx) : state[i]);
+        }
+        return next;
+      },
+    }
+    : {}),
   ...(ts.some((t) => t.diagnostics)
     ? {
       diagnostics: (state: unknown[]) =>
@@ -94,13 +112,26 @@ export const stateTensors = (s: unknown): tf.Tensor[] => {
   return out;
 };
 
-/** True when every float32 tensor inside the values (trees, states, scalars) is finite. */
-export const allFiniteTensors = (...values: unknown[]): boolean =>
-  tf.tidy(() =>
-    values.flatMap((v) => stateTensors(v)).every((t) =>
-      t.dtype !== "float32" || tf.all(tf.isFinite(t)).dataSync()[0] === 1
-    )
-  );
+/**
+ * True when every float32 tensor inside the values (trees, states, scalars) is finite: one
+ * device-side reduction, read with one `await`.
+ */
+export const allFiniteTensors = async (...values: unknown[]): Promise<boolean> => {
+  const flag = allFiniteFlag(...values);
+  try {
+    return (await flag.data())[0] === 1;
+  } finally {
+    flag.dispose();
+  }
+};
+
+/** A bool scalar on the device: every float32 entry inside the values is finite (no NaN, ±∞). */
+export const allFiniteFlag = (...values: unknown[]): tf.Scalar =>
+  tf.tidy(() => {
+    const alls = values.flatMap((v) => stateTensors(v)).filter((t) => t.dtype === "float32")
+      .map((t) => tf.all(tf.isFinite(t)));
+    return (alls.length ? tf.all(tf.stack(alls)) : tf.scalar(true, "bool")) as tf.Scalar;
+  });
 
 /** Disposes every tensor of a state that is not also in `keep` (e.g. the new state). */
 export const disposeState = (s: unknown, keep: unknown = null): void => {

@@ -3,7 +3,8 @@
  * `finiteFlag` reduces every float32 tensor of some values (parameters, optimizer state, …) to one
  * scalar for the caller to read in the same host sync as a number it reads anyway (the step's
  * loss). Only when the flag says non-finite does `nonFinitePath` (slow: one read per tensor) find
- * which tensor, by its path in the tree; it is the authority (see `finiteFlag`).
+ * which tensor, by its path in the tree; it is the authority (see `finiteFlag`). Both read
+ * asynchronously (webgpu under Deno has no synchronous read).
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -25,20 +26,27 @@ export const finiteFlag = (...values: unknown[]): tf.Scalar =>
       : tf.scalar(1);
   });
 
-const isFiniteTensor = (t: tf.Tensor): boolean =>
-  t.dtype !== "float32" || tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0] === 1);
+const isFiniteTensor = async (t: tf.Tensor): Promise<boolean> => {
+  if (t.dtype !== "float32") return true;
+  const all = tf.tidy(() => tf.all(tf.isFinite(t)));
+  try {
+    return (await all.data())[0] === 1;
+  } finally {
+    all.dispose();
+  }
+};
 
 /**
  * The path ("w1", "0/rnn/dense/kernel/lambda/c/0") of the first float32 tensor inside `value` that
  * holds a NaN or ±∞, in depth-first key order; "" when `value` itself is that tensor; null when
  * all are finite. Reads each tensor it visits: only for after a `finiteFlag` said non-finite.
  */
-export const nonFinitePath = (value: unknown): string | null => {
-  const walk = (x: unknown, path: string[]): string | null => {
-    if (x instanceof tf.Tensor) return isFiniteTensor(x) ? null : path.join("/");
+export const nonFinitePath = (value: unknown): Promise<string | null> => {
+  const walk = async (x: unknown, path: string[]): Promise<string | null> => {
+    if (x instanceof tf.Tensor) return (await isFiniteTensor(x)) ? null : path.join("/");
     if (x === null || typeof x !== "object") return null;
     for (const [k, v] of Object.entries(x)) {
-      const found = walk(v, [...path, k]);
+      const found = await walk(v, [...path, k]);
       if (found !== null) return found;
     }
     return null;
@@ -50,11 +58,11 @@ export const nonFinitePath = (value: unknown): string | null => {
  * The first non-finite tensor among named values, as "<name><sep><path>" (e.g. "params/w1",
  * "optimizer state rnn/dense/kernel/lambda/c/0"), or null when all are finite.
  */
-export const describeNonFinite = (
+export const describeNonFinite = async (
   named: readonly (readonly [name: string, value: unknown, sep?: string])[],
-): string | null => {
+): Promise<string | null> => {
   for (const [name, value, sep = " "] of named) {
-    const path = nonFinitePath(value);
+    const path = await nonFinitePath(value);
     if (path !== null) return path === "" ? name : `${name}${sep}${path}`;
   }
   return null;

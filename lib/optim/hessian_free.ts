@@ -3,16 +3,17 @@
  * Levenberg–Marquardt heuristic (docs/algorithm.md#levenberg-marquardt-rule). Each step solves
  * (G + λI)x = g with K iterations of CG (P ≡ 1) warm started from the previous solution, then
  * θ ← θ − η·x. Needs `ctx.curvature`; the LM variant also needs `ctx.model`, `ctx.lossFn` and
- * `ctx.batch` to measure ρ on the previous batch.
+ * `ctx.batch` to measure ρ on the previous batch. LM's λ, ρ, ℓ and q stay on the device (float32
+ * scalars): a step reads nothing back.
  * @module
  */
 import { tf } from "../_deps.ts";
 import { type Params, scale, sub, vdot, zerosLike } from "../tree.ts";
 import { conjugateGradient, dampedOperator } from "../solvers/cg.ts";
 import {
-  levenbergMarquardtDamping,
-  predictedReduction,
-  reductionRatio,
+  levenbergMarquardtDampingOnDevice,
+  predictedReductionOnDevice,
+  reductionRatioOnDevice,
 } from "../solvers/levenberg_marquardt.ts";
 import type { GradientTransformation, UpdateContext } from "./base.ts";
 import type { Batch, GaussNewton } from "../curvature/gauss_newton.ts";
@@ -39,14 +40,14 @@ export interface HessianFreeOptions {
 export interface HessianFreeState<P extends Params> {
   /** The last CG solution x (x₀ of the next solve with `xInit: 'previous'`). */
   readonly xPrev: P;
-  /** λ, the current damping. */
-  readonly lambda: number;
+  /** λ, the current damping (a number when fixed, a scalar tensor with LM). */
+  readonly lambda: number | tf.Scalar;
   /** LM bookkeeping from the previous step (absent before the first step). */
   readonly prevBatch?: Batch;
   /** ℓ_{t−1}, the loss on the previous batch before the step. */
-  readonly prevLoss?: number;
+  readonly prevLoss?: tf.Scalar;
   /** q_{t−1}, the quadratic model's predicted change for the previous step. */
-  readonly prevQ?: number;
+  readonly prevQ?: tf.Scalar;
 }
 
 /** The step's curvature from `ctx`, or an error naming `who` when the caller built none. */
@@ -64,7 +65,10 @@ export const requireCurvature = <P extends Params>(
 export const hessianFree = <P extends Params>(
   o: HessianFreeOptions,
 ): GradientTransformation<HessianFreeState<P>, P> => ({
-  init: (params) => ({ xPrev: zerosLike(params), lambda: o.damping }),
+  init: (params) => ({
+    xPrev: zerosLike(params),
+    lambda: o.lmDecay === undefined ? o.damping : tf.scalar(o.damping),
+  }),
   update: (g, state, ctx) => {
     const curv = requireCurvature(ctx, "hessianFree");
     let lambda = state.lambda;
@@ -72,17 +76,15 @@ export const hessianFree = <P extends Params>(
       if (!ctx.model || !ctx.lossFn || !ctx.batch) {
         throw new Error("hessianFree (LM): ctx.model, ctx.lossFn and ctx.batch are required");
       }
-      let rho = 0.5;
+      let rho = tf.scalar(0.5);
       if (state.prevBatch && state.prevLoss !== undefined && state.prevQ !== undefined) {
         const model = ctx.model, lossFn = ctx.lossFn, prev = state.prevBatch;
-        const now = tf.tidy(() => {
-          const out = model(plain, ctx.params, prev.x);
-          const z = out instanceof tf.Tensor ? out : out.output;
-          return lossFn.value(z, prev.y).dataSync()[0];
-        });
-        rho = reductionRatio(now, state.prevLoss, state.prevQ);
+        const out = model(plain, ctx.params, prev.x);
+        const now = lossFn.value(out instanceof tf.Tensor ? out : out.output, prev.y);
+        rho = reductionRatioOnDevice(now, state.prevLoss, state.prevQ);
       }
-      lambda = levenbergMarquardtDamping(lambda, rho, o.lmDecay);
+      const lambda0 = typeof lambda === "number" ? tf.scalar(lambda) : lambda;
+      lambda = levenbergMarquardtDampingOnDevice(lambda0, rho, o.lmDecay);
     }
     const x0 = o.xInit === "zero" ? zerosLike(g) : o.xInit === "gradient" ? g : state.xPrev;
     const { x, r } = conjugateGradient(dampedOperator(curv.product, lambda), g, {
@@ -91,15 +93,13 @@ export const hessianFree = <P extends Params>(
     });
     const updates = scale(x, -o.learningRate);
     if (o.lmDecay === undefined) return [updates, { xPrev: x, lambda }];
-    const gx = vdot(g, x).dataSync()[0];
-    const xAx = vdot(x, sub(g, r)).dataSync()[0];
     const batch = ctx.batch!;
     return [updates, {
       xPrev: x,
       lambda,
       prevBatch: { x: batch.x.clone(), y: batch.y.clone() },
-      prevLoss: curv.loss.dataSync()[0],
-      prevQ: predictedReduction(o.learningRate, gx, xAx),
+      prevLoss: curv.loss.clone(),
+      prevQ: predictedReductionOnDevice(o.learningRate, vdot(g, x), vdot(x, sub(g, r))),
     }];
   },
 });

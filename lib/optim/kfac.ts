@@ -136,6 +136,14 @@ export interface KfacState<P extends Params = Params> {
   } | null;
   /** Momentum buffer v, shaped like the parameters. */
   readonly velocity: P;
+  /**
+   * This step's factors and inverses, computed by `prepare` (the host inversion, read
+   * asynchronously) and consumed by the next `update`; never in a state `update` returns.
+   */
+  readonly pending?: {
+    readonly blocks: NonNullable<KfacState["blocks"]>;
+    readonly emaWeight: number;
+  };
 }
 
 /**
@@ -195,31 +203,23 @@ export const kfacLayout = <P extends Params>(
 };
 
 /**
- * One sample ŷ_b ~ Categorical(softmax(z_b)) per row of the logits z ∈ ℝ^{B×C}, as one-hot rows
- * (inverse-CDF sampling in float64 with `uniform(key, B)`; deterministic on every backend).
+ * One sample ŷ_b ~ Categorical(softmax(z_b)) per row of the logits z ∈ ℝ^{B×C}, as one-hot rows:
+ * inverse-CDF sampling on the device (no host read) with `uniform(key, B)` drawn on the host, so
+ * deterministic per key. ŷ_b is the first class whose cumulative weight Σ_{j≤c} e^{z_j − max z}
+ * exceeds u_b times the total (float32: only a u_b within rounding of a class boundary can pick
+ * differently on another backend).
  */
 export const sampleCategorical = (logits: tf.Tensor, key: Key): tf.Tensor2D => {
   const [b, c] = logits.shape;
-  const z = logits.dataSync();
-  const r = uniform(key, b);
-  const out = new Float32Array(b * c);
-  for (let i = 0; i < b; i++) {
-    let max = -Infinity;
-    for (let j = 0; j < c; j++) max = Math.max(max, z[i * c + j]);
-    let total = 0;
-    for (let j = 0; j < c; j++) total += Math.exp(z[i * c + j] - max);
-    const target = r[i] * total;
-    let acc = 0, pick = c - 1;
-    for (let j = 0; j < c; j++) {
-      acc += Math.exp(z[i * c + j] - max);
-      if (target < acc) {
-        pick = j;
-        break;
-      }
-    }
-    out[i * c + pick] = 1;
-  }
-  return tf.tensor2d(out, [b, c]);
+  const r = Float32Array.from(uniform(key, b));
+  return tf.tidy(() => {
+    const cum = tf.cumsum(tf.exp(tf.sub(logits, tf.max(logits, 1, true))), 1);
+    const target = tf.mul(tf.tensor2d(r, [b, 1]), tf.slice(cum, [0, c - 1], [b, 1]));
+    // Classes whose cumulative weight is ≤ the target come before the pick (cum is nondecreasing).
+    const before = tf.sum(tf.cast(tf.lessEqual(cum, target), "int32"), 1);
+    const pick = tf.minimum(before, tf.scalar(c - 1, "int32")) as tf.Tensor1D;
+    return tf.cast(tf.oneHot(pick, c), "float32") as tf.Tensor2D;
+  });
 };
 
 /** The trace-norm π = √((tr A / dim A) / (tr G / dim G)) (1 where a trace is not positive). */
@@ -372,6 +372,107 @@ export const kfac = <P extends Params>(
     throw new RangeError("kfac: covEmaDecay must be in [0, 1)");
   }
   if (!(o.damping > 0)) throw new RangeError("kfac: damping must be positive");
+  type Blocks = NonNullable<KfacState["blocks"]>;
+  /** The covariance part of step `state.step`: its factors (EMA) and EMA weight, on the device. */
+  const covariances = (
+    state: KfacState<P>,
+    ctx: UpdateContext<P>,
+  ): { blocks: KfacState["blocks"]; emaWeight: number } => {
+    const t = state.step;
+    let blocks = state.blocks;
+    let emaWeight = state.emaWeight;
+
+    if (blocks === null || t % o.covUpdateEvery === 0) {
+      // Taps from ctx.curvature belong to the caller; only a linearization made here is freed.
+      let taps: LayerTaps<P>;
+      let release = () => {};
+      if (hasLayerTaps<P>(ctx.curvature)) taps = ctx.curvature;
+      else if (ctx.model && ctx.batch) {
+        const own = linearizeTaps(ctx.model, ctx.params, ctx.batch.x);
+        taps = own;
+        release = own.dispose;
+      } else {
+        throw new Error(
+          "kfac: needs ctx.curvature exposing ops and vjpWithOpCotangents, or ctx.model and " +
+            "ctx.batch",
+        );
+      }
+      try {
+        const layout = layoutOf(taps, ctx.params);
+        const old = blocks ?? zeroBlocks(layout, ctx.params);
+        if (!sameLayout(old, layout)) {
+          if (blocks === null) tf.dispose(old as unknown as tf.TensorContainer);
+          throw new Error("kfac: the model's layers differ from those registered in the state");
+        }
+        const key = ctx.key ?? foldIn(keyFromSeed(o.seed), t);
+        const s = statistics(taps, layout, key);
+        const d = o.covEmaDecay, w = emaWeight;
+        const next = {
+          kron: old.kron.map((b, i) => {
+            const r = {
+              ...b,
+              a: ema(b.a, s.kron[i].a, d, w) as tf.Tensor2D,
+              g: ema(b.g, s.kron[i].g, d, w) as tf.Tensor2D,
+            };
+            tf.dispose([s.kron[i].a, s.kron[i].g]);
+            return r;
+          }),
+          diag: old.diag.map((b, i) => {
+            const r = { ...b, f: ema(b.f, s.diag[i], d, w) };
+            s.diag[i].dispose();
+            return r;
+          }),
+        };
+        if (blocks === null) {
+          // Fresh zero blocks were never part of any state: only the inverses survive.
+          old.kron.forEach((b) => tf.dispose([b.a, b.g]));
+          old.diag.forEach((b) => b.f.dispose());
+        }
+        blocks = next;
+        emaWeight = d * w + (1 - d);
+      } finally {
+        release();
+      }
+    }
+    return { blocks, emaWeight };
+  };
+
+  /**
+   * The inversion part: fresh damped inverses of `current`'s factors from their values (`values[i]`
+   * = [A, G] of block i), in float64 on the host. On failure this step's new factors are freed.
+   */
+  const withInverses = (
+    current: Blocks,
+    values: readonly (readonly [ArrayLike<number>, ArrayLike<number>])[],
+    stored: KfacState["blocks"],
+  ): Blocks => {
+    let inverses: ReturnType<typeof dampedFactorInverses>[];
+    try {
+      inverses = current.kron.map((b, i) =>
+        dampedFactorInverses(
+          values[i][0],
+          values[i][1],
+          aDim(b),
+          b.out,
+          o.damping,
+          b.locations,
+          o.maxFactorDim,
+        )
+      );
+    } catch (e) {
+      disposeState(current, stored); // this step's new factors
+      throw e;
+    }
+    const fresh = current.kron.map((b, i) => ({
+      ...b,
+      aInv: tf.tensor2d(Float32Array.from(inverses[i].aInv), [aDim(b), aDim(b)]),
+      gInv: tf.tensor2d(Float32Array.from(inverses[i].gInv), [b.out, b.out]),
+    }));
+    // Inverses of never-stored zero blocks (first update without a layout) are not in `state`.
+    if (stored === null) current.kron.forEach((b) => tf.dispose([b.aInv, b.gInv]));
+    return { kron: fresh, diag: current.diag };
+  };
+
   return {
     init: (params) => ({
       step: 0,
@@ -379,91 +480,45 @@ export const kfac = <P extends Params>(
       blocks: options.layout ? zeroBlocks(options.layout, params) : null,
       velocity: zerosLike(params),
     }),
+    // A step that inverts: its factors, read with one await, and their inverses, ahead of `update`.
+    prepare: async (state, ctx) => {
+      if (state.pending || state.step % o.invertEvery !== 0) return state;
+      const { blocks, emaWeight } = covariances(state, ctx);
+      const current = blocks!;
+      let values: [Float32Array, Float32Array][];
+      try {
+        values = await Promise.all(
+          current.kron.map(async (b) =>
+            [await b.a.data(), await b.g.data()] as [Float32Array, Float32Array]
+          ),
+        );
+      } catch (e) {
+        disposeState(current, state.blocks);
+        throw e;
+      }
+      return {
+        ...state,
+        pending: { blocks: withInverses(current, values, state.blocks), emaWeight },
+      };
+    },
     update: (grads, state, ctx: UpdateContext<P>) => {
       const t = state.step;
-      let blocks = state.blocks;
-      let emaWeight = state.emaWeight;
-
-      if (blocks === null || t % o.covUpdateEvery === 0) {
-        // Taps from ctx.curvature belong to the caller; only a linearization made here is freed.
-        let taps: LayerTaps<P>;
-        let release = () => {};
-        if (hasLayerTaps<P>(ctx.curvature)) taps = ctx.curvature;
-        else if (ctx.model && ctx.batch) {
-          const own = linearizeTaps(ctx.model, ctx.params, ctx.batch.x);
-          taps = own;
-          release = own.dispose;
-        } else {
-          throw new Error(
-            "kfac: needs ctx.curvature exposing ops and vjpWithOpCotangents, or ctx.model and " +
-              "ctx.batch",
+      let blocks: Blocks, emaWeight: number;
+      if (state.pending) ({ blocks, emaWeight } = state.pending);
+      else {
+        // Without `prepare` (direct callers on backends that read synchronously): the same
+        // covariance update and, every invertEvery steps, the inversion on synchronously read
+        // factors. The training step always prepares (tests/no_sync_reads_test.ts).
+        const c = covariances(state, ctx);
+        blocks = c.blocks!;
+        emaWeight = c.emaWeight;
+        if (t % o.invertEvery === 0) {
+          blocks = withInverses(
+            blocks,
+            blocks.kron.map((b) => [b.a.dataSync(), b.g.dataSync()] as const),
+            state.blocks,
           );
         }
-        try {
-          const layout = layoutOf(taps, ctx.params);
-          const old = blocks ?? zeroBlocks(layout, ctx.params);
-          if (!sameLayout(old, layout)) {
-            if (blocks === null) tf.dispose(old as unknown as tf.TensorContainer);
-            throw new Error("kfac: the model's layers differ from those registered in the state");
-          }
-          const key = ctx.key ?? foldIn(keyFromSeed(o.seed), t);
-          const s = statistics(taps, layout, key);
-          const d = o.covEmaDecay, w = emaWeight;
-          const next = {
-            kron: old.kron.map((b, i) => {
-              const r = {
-                ...b,
-                a: ema(b.a, s.kron[i].a, d, w) as tf.Tensor2D,
-                g: ema(b.g, s.kron[i].g, d, w) as tf.Tensor2D,
-              };
-              tf.dispose([s.kron[i].a, s.kron[i].g]);
-              return r;
-            }),
-            diag: old.diag.map((b, i) => {
-              const r = { ...b, f: ema(b.f, s.diag[i], d, w) };
-              s.diag[i].dispose();
-              return r;
-            }),
-          };
-          if (blocks === null) {
-            // Fresh zero blocks were never part of any state: only the inverses survive.
-            old.kron.forEach((b) => tf.dispose([b.a, b.g]));
-            old.diag.forEach((b) => b.f.dispose());
-          }
-          blocks = next;
-          emaWeight = d * w + (1 - d);
-        } finally {
-          release();
-        }
-      }
-
-      if (t % o.invertEvery === 0) {
-        const current = blocks;
-        let inverses: ReturnType<typeof dampedFactorInverses>[];
-        try {
-          inverses = current.kron.map((b) =>
-            dampedFactorInverses(
-              b.a.dataSync(),
-              b.g.dataSync(),
-              aDim(b),
-              b.out,
-              o.damping,
-              b.locations,
-              o.maxFactorDim,
-            )
-          );
-        } catch (e) {
-          disposeState(current, state.blocks); // this step's new factors
-          throw e;
-        }
-        const fresh = current.kron.map((b, i) => ({
-          ...b,
-          aInv: tf.tensor2d(Float32Array.from(inverses[i].aInv), [aDim(b), aDim(b)]),
-          gInv: tf.tensor2d(Float32Array.from(inverses[i].gInv), [b.out, b.out]),
-        }));
-        // Inverses of never-stored zero blocks (first update without a layout) are not in `state`.
-        if (state.blocks === null) current.kron.forEach((b) => tf.dispose([b.aInv, b.gInv]));
-        blocks = { kron: fresh, diag: current.diag };
       }
 
       const direction = precondition(grads, blocks, o.damping);

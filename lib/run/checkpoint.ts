@@ -14,7 +14,7 @@ import { writeFileAtomic } from "./atomic.ts";
 import {
   decodeTree,
   describeDecodeErrors,
-  encodeTree,
+  encodeTreeAsync,
   TensorFileError,
   type TreeValue,
 } from "./tensor_file.ts";
@@ -89,7 +89,7 @@ export const saveCheckpoint = async (
     throw new RangeError("saveCheckpoint: keepLast needs a step to name the per-step files");
   }
   const meta: CheckpointMeta = { name, step: step ?? null, savedAt: new Date().toISOString() };
-  const bytes = encodeTree(CHECKPOINT_KIND, payload, meta);
+  const bytes = await encodeTreeAsync(CHECKPOINT_KIND, payload, meta);
   await Deno.mkdir(dir, { recursive: true });
   if (keepLast > 0) {
     await writeFileAtomic(checkpointPath(dir, name, step), bytes);

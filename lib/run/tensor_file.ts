@@ -192,6 +192,7 @@ const encodeWithTree = (
   meta: unknown,
   entries: readonly TensorEntry[],
   tree: Skeleton | undefined,
+  read?: readonly tf.TypedArray[],
 ): Uint8Array => {
   assertJson(meta, "meta");
   const seen = new Set<string>();
@@ -228,7 +229,7 @@ const encodeWithTree = (
   view.setUint32(12, headerBytes.length, true);
   out.set(headerBytes, PREFIX_BYTES);
   entries.forEach(({ tensor }, i) => {
-    const raw = tensor.dataSync() as Float32Array | Int32Array | Uint8Array;
+    const raw = (read?.[i] ?? tensor.dataSync()) as Float32Array | Int32Array | Uint8Array;
     // The cpu backend's Cast of a bool tensor to float32 keeps its byte array under the float32
     // dtype (docs/tfjs-notes.md#memory): convert, so every record holds its 4-byte values.
     const values = raw instanceof Uint8Array
@@ -531,6 +532,20 @@ export const unflattenTree = (
 export const encodeTree = (kind: string, value: TreeValue, meta: unknown = null): Uint8Array => {
   const { skeleton, entries } = flattenTree(value);
   return encodeWithTree(kind, meta, entries, skeleton);
+};
+
+/**
+ * {@link encodeTree} with every tensor read by `await t.data()` first: what a backend without
+ * synchronous reads (webgpu under Deno) needs.
+ */
+export const encodeTreeAsync = async (
+  kind: string,
+  value: TreeValue,
+  meta: unknown = null,
+): Promise<Uint8Array> => {
+  const { skeleton, entries } = flattenTree(value);
+  const read = await Promise.all(entries.map(({ tensor }) => tensor.data()));
+  return encodeWithTree(kind, meta, entries, skeleton, read);
 };
 
 /** What `decodeTree` returns: the caller owns (and disposes) the tensors inside `value`. */

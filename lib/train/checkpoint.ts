@@ -46,7 +46,7 @@ export const saveRunState = async (
   identity: string,
   s: RunState,
 ): Promise<string> => {
-  if (!allFiniteTensors(s.params, s.optimizer, s.batchNorm)) {
+  if (!(await allFiniteTensors(s.params, s.optimizer, s.batchNorm))) {
     throw new Error(`step ${s.step}: not saving non-finite parameters or optimizer state`);
   }
   const payload = {

@@ -31,24 +31,31 @@ export interface EvaluateOptions {
   readonly maxExamples?: number;
 }
 
-/** Sum of CE and number correct on one host batch. */
-const scoreBatch = (
+/** Sum of CE and number correct on one host batch, read with one `await` (no synchronous read). */
+const scoreBatch = async (
   model: AnyModel,
   params: Params,
   state: Params,
   source: Source<unknown>,
   x: Float32Array,
   y: Int32Array,
-): { lossSum: number; correct: number } =>
-  tf.tidy(() => {
-    const n = y.length;
+): Promise<{ lossSum: number; correct: number }> => {
+  const n = y.length;
+  const both = tf.tidy(() => {
     const xs = tf.tensor4d(x.subarray(0, n * imageSize(source.shape)), [n, ...source.shape]);
     const labels = tf.tensor1d(y, "int32");
     const z = model.applyInference(plain, params, state, xs);
     const loss = softmaxCrossEntropy.value(z, tf.oneHot(labels, z.shape[1]!).toFloat());
     const correct = tf.sum(tf.cast(tf.equal(tf.argMax(z, -1), labels), "float32"));
-    return { lossSum: loss.dataSync()[0] * n, correct: correct.dataSync()[0] };
+    return tf.stack([loss, correct]);
   });
+  try {
+    const [loss, correct] = await both.data();
+    return { lossSum: loss * n, correct };
+  } finally {
+    both.dispose();
+  }
+};
 
 /** Evaluates the model on a source; creates no lasting tensors. */
 export const evaluate = async (
@@ -63,9 +70,9 @@ export const evaluate = async (
   const x = new Float32Array(batchSize * size);
   let y: number[] = [];
   let lossSum = 0, correct = 0, examples = 0;
-  const flush = () => {
+  const flush = async () => {
     if (!y.length) return;
-    const s = scoreBatch(model, params, state, source, x, Int32Array.from(y));
+    const s = await scoreBatch(model, params, state, source, x, Int32Array.from(y));
     lossSum += s.lossSum;
     correct += s.correct;
     examples += y.length;
@@ -77,9 +84,9 @@ export const evaluate = async (
     if (ex === null) continue;
     x.set(ex.image, y.length * size);
     y.push(ex.label);
-    if (y.length === batchSize) flush();
+    if (y.length === batchSize) await flush();
   }
-  flush();
+  await flush();
   if (examples === 0) throw new RangeError(`${source.name}: no examples to evaluate`);
   return { loss: lossSum / examples, accuracy: correct / examples, examples };
 };

@@ -360,7 +360,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       if (!window) break;
       const k = rank === 0 ? foldIn(key, 3) : foldIn(foldIn(key, 5), rank);
       const mean = comm ? (ts: readonly tf.Tensor[]) => allreduceMean(ts, comm) : undefined;
-      const r = metaIteration(pr, o, state, window, foldIn(k, state.iteration), mean);
+      const r = await metaIteration(pr, o, state, window, foldIn(k, state.iteration), mean);
       tf.dispose(window.flatMap((b) => [b.x, b.y]));
       state = r.state;
       last = r.diagnostics;

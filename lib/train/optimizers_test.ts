@@ -27,7 +27,7 @@ import {
   resolveSettings,
 } from "./optimizers.ts";
 import { resolveMetaWeights } from "./problem.ts";
-import { trainStep } from "./step.ts";
+import { trainStepSync } from "../../tests/_util/step.ts";
 import { weightDecayFor } from "./weight_decay.ts";
 
 await useTestBackend();
@@ -195,7 +195,7 @@ Deno.test("weight decay: MLHF and HF steps see the cross-entropy gradient only",
         let params: Params = mapTree(net.params, (x) => x.clone());
         let state: unknown = t.init(params);
         for (let i = 0; i < 2; i++) {
-          const r: { params: Params; state: unknown; aux: tf.TensorContainer } = trainStep({
+          const r: { params: Params; state: unknown; aux: tf.TensorContainer } = trainStepSync({
             model: net.model as unknown as ModelFn<Params>,
             lossFn: softmaxCrossEntropy,
             optimizer: t,

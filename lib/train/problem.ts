@@ -113,7 +113,7 @@ export const resolveMetaWeights = async (
     if (missing) throw new Error(missing);
   }
   const file = await loadMetaWeights(spec);
-  const bad = nonFinitePath(file.weights);
+  const bad = await nonFinitePath(file.weights);
   if (bad !== null) {
     tf.dispose(metaWeightTensors(file.weights));
     throw new Error(`${spec}: meta-weight ${bad} is not finite (NaN or ±∞): unusable by MLHF`);

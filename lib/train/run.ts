@@ -133,18 +133,20 @@ const disposeLive = (l: Live): void => {
 };
 
 /** One step on a batch: the new live state, the CE loss and batch accuracy. */
-const stepOn = (
+const stepOn = async (
   o: RunOptions,
   opt: BuiltOptimizer,
   live: Live,
   global: { x: tf.Tensor; y: tf.Tensor1D },
   step: number,
-): { loss: number; accuracy: number; finite: boolean; diagnostics: Record<string, number> } => {
+): Promise<
+  { loss: number; accuracy: number; finite: boolean; diagnostics: Record<string, number> }
+> => {
   const dp = o.distributed ? dataParallelStep(o.distributed) : null;
   const [x, labels] = dp ? dp.shard([global.x, global.y]) : [global.x, global.y];
   const y = oneHot(labels as tf.Tensor1D, o.model.numClasses);
   try {
-    const r = trainStep({
+    const r = await trainStep({
       model: o.model.apply,
       lossFn: dp ? dp.loss(softmaxCrossEntropy) : softmaxCrossEntropy,
       optimizer: opt.transform,
@@ -333,9 +335,9 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
     let stopped = false;
     while (pending && step < cap) {
       const t0 = performance.now();
-      let r: ReturnType<typeof stepOn>;
+      let r: Awaited<ReturnType<typeof stepOn>>;
       try {
-        r = stepOn(o, opt, live, pending, step);
+        r = await stepOn(o, opt, live, pending, step);
       } finally {
         disposeBatch(pending);
         pending = null;
@@ -359,7 +361,7 @@ export const trainRun = async (o: RunOptions): Promise<RunResult> => {
       if (!r.finite) {
         // The slow path (one read per tensor) runs only once the step's flag said non-finite;
         // it finds nothing when the flag's sum merely overflowed.
-        const which = describeNonFinite([
+        const which = await describeNonFinite([
           ["params", live.params, "/"],
           ["optimizer state", live.optimizer],
           ["batch-norm statistics", live.batchNorm],

@@ -320,7 +320,9 @@ Deno.test("run: NaN meta-weights stop an MLHF run at step 1, naming the state th
     assert.equal(err.step, 1);
     assert.match(
       err.message,
-      /^mlhf: step 1: optimizer state rnn\/dense\/kernel\/lambda\/c\/0 is not finite after the update; stopped\. No checkpoint had been written\.$/,
+      // A NaN λ makes CG's x NaN in the same step (lib/solvers/cg.ts), so the parameters are the
+      // first poisoned state named.
+      /^mlhf: step 1: params\/layers\/0\/kernel is not finite after the update; stopped\. No checkpoint had been written\.$/,
     );
   } finally {
     tf.dispose(leaves(poisoned));

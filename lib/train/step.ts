@@ -4,6 +4,10 @@
  * everything but the new parameters and state. The previous parameters and state are disposed
  * unless `keepPrevious` is set. With `checkFinite`, whether the new parameters, optimizer state and
  * auxiliary outputs are all finite is reduced on the device and read with the loss (one read).
+ *
+ * The step itself ({@link trainStepDevice}) never reads the device: the loss, accuracy, finite flag
+ * and diagnostics come back as one tensor that {@link trainStep} reads with one `await` (webgpu
+ * under Deno has no synchronous read; tests/no_sync_reads_test.ts checks this).
  * @module
  */
 import { tf } from "../_deps.ts";
@@ -91,64 +95,135 @@ const cloneContainer = (c: tf.TensorContainer): tf.TensorContainer => {
   return c;
 };
 
-/** Arg-max agreement of logits z and targets y, both [B, C] (NaN for other shapes). */
-export const batchAccuracy = (z: tf.Tensor, y: tf.Tensor): number =>
+/**
+ * Arg-max agreement of logits z and targets y, both [B, C], as a device scalar (NaN for other
+ * shapes); the caller owns it.
+ */
+export const batchAccuracy = (z: tf.Tensor, y: tf.Tensor): tf.Scalar =>
   z.rank === 2 && y.rank === 2 && z.shape[0] === y.shape[0] && z.shape[1] === y.shape[1]
-    ? tf.tidy(() =>
-      tf.mean(tf.cast(tf.equal(tf.argMax(z, -1), tf.argMax(y, -1)), "float32")).dataSync()[0]
-    )
-    : NaN;
+    ? tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(z, -1), tf.argMax(y, -1)), "float32")))
+    : tf.scalar(NaN);
 
-/** Runs one step; see the module doc. */
-export const trainStep = <P extends Params, S>(i: StepInputs<P, S>): StepResult<P, S> => {
+/** The step's curvature at θ, wrapped by `i.curvature` when given (data parallelism). */
+const curvatureOf = <P extends Params, S>(i: StepInputs<P, S>): GaussNewton<P> => {
   const linearized = gaussNewtonProduct(i.model, i.lossFn, i.params, i.batch);
-  const gn = i.curvature ? i.curvature(linearized) : linearized;
+  return i.curvature ? i.curvature(linearized) : linearized;
+};
+
+/** A step's tensors before any host read: see {@link trainStepDevice}. */
+export interface StepTensors<P extends Params, S> {
+  /** θ_{t+1}. */
+  readonly params: P;
+  /** The optimizer's next state. */
+  readonly state: S;
+  /** The model's auxiliary outputs, owned by the caller. */
+  readonly aux: tf.TensorContainer;
+  /** [loss, accuracy, finite flag?, ...diagnostics]: what {@link readStep} reads (and frees). */
+  readonly read: tf.Tensor1D;
+  /** The diagnostics' names, in `read`'s order. */
+  readonly names: readonly string[];
+  /** Whether `read` holds the finite flag. */
+  readonly checkFinite: boolean;
+}
+
+/** The update's context for a step whose curvature is `gn`. */
+const contextOf = <P extends Params, S>(i: StepInputs<P, S>, gn: GaussNewton<P>) => ({
+  params: i.params,
+  batch: i.batch,
+  loss: gn.loss,
+  curvature: gn,
+  model: i.model,
+  lossFn: i.lossFn,
+  key: i.key,
+});
+
+/**
+ * The device part of a step from its curvature `gn` (owned by the caller) and the optimizer state
+ * to update (`i.state`, or what `prepare` made of it: the tensors it added and the update does not
+ * carry on are freed too).
+ */
+const updateOnDevice = <P extends Params, S>(
+  i: StepInputs<P, S>,
+  gn: GaussNewton<P>,
+  state: S,
+): StepTensors<P, S> => {
+  let names: string[] = [];
+  const out = tf.tidy(() => {
+    const [u, s] = i.optimizer.update(gn.gradient, state, contextOf(i, gn));
+    const params = applyUpdates(i.params, u);
+    const aux = cloneContainer(gn.aux);
+    // The loss, accuracy, finite flag and diagnostics in one tensor: one host read for all.
+    const diagnostics = i.optimizer.diagnostics?.(s) ?? {};
+    names = Object.keys(diagnostics);
+    const parts = [
+      gn.loss,
+      batchAccuracy(gn.logits, i.batch.y),
+      ...(i.checkFinite ? [finiteFlag(params, s, aux)] : []),
+      ...names.map((k) => diagnostics[k]),
+    ];
+    const read = tf.concat(parts.map((t) => tf.reshape(tf.cast(t, "float32"), [1])));
+    return { params, state: s, aux, read } as unknown as tf.TensorContainer;
+  }) as unknown as { params: P; state: S; aux: tf.TensorContainer; read: tf.Tensor1D };
+  if (state !== i.state) disposeState(state, [i.state, out.state]);
+  if (!i.keepPrevious) {
+    disposeState(i.state, out.state);
+    const keep = new Set(leaves(out.params).map((t) => t.id));
+    leaves(i.params).forEach((t) => keep.has(t.id) || t.dispose());
+  }
+  return { ...out, names, checkFinite: i.checkFinite === true };
+};
+
+/**
+ * Runs one step on the device without reading anything back (so it never waits for the device):
+ * the new parameters and state, and the numbers to log as one tensor for {@link readStep}. An
+ * optimizer with `prepare` (K-FAC) is not prepared here: {@link trainStep} does that.
+ */
+export const trainStepDevice = <P extends Params, S>(i: StepInputs<P, S>): StepTensors<P, S> => {
+  const gn = curvatureOf(i);
   try {
-    const accuracy = batchAccuracy(gn.logits, i.batch.y);
-    let names: string[] = [];
-    const out = tf.tidy(() => {
-      const [u, s] = i.optimizer.update(gn.gradient, i.state, {
-        params: i.params,
-        batch: i.batch,
-        loss: gn.loss,
-        curvature: gn,
-        model: i.model,
-        lossFn: i.lossFn,
-        key: i.key,
-      });
-      const params = applyUpdates(i.params, u);
-      const aux = cloneContainer(gn.aux);
-      // The loss, the finite flag and the diagnostics in one tensor: one host read for all.
-      const diagnostics = i.optimizer.diagnostics?.(s) ?? {};
-      names = Object.keys(diagnostics);
-      const parts = [
-        gn.loss,
-        ...(i.checkFinite ? [finiteFlag(params, s, aux)] : []),
-        ...names.map((k) => diagnostics[k]),
-      ];
-      const read = parts.length > 1 ? tf.concat(parts.map((t) => tf.reshape(t, [1]))) : null;
-      return { params, state: s, aux, read } as unknown as tf.TensorContainer;
-    }) as unknown as { params: P; state: S; aux: tf.TensorContainer; read: tf.Tensor | null };
-    const values = out.read ? out.read.dataSync() : [gn.loss.dataSync()[0]];
-    out.read?.dispose();
-    const loss = values[0], flag = i.checkFinite ? values[1] : 1;
-    const first = i.checkFinite ? 2 : 1;
-    const diagnostics = Object.fromEntries(names.map((k, j) => [k, values[first + j]]));
-    if (!i.keepPrevious) {
-      disposeState(i.state, out.state);
-      const keep = new Set(leaves(out.params).map((t) => t.id));
-      leaves(i.params).forEach((t) => keep.has(t.id) || t.dispose());
-    }
-    return {
-      params: out.params,
-      state: out.state,
-      loss,
-      accuracy,
-      aux: out.aux,
-      diagnostics,
-      finite: flag === 1,
-    };
+    return updateOnDevice(i, gn, i.state);
   } finally {
     gn.dispose();
   }
+};
+
+/** Reads a step's numbers with one `await` (and frees `read`). */
+export const readStep = async <P extends Params, S>(
+  t: StepTensors<P, S>,
+): Promise<StepResult<P, S>> => {
+  let values: Float32Array;
+  try {
+    values = await t.read.data() as Float32Array;
+  } finally {
+    t.read.dispose();
+  }
+  const first = t.checkFinite ? 3 : 2;
+  return {
+    params: t.params,
+    state: t.state,
+    loss: values[0],
+    accuracy: values[1],
+    aux: t.aux,
+    diagnostics: Object.fromEntries(t.names.map((k, j) => [k, values[first + j]])),
+    finite: t.checkFinite ? values[2] === 1 : true,
+  };
+};
+
+/**
+ * Runs one step and reads its numbers with one `await`; see the module doc. An optimizer's
+ * `prepare` (K-FAC's host inversions) is awaited first, with the step's curvature.
+ */
+export const trainStep = async <P extends Params, S>(
+  i: StepInputs<P, S>,
+): Promise<StepResult<P, S>> => {
+  if (!i.optimizer.prepare) return await readStep(trainStepDevice(i));
+  const gn = curvatureOf(i);
+  let pending: StepTensors<P, S>;
+  try {
+    const state = await i.optimizer.prepare(i.state, contextOf(i, gn));
+    pending = updateOnDevice(i, gn, state);
+  } finally {
+    gn.dispose();
+  }
+  return await readStep(pending);
 };

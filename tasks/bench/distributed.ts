@@ -25,7 +25,7 @@ import { disposeState, type GradientTransformation } from "../../lib/optim/base.
 import { hessianFree } from "../../lib/optim/hessian_free.ts";
 import { mlhf } from "../../lib/optim/mlhf/optimizer.ts";
 import { initMetaWeights } from "../../lib/optim/mlhf/meta_weights.ts";
-import { trainStep } from "../../lib/train/step.ts";
+import { trainStepDevice } from "../../lib/train/step.ts";
 import { type Communicator, openCommunicator } from "../../lib/distributed/communicator.ts";
 import { dataParallelStep } from "../../lib/distributed/data_parallel.ts";
 import { allreduceMean } from "../../lib/distributed/reduce.ts";
@@ -68,7 +68,7 @@ const resnet18Row = async (row: string, opts: BenchOptions): Promise<BenchRow> =
   const batch = randomBatch(kx, RESNET18_BATCH, [224, 224, 3], 1001);
   try {
     return await measure(row, () => {
-      const r = trainStep({
+      const r = trainStepDevice({
         model: model.apply,
         lossFn: softmaxCrossEntropy,
         optimizer: opt,
@@ -78,7 +78,7 @@ const resnet18Row = async (row: string, opts: BenchOptions): Promise<BenchRow> =
         key: keyFromSeed(9),
         keepPrevious: true,
       });
-      return [r.params, r.aux] as unknown as tf.TensorContainer;
+      return [r.params, r.aux, r.read] as unknown as tf.TensorContainer;
     }, opts);
   } finally {
     disposeState(state);
@@ -144,7 +144,7 @@ const rows = async (comm: Communicator | null, opts: BenchOptions): Promise<Benc
         row,
         () => {
           comm?.barrier();
-          const r = trainStep({
+          const r = trainStepDevice({
             model: model.apply,
             lossFn: dp ? dp.loss(softmaxCrossEntropy) : softmaxCrossEntropy,
             optimizer: opt,
@@ -155,7 +155,7 @@ const rows = async (comm: Communicator | null, opts: BenchOptions): Promise<Benc
             keepPrevious: true,
             ...(dp ? { curvature: dp.curvature } : {}),
           });
-          return [r.params, r.aux] as unknown as tf.TensorContainer;
+          return [r.params, r.aux, r.read] as unknown as tf.TensorContainer;
         },
         opts,
         n > 1

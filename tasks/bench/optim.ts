@@ -18,6 +18,8 @@ import {
   type BenchSuite,
   measure,
   measureInterleaved,
+  type Timed,
+  untidied,
 } from "../../lib/bench/harness.ts";
 import type { Batch } from "../../lib/curvature/gauss_newton.ts";
 import { randomBatch } from "../../lib/bench/batch.ts";
@@ -33,7 +35,7 @@ import { hessianFree } from "../../lib/optim/hessian_free.ts";
 import { kfac } from "../../lib/optim/kfac.ts";
 import { mlhf } from "../../lib/optim/mlhf/optimizer.ts";
 import { initMetaWeights } from "../../lib/optim/mlhf/meta_weights.ts";
-import { trainStep } from "../../lib/train/step.ts";
+import { trainStep, trainStepDevice } from "../../lib/train/step.ts";
 import { gemmMultiplyAdds } from "../../lib/bench/gemm_count.ts";
 
 const BATCH = 128;
@@ -57,16 +59,19 @@ const measureStep = <S>(
   opts: BenchOptions,
 ): Promise<BenchRow> => measure(row, oneStep(model, params, opt, state, batch), opts);
 
-/** One training step from fixed params and state, returning what it made to read and free. */
+/**
+ * One training step from fixed params and state, returning what it made to read and free. An
+ * optimizer with `prepare` (K-FAC's host inversions, read asynchronously) runs as the training loop
+ * runs it, through `trainStep`: untidied, its new state freed here.
+ */
 const oneStep = <S>(
   model: AnyModel,
   params: Params,
   opt: GradientTransformation<S, Params>,
   state: S,
   batch: Batch,
-) =>
-() => {
-  const out = trainStep({
+): Timed => {
+  const inputs = {
     model: model.apply,
     lossFn: softmaxCrossEntropy,
     optimizer: opt,
@@ -75,8 +80,24 @@ const oneStep = <S>(
     batch,
     key: keyFromSeed(9),
     keepPrevious: true,
-  });
-  return [out.params, out.aux] as unknown as tf.TensorContainer;
+  };
+  if (opt.prepare) {
+    return untidied(async () => {
+      const r = await trainStep(inputs);
+      disposeState(r.state, state);
+      return [r.params, r.aux] as unknown as tf.TensorContainer;
+    });
+  }
+  return () => {
+    const out = trainStepDevice(inputs);
+    // The harness reads the result asynchronously; the step's numbers (`read`) are part of it.
+    return [out.params, out.aux, out.read] as unknown as tf.TensorContainer;
+  };
+};
+
+/** Runs a timed function once, untimed, freeing what it returns (for counting its kernels). */
+const runOnce = async (f: Timed): Promise<void> => {
+  tf.dispose(typeof f === "function" ? tf.tidy(f) : await f.untidied());
 };
 
 /**
@@ -158,9 +179,9 @@ export const optimSuite: BenchSuite = {
               : await measureInterleaved([[row, step], ["sgd", sgdStep]], opts);
             // The work each step must do, counted once (an untimed step under tf.profile).
             sgdMacs = Number.isNaN(sgdMacs)
-              ? await gemmMultiplyAdds(() => tf.dispose(tf.tidy(sgdStep)))
+              ? await gemmMultiplyAdds(() => runOnce(sgdStep))
               : sgdMacs;
-            const macs = await gemmMultiplyAdds(() => tf.dispose(tf.tidy(step)));
+            const macs = await gemmMultiplyAdds(() => runOnce(step));
             const note = `${(r.medianMs / base.medianMs).toFixed(1)}× SGD (${
               base.medianMs.toFixed(0)
             } ms alongside); GEMM multiply-adds ${(macs / 1e9).toFixed(1)} G = ${

@@ -13,7 +13,7 @@ import {
 } from "./kind_map.ts";
 import { mlhf } from "./optimizer.ts";
 import { disposeState } from "../base.ts";
-import { trainStep } from "../../train/step.ts";
+import { trainStepSync } from "../../../tests/_util/step.ts";
 import { softmaxCrossEntropy } from "../../../ops/losses.ts";
 import type { ParamKind } from "../../param_kinds.ts";
 
@@ -82,7 +82,7 @@ Deno.test("kind map: a conv2d/kernel leaf driven by mapped dense/kernel networks
         };
         let state = opt.init(params);
         for (let i = 0; i < 3; i++) {
-          const r = trainStep({
+          const r = trainStepSync({
             model: (nn, p: P, xx) => nn.dense(xx, p.w, p.b),
             lossFn: softmaxCrossEntropy,
             optimizer: opt,

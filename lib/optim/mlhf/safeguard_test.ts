@@ -13,7 +13,7 @@ import { assertAllClose, withNoLeaks } from "../../../tests/_util/numeric.ts";
 import { keyFromSeed, normal } from "../../prng.ts";
 import { leaves, scale, unflatten, vdot } from "../../tree.ts";
 import { disposeState, type GradientTransformation } from "../base.ts";
-import { trainStep } from "../../train/step.ts";
+import { trainStepSync } from "../../../tests/_util/step.ts";
 import { type Batch, gaussNewtonProduct, type ModelFn } from "../../curvature/gauss_newton.ts";
 import { type Loss, softmaxCrossEntropy, squaredError } from "../../../ops/losses.ts";
 import type { ParamKind } from "../../param_kinds.ts";
@@ -83,7 +83,7 @@ const oneStep = <S>(
   lossFn: Loss = softmaxCrossEntropy,
 ) => {
   const state = opt.init(prob.params);
-  const r = trainStep({
+  const r = trainStepSync({
     model: prob.model,
     lossFn,
     optimizer: opt,
@@ -204,7 +204,7 @@ Deno.test("safeguard lm: ten blow-up steps never raise the loss; none's run dive
         const first = lossOf(prob.model, softmaxCrossEntropy, params, prob.batch);
         let worst = first, rejected = 0;
         for (let i = 0; i < 10; i++) {
-          const r = trainStep({
+          const r = trainStepSync({
             model: prob.model,
             lossFn: softmaxCrossEntropy,
             optimizer: opt,
