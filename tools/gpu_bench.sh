@@ -2,7 +2,7 @@
 # The webgpu bench rows on a GPU machine with no Deno and no network, in one command (README
 # "GPU (WebGPU)"). Needs .gpu/ from tools/gpu_prepare.sh (run where there is network), an NVIDIA
 # (or other Vulkan) driver, and xz + dpkg-deb. Usage, from the checkout's root:
-#   tools/gpu_bench.sh [FILTER...]        default filters: core/cudaConvnet optim/cudaConvnet meta/
+#   tools/gpu_bench.sh [FILTER...]        default filters: webgpu/ core/cudaConvnet optim/cudaConvnet meta/
 # Environment: OUT (results folder; default runs/gpu-bench-<UTC time>), RUNS (5), WARMUP (1),
 # VK_DRIVER_FILES (else the NVIDIA ICD is looked for where drivers put it),
 # MLHF_GPU_ALLOW_SOFTWARE=1 (accept a software adapter such as llvmpipe: for trying this script on a
@@ -17,7 +17,7 @@ done
 for c in xz dpkg-deb; do
   command -v "$c" >/dev/null || { echo "tools/gpu_bench.sh: $c is missing (Debian: xz-utils, dpkg)" >&2; exit 2; }
 done
-[ "$#" -gt 0 ] && FILTERS=("$@") || FILTERS=("core/cudaConvnet" "optim/cudaConvnet" "meta/")
+[ "$#" -gt 0 ] && FILTERS=("$@") || FILTERS=("webgpu/" "core/cudaConvnet" "optim/cudaConvnet" "meta/")
 OUT=${OUT:-runs/gpu-bench-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 work=$(mktemp -d "${TMPDIR:-/tmp}/mlhf-gpu.XXXXXX")
