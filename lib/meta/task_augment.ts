@@ -61,6 +61,7 @@ export const toReparameterized = <P extends Params>(theta: P, scales: readonly n
 
 /** A task made concrete: its model (reparameterized), kinds, and batch transform. */
 export interface ConcreteTask {
+  /** The drawn task it makes concrete. */
   readonly spec: TaskSpec;
   /** The model through θ = s·φ. */
   readonly model: ModelFn<Params>;

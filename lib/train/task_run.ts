@@ -114,8 +114,9 @@ export interface TaskDiagnostics extends MetaDiagnostics {
   readonly family: string;
   /** Its batch size. */
   readonly batchSize: number;
-  /** Whether its labels / pixels are permuted. */
+  /** Whether its labels are permuted. */
   readonly permuteLabels: boolean;
+  /** Whether its pixels are permuted. */
   readonly permutePixels: boolean;
   /** Inner steps its trajectory has taken after this window. */
   readonly trajectorySteps: number;
@@ -127,9 +128,13 @@ export interface TaskDiagnostics extends MetaDiagnostics {
 
 /** One trajectory: a task, its φ and MLHF state, and the inner steps taken. */
 export interface Trajectory {
+  /** The task it trains. */
   readonly spec: TaskSpec;
+  /** The optimizee's reparameterized parameters φ. */
   readonly theta: Params;
+  /** MLHF's inner state (carried x, r and LSTM states). */
   readonly inner: MlhfState<Params>;
+  /** Inner steps taken so far. */
   readonly steps: number;
 }
 
@@ -153,10 +158,15 @@ export interface TaskRunState {
 
 /** What a task-mix run produced. */
 export interface TaskRunResult {
+  /** Windows done in all (with those of a resumed run). */
   readonly iterations: number;
+  /** The meta-weights file written. */
   readonly weightsPath: string;
+  /** The JSONL log. */
   readonly logPath: string;
+  /** Wall time of this invocation, seconds. */
   readonly wallSeconds: number;
+  /** The last window's diagnostics (none when no window ran). */
   readonly last?: TaskDiagnostics;
 }
 
