@@ -63,18 +63,12 @@ import type { DataParallel } from "../distributed/data_parallel.ts";
 import { allreduceMean, allreduceMeanNumber } from "../distributed/reduce.ts";
 import { assertIdentical } from "../distributed/consistency.ts";
 
-/** Settings of a meta-training run (`deno task train`). */
-export interface MetaRunConfig {
-  /** The optimizee's model. */
-  readonly model: Model<Params, Params>;
-  /** The model's name (recorded in the weights file). */
-  readonly modelName: string;
-  /** The data set of the optimizee's training batches. */
+/** What every meta-training run (one problem, or a task mix) is told: data, budget, files. */
+export interface MetaRunBase {
+  /** The data set of the optimizee's training batches (its meta-train split). */
   readonly dataset: DatasetName;
   /** Its directory (absent: the embedded MNIST). */
   readonly dataDir?: string;
-  /** The optimizee's batch size. */
-  readonly batchSize: number;
   /** Examples in the shuffle buffer. */
   readonly shuffleBuffer: number;
   /** Meta-iterations (windows) to run in all, counting those of a resumed run. */
@@ -82,7 +76,7 @@ export interface MetaRunConfig {
   /** Passes over the meta-training split (the run stops at whichever of this and `iterations`
    * comes first; absent: no cap). */
   readonly epochs?: number;
-  /** Seed of the initialization, data order, noise and resets. */
+  /** Seed of every random choice: initialization, data order, noise, resets, tasks. */
   readonly seed: number;
   /** Output directory: the log, the checkpoint and the meta-weights file. */
   readonly out: string;
@@ -94,12 +88,22 @@ export interface MetaRunConfig {
   readonly options: MetaTrainOptions;
   /** The command line, recorded in the weights file. */
   readonly command: string;
-  /** Called with each iteration's diagnostics (after logging). */
-  readonly onIteration?: (d: MetaDiagnostics) => void;
   /** Stop (as if killed) after this many iterations of this process: for tests. */
   readonly stopAfter?: number;
   /** No progress line or messages. */
   readonly quiet?: boolean;
+}
+
+/** Settings of a meta-training run on one problem (`deno task train`). */
+export interface MetaRunConfig extends MetaRunBase {
+  /** The optimizee's model. */
+  readonly model: Model<Params, Params>;
+  /** The model's name (recorded in the weights file). */
+  readonly modelName: string;
+  /** The optimizee's batch size. */
+  readonly batchSize: number;
+  /** Called with each iteration's diagnostics (after logging). */
+  readonly onIteration?: (d: MetaDiagnostics) => void;
   /** Data-parallel meta-training over MPI ranks (see the module doc). */
   readonly distributed?: DataParallel;
 }

@@ -187,16 +187,11 @@ export const trainStepDevice = <P extends Params, S>(i: StepInputs<P, S>): StepT
   }
 };
 
-/** Reads a step's numbers with one `await` (and frees `read`). */
-export const readStep = async <P extends Params, S>(
+/** A step's result from its tensors and the values read from `t.read` (however they were read). */
+export const stepResult = <P extends Params, S>(
   t: StepTensors<P, S>,
-): Promise<StepResult<P, S>> => {
-  let values: Float32Array;
-  try {
-    values = await t.read.data() as Float32Array;
-  } finally {
-    t.read.dispose();
-  }
+  values: ArrayLike<number>,
+): StepResult<P, S> => {
   const first = t.checkFinite ? 3 : 2;
   return {
     params: t.params,
@@ -207,6 +202,19 @@ export const readStep = async <P extends Params, S>(
     diagnostics: Object.fromEntries(t.names.map((k, j) => [k, values[first + j]])),
     finite: t.checkFinite ? values[2] === 1 : true,
   };
+};
+
+/** Reads a step's numbers with one `await` (and frees `read`). */
+export const readStep = async <P extends Params, S>(
+  t: StepTensors<P, S>,
+): Promise<StepResult<P, S>> => {
+  let values: Float32Array;
+  try {
+    values = await t.read.data() as Float32Array;
+  } finally {
+    t.read.dispose();
+  }
+  return stepResult(t, values);
 };
 
 /**

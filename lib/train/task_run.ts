@@ -63,11 +63,14 @@ import { PARAM_KINDS, type ParamKind } from "../param_kinds.ts";
 import { kindLeaves } from "../../models/types.ts";
 import { checkBatchFits } from "./batch_fit.ts";
 import { countExamples } from "./problem.ts";
-import { CHECKPOINT, gitCommit, refuseOccupied } from "./meta_run.ts";
+import { CHECKPOINT, gitCommit, type MetaRunBase, refuseOccupied } from "./meta_run.ts";
 import { exists } from "../run/files.ts";
 
-/** Settings of a task-mix meta-training run. */
-export interface TaskRunConfig {
+/**
+ * Settings of a task-mix meta-training run: {@link MetaRunBase}'s (an iteration is a window;
+ * `options.keepProb` is the chance a trajectory continues) and the mix.
+ */
+export interface TaskRunConfig extends MetaRunBase {
   /** The families of the mix (drawn uniformly). */
   readonly mix: readonly TaskFamily[];
   /** The per-task augmentation (its batch sizes replace a single batch size). */
@@ -76,34 +79,8 @@ export interface TaskRunConfig {
   readonly replayPool: number;
   /** Probability that a switch resumes a pooled trajectory rather than a fresh task. */
   readonly replayProb: number;
-  /** The data set (its meta-train split). */
-  readonly dataset: DatasetName;
-  /** Its directory (absent: the embedded MNIST). */
-  readonly dataDir?: string;
-  /** Examples in the shuffle buffer. */
-  readonly shuffleBuffer: number;
-  /** Windows to run in all, counting those of a resumed run. */
-  readonly iterations: number;
-  /** Passes over the split (absent: no cap). */
-  readonly epochs?: number;
-  /** Seed of every random choice. */
-  readonly seed: number;
-  /** Output directory (log, checkpoint, meta-weights file). */
-  readonly out: string;
-  /** Windows between checkpoints. */
-  readonly checkpointEvery: number;
-  /** Continue from the checkpoint in `out`. */
-  readonly resume: boolean;
-  /** The meta-training settings (`keepProb` is the chance a trajectory continues). */
-  readonly options: MetaTrainOptions;
-  /** The command line, recorded in the weights file. */
-  readonly command: string;
   /** Called with each window's diagnostics (after logging). */
   readonly onIteration?: (d: TaskDiagnostics) => void;
-  /** Stop (as if killed) after this many windows of this process: for tests. */
-  readonly stopAfter?: number;
-  /** No progress line or messages. */
-  readonly quiet?: boolean;
 }
 
 /** A window's diagnostics: the meta-iteration's, and the task's. */

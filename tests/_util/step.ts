@@ -8,6 +8,7 @@ import type { Params } from "../../lib/tree.ts";
 import {
   type StepInputs,
   type StepResult,
+  stepResult,
   type StepTensors,
   trainStepDevice,
 } from "../../lib/train/step.ts";
@@ -16,16 +17,7 @@ import {
 export const readStepSync = <P extends Params, S>(t: StepTensors<P, S>): StepResult<P, S> => {
   const values = t.read.dataSync();
   t.read.dispose();
-  const first = t.checkFinite ? 3 : 2;
-  return {
-    params: t.params,
-    state: t.state,
-    loss: values[0],
-    accuracy: values[1],
-    aux: t.aux,
-    diagnostics: Object.fromEntries(t.names.map((k, j) => [k, values[first + j]])),
-    finite: t.checkFinite ? values[2] === 1 : true,
-  };
+  return stepResult(t, values);
 };
 
 /** One training step read synchronously (tests only; see the module doc). */
