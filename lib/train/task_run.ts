@@ -25,7 +25,7 @@ import { leaves, type Params } from "../tree.ts";
 import type { Batch } from "../curvature/gauss_newton.ts";
 import { softmaxCrossEntropy } from "../../ops/losses.ts";
 import { batches as batchStream } from "../data/pipeline.ts";
-import { type DatasetName, openSource } from "../data/dataset.ts";
+import { openSource } from "../data/dataset.ts";
 import { parsePosition, type Position } from "../data/pipeline.ts";
 import { FlagError } from "../cli/flags.ts";
 import {
@@ -46,7 +46,6 @@ import { saveMetaWeights } from "../meta/meta_weights_file.ts";
 import {
   type MetaDiagnostics,
   metaIteration,
-  type MetaTrainOptions,
   type MetaTrainState,
   stateLeaves,
 } from "../meta/meta_train.ts";
