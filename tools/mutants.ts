@@ -55,8 +55,8 @@ export const MUTANTS: readonly Mutant[] = [
   {
     id: "r0-as-rprev",
     file: DIRECTION,
-    from: "rPrev: res.r }",
-    to: "rPrev: res.r0 }",
+    from: "rPrev: res.r,",
+    to: "rPrev: res.r0,",
     description: "r₀ stored as the next step's r_prev (instead of the final r)",
     tests: [DIRECTION_TEST],
   },

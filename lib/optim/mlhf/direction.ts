@@ -399,8 +399,6 @@ export const mlhfDirection = <P extends Params>(
     lambda,
     precond,
     iterations: res.iterations,
-    next: features
-      ? { rnn: nextRnn, xPrev: res.x, rPrev: res.r, features }
-      : { rnn: nextRnn, xPrev: res.x, rPrev: res.r },
+    next: { rnn: nextRnn, xPrev: res.x, rPrev: res.r, ...(features ? { features } : {}) },
   };
 };
