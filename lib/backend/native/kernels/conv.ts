@@ -18,7 +18,7 @@ import { tf } from "../../../_deps.ts";
 import { CONV2D_FILTER_GRAD_KERNEL } from "../../../kernels.ts";
 import type { Blas } from "../blas.ts";
 import { loadDnnl } from "../dnnl.ts";
-import { type ConvPass, type DnnlConv, dnnlConv, dnnlSpatial } from "./conv_dnnl.ts";
+import { type ConvPass, type DnnlConv, dnnlConv, dnnlSpatial, dnnlTakesPass } from "./conv_dnnl.ts";
 import { epilogue } from "./matmul.ts";
 import {
   allFloat32,
@@ -310,7 +310,7 @@ export const setConvEngine = (e: ConvEngine): ConvEngine => {
  * when oneDNN is not loaded or does not take the case (then the kernels use im2col).
  */
 export const onednnImpl = (pass: ConvPass, g: Info): string | null =>
-  dnnlSpatial(g) ? onednn()?.impl(pass, g) ?? null : null;
+  dnnlSpatial(g) && dnnlTakesPass(pass, g) ? onednn()?.impl(pass, g) ?? null : null;
 
 /** oneDNN's convolutions when they are selected and loaded, else null. */
 const active = (): DnnlConv | null => wanted === "onednn" ? onednn() : null;
@@ -338,7 +338,7 @@ const backpropInputAny = (blas: Blas, dy: Float32Array, w: Float32Array, g: Info
 /** dW = conv2dBackpropFilter(x, dy): oneDNN when active and it takes the case, else im2col. */
 const backpropFilterAny = (blas: Blas, x: Float32Array, dy: Float32Array, g: Info) => {
   const d = active();
-  if (d && dnnlSpatial(g)) {
+  if (d && dnnlSpatial(g) && dnnlTakesPass("backwardWeights", g)) {
     const dw = allocF32(sizeOfShape(g.filterShape));
     if (d.backwardWeights(x, dy, g, dw)) return dw;
   }

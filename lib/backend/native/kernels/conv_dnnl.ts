@@ -31,6 +31,19 @@ type Ptr = Deno.PointerObject;
  */
 export const BACKWARD_DATA_PLAIN_MAX_CHANNELS = 4;
 
+/**
+ * Whether oneDNN takes this pass at all: not the filter gradient of a strided 1×1 conv (ResNets'
+ * projection shortcuts). oneDNN 2.6 runs it as `jit_1x1:avx512_core` through its reduce-to-unit-
+ * stride copy, which corrupted the heap on more than one OpenMP thread (segfaults, or glibc's
+ * "corrupted size vs. prev_size" and "malloc(): corrupted top size", in about half the runs of 400
+ * random small geometries and every run of 3000 calls at 3×18×10×6 → 1 channel, stride 2; none in
+ * the same runs without this pass, nor on one thread). im2col takes it: a strided subsample and one
+ * GEMM.
+ */
+export const dnnlTakesPass = (pass: ConvPass, g: Info): boolean =>
+  !(pass === "backwardWeights" && g.filterHeight === 1 && g.filterWidth === 1 &&
+    (g.strideHeight > 1 || g.strideWidth > 1));
+
 /** Cached primitive sets (one per pass and geometry). */
 export const CACHE_ENTRIES = 64;
 
@@ -202,7 +215,7 @@ export const dnnlConv = (dnnl: Dnnl): DnnlConv => {
 
   const entry = (pass: ConvPass, g: Info): Entry | null => {
     const s = dnnlSpatial(g);
-    if (!s) return null;
+    if (!s || !dnnlTakesPass(pass, g)) return null;
     const key = keyOf(pass, g, s);
     let e = cache.get(key);
     if (e === undefined) {

@@ -101,46 +101,145 @@ const KEY_NEG_INF = floatKey(0xff800000 | 0);
  */
 
 /**
- * Max pooling forward values, on order-preserving integer keys with `Math.max` (branch-free). The
- * window loops are written out: through the {@link forEachWindow} callback the same loop measured
- * 2.5× slower.
+ * The window geometry of one output row (image b, output row p), as the row functions below take
+ * it: input rows [h0, h1), and per output column the clipped window columns.
  */
-export const maxPoolValues = (x: Float32Array, g: Info): Float32Array => {
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = g;
-  const top = g.padInfo.top, left = g.padInfo.left;
-  const n = g.batchSize * OH * OW * C;
-  const y = allocF32(n);
-  if (KH === 1 && KW === 1 && OH === H && OW === W) { // the identity (the cpu kernel's shortcut)
-    y.set(x);
-    return y;
-  }
-  const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
-  const yk = new Int32Array(y.buffer, y.byteOffset, n).fill(KEY_NEG_INF);
+interface RowGeometry {
+  readonly H: number;
+  readonly W: number;
+  readonly C: number;
+  readonly OW: number;
+  readonly KW: number;
+  readonly SW: number;
+  readonly left: number;
+}
+
+const rowGeometry = (g: Info): RowGeometry => ({
+  H: g.inHeight,
+  W: g.inWidth,
+  C: g.inChannels,
+  OW: g.outWidth,
+  KW: g.filterWidth,
+  SW: g.strideWidth,
+  left: g.padInfo.left,
+});
+
+/**
+ * Calls `row(b, h0, h1, o)` for every output row (image b, input rows [h0, h1) of its windows, `o`
+ * the offset of its first output pixel).
+ *
+ * The window loops run in a function called once per output row, not in one call over the whole
+ * tensor: V8 tiers a function up by the work it has done, and a kernel called once per training
+ * step (ResNet-18's stem pool) ran its sixth to ninth calls in Maglev's code, 3–4.5× slower than
+ * TurboFan's (`--v8-flags=--no-maglev` removed it; ResNet-18 step: max-pool and its arg-max 144 ms
+ * against 39). A row function is called hundreds of times per kernel call, so it reaches TurboFan
+ * within the first call or two.
+ */
+const forEachOutputRow = (g: Info, row: (b: number, h0: number, h1: number, o: number) => void) => {
+  const { outHeight: OH, outWidth: OW, inChannels: C, inHeight: H } = g;
+  const KH = g.filterHeight, SH = g.strideHeight, top = g.padInfo.top;
   let o = 0;
   for (let b = 0; b < g.batchSize; b++) {
-    for (let p = 0; p < OH; p++) {
+    for (let p = 0; p < OH; p++, o += OW * C) {
       const r = p * SH - top;
-      const h0 = Math.max(0, r), h1 = Math.min(H, r + KH);
-      for (let q = 0; q < OW; q++, o += C) {
-        const cc = q * SW - left;
-        const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
-        for (let ih = h0; ih < h1; ih++) {
-          for (let iw = w0; iw < w1; iw++) {
-            const s = ((b * H + ih) * W + iw) * C;
-            for (let c = 0; c < C; c++) {
-              const v = xi[s + c];
-              let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
-              if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN: below every key (see above)
-              yk[o + c] = Math.max(yk[o + c], k);
-            }
-          }
+      row(b, Math.max(0, r), Math.min(H, r + KH), o);
+    }
+  }
+};
+
+/** One output row of {@link maxPoolValues}: keys into `yk` (filled with −∞'s key before). */
+const maxPoolRow = (
+  xi: Int32Array,
+  yk: Int32Array,
+  r: RowGeometry,
+  b: number,
+  h0: number,
+  h1: number,
+  o0: number,
+) => {
+  const { H, W, C, OW, KW, SW, left } = r;
+  for (let q = 0, o = o0; q < OW; q++, o += C) {
+    const cc = q * SW - left;
+    const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
+    for (let ih = h0; ih < h1; ih++) {
+      for (let iw = w0; iw < w1; iw++) {
+        const s = ((b * H + ih) * W + iw) * C;
+        for (let c = 0; c < C; c++) {
+          const v = xi[s + c];
+          let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
+          if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN: below every key (see above)
+          yk[o + c] = Math.max(yk[o + c], k);
         }
       }
     }
   }
+};
+
+/**
+ * Max pooling forward values, on order-preserving integer keys with `Math.max` (branch-free). The
+ * window loops are written out: through the {@link forEachWindow} callback the same loop measured
+ * 2.5× slower; they run one output row per call ({@link forEachOutputRow}).
+ */
+export const maxPoolValues = (x: Float32Array, g: Info): Float32Array => {
+  const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW } = g;
+  const n = g.batchSize * OH * OW * g.inChannels;
+  const y = allocF32(n);
+  if (g.filterHeight === 1 && g.filterWidth === 1 && OH === H && OW === W) { // the identity
+    y.set(x); // (the cpu kernel's shortcut)
+    return y;
+  }
+  const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
+  const yk = new Int32Array(y.buffer, y.byteOffset, n).fill(KEY_NEG_INF);
+  const r = rowGeometry(g);
+  forEachOutputRow(g, (b, h0, h1, o) => maxPoolRow(xi, yk, r, b, h0, h1, o));
   for (let i = 0; i < n; i++) yk[i] = keyBits(yk[i]);
   return y;
+};
+
+/**
+ * One output row of {@link firstMaxPositions}; returns false when a window of the row lies entirely
+ * in the padding (its indices are then −1).
+ */
+const firstMaxRow = (
+  xi: Int32Array,
+  idx: Int32Array,
+  best: Int32Array,
+  r: RowGeometry,
+  b: number,
+  h0: number,
+  h1: number,
+  o0: number,
+): boolean => {
+  const { H, W, C, OW, KW, SW, left } = r;
+  let allIn = true;
+  for (let q = 0, o = o0; q < OW; q++, o += C) {
+    const cc = q * SW - left;
+    const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
+    if (h0 >= h1 || w0 >= w1) {
+      idx.fill(-1, o, o + C);
+      allIn = false;
+      continue;
+    }
+    best.fill(KEY_NEG_INF);
+    const first = ((b * H + h0) * W + w0) * C;
+    for (let c = 0; c < C; c++) idx[o + c] = first + c;
+    for (let ih = h0; ih < h1; ih++) {
+      for (let iw = w0; iw < w1; iw++) {
+        const s = ((b * H + ih) * W + iw) * C;
+        for (let c = 0; c < C; c++) {
+          const v = xi[s + c];
+          let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
+          if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN
+          const m = best[c];
+          const win = (0 - +(k > m)) | 0; // -1 where this element is a new maximum, else 0
+          best[c] = Math.max(m, k);
+          const ps = idx[o + c];
+          idx[o + c] = ps ^ ((ps ^ (s + c)) & win);
+        }
+      }
+    }
+  }
+  return allIn;
 };
 
 /**
@@ -150,47 +249,14 @@ export const maxPoolValues = (x: Float32Array, g: Info): Float32Array => {
  * throws when `emptyThrows`.
  */
 const firstMaxPositions = (x: Float32Array, g: Info, idx: Int32Array, emptyThrows: boolean) => {
-  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
-  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = g;
-  const top = g.padInfo.top, left = g.padInfo.left;
   const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
-  const best = new Int32Array(C);
-  let o = 0;
-  for (let b = 0; b < g.batchSize; b++) {
-    for (let p = 0; p < OH; p++) {
-      const r = p * SH - top;
-      const h0 = Math.max(0, r), h1 = Math.min(H, r + KH);
-      for (let q = 0; q < OW; q++, o += C) {
-        const cc = q * SW - left;
-        const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
-        if (h0 >= h1 || w0 >= w1) {
-          if (emptyThrows) {
-            throw new RangeError("max-pool arg-max: a window lies entirely in the padding");
-          }
-          idx.fill(-1, o, o + C);
-          continue;
-        }
-        best.fill(KEY_NEG_INF);
-        const first = ((b * H + h0) * W + w0) * C;
-        for (let c = 0; c < C; c++) idx[o + c] = first + c;
-        for (let ih = h0; ih < h1; ih++) {
-          for (let iw = w0; iw < w1; iw++) {
-            const s = ((b * H + ih) * W + iw) * C;
-            for (let c = 0; c < C; c++) {
-              const v = xi[s + c];
-              let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
-              if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN
-              const m = best[c];
-              const win = (0 - +(k > m)) | 0; // -1 where this element is a new maximum, else 0
-              best[c] = Math.max(m, k);
-              const ps = idx[o + c];
-              idx[o + c] = ps ^ ((ps ^ (s + c)) & win);
-            }
-          }
-        }
-      }
+  const best = new Int32Array(g.inChannels);
+  const r = rowGeometry(g);
+  forEachOutputRow(g, (b, h0, h1, o) => {
+    if (!firstMaxRow(xi, idx, best, r, b, h0, h1, o) && emptyThrows) {
+      throw new RangeError("max-pool arg-max: a window lies entirely in the padding");
     }
-  }
+  });
 };
 
 /**
