@@ -10,7 +10,8 @@
  * Only major version 2 is accepted: the structs below have the sizes of oneDNN 2.x's headers
  * (3.x replaced this API). Every call's status is checked; a failure names the call and the status.
  * Threads: oneDNN's own runtime (Debian builds it with OpenMP: `OMP_NUM_THREADS`, default every
- * core); {@link Dnnl.threads} reports it.
+ * core); {@link Dnnl.threads} reports it. (Until the strided 1×1 filter gradient was taken from
+ * oneDNN, `kernels/conv_dnnl.ts`, this binding set one thread: that pass corrupted the heap on more.)
  * @module
  */
 
@@ -304,25 +305,7 @@ const pinLibrary = (path: string): boolean => {
   }
 };
 
-/**
- * Runs oneDNN's OpenMP on one thread (`OMP_NUM_THREADS=1`) unless the variable is set already.
- * With more OpenMP threads, processes that had run many conv geometries crashed after their last
- * line in about one exit of six (SIGSEGV, SIGBUS or glibc's "munmap_chunk(): invalid pointer"
- * while the process tore itself down: `lib/backend/native/conv_dnnl_test.ts`'s property test, 3 of
- * 10 runs); with one thread, none in 40. Pinning the library (`RTLD_NODELETE`) and pausing OpenMP
- * on `unload` did not help. `OMP_NUM_THREADS=2` gives oneDNN both cores, with that risk (README).
- */
-const singleThreadedOpenMp = (): void => {
-  if (envVar("OMP_NUM_THREADS") !== undefined) return;
-  try {
-    Deno.env.set("OMP_NUM_THREADS", "1");
-  } catch {
-    // No env permission: OpenMP keeps its default.
-  }
-};
-
 const open = (path: string): Dnnl => {
-  singleThreadedOpenMp();
   const waitPolicy = passiveOpenMp();
   const lib = Deno.dlopen(path, SYMBOLS);
   pinLibrary(path);
