@@ -84,6 +84,14 @@ export const BATCH_NORM_TRAIN_KERNEL = "MlhfBatchNormTrain";
  */
 export const BATCH_NORM_TRAIN_GRAD_KERNEL = "MlhfBatchNormTrainGrad";
 
+/**
+ * ReLU's tangent and cotangent from its output: inputs `dy`, `y` (float32, one shape); output
+ * dy·1[y > 0], the product with the 0/1 mask, bit for bit (±0 where y ≤ 0 or NaN, NaN where dy is
+ * NaN or ±∞ there). Caller: relu's rules (`ops/elementwise.ts`), which then keep y instead of a
+ * mask. Its gradient is itself in dy and zero in y, registered with it.
+ */
+export const RELU_GRAD_KERNEL = "MlhfReluGrad";
+
 /** Every kernel name above. */
 export const PROJECT_KERNELS: readonly string[] = [
   CONV2D_FILTER_GRAD_KERNEL,
@@ -95,6 +103,7 @@ export const PROJECT_KERNELS: readonly string[] = [
   LSTM_NET_KERNEL,
   BATCH_NORM_TRAIN_KERNEL,
   BATCH_NORM_TRAIN_GRAD_KERNEL,
+  RELU_GRAD_KERNEL,
 ];
 
 /** True when the active TF.js backend registers a kernel named `name`. */

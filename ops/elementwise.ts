@@ -7,6 +7,7 @@
 import { tf } from "../lib/_deps.ts";
 import type { OpDef, Tangent } from "./types.ts";
 import { addT, unbroadcast } from "./_tangent.ts";
+import { backendHasKernel, RELU_GRAD_KERNEL } from "../lib/kernels.ts";
 
 /** The attributes of an op that has none. */
 export type None = Record<never, never>;
@@ -66,12 +67,39 @@ const unary = (
   transpose: (_xs, _y, ct, needs, _a, d) => [needs[0] ? tf.mul(ct, d) : null],
 });
 
+/**
+ * ReLU's residual: the 0/1 mask of y > 0, or, where the backend registers `MlhfReluGrad`
+ * (`lib/kernels.ts`), y itself (kept anyway as the next op's input), which the kernel masks by in
+ * one pass: the same products without the mask's two passes and array.
+ */
+type ReluRes = { readonly mask: tf.Tensor; readonly y?: undefined } | {
+  readonly mask?: undefined;
+  readonly y: tf.Tensor;
+};
+
+/** t ⊙ 1[y > 0] from relu's residual. */
+const passPositive = (t: tf.Tensor, r: ReluRes): tf.Tensor => {
+  if (r.mask) return tf.mul(t, r.mask);
+  if (!backendHasKernel(RELU_GRAD_KERNEL)) {
+    throw new Error(
+      `relu: the residual is for ${RELU_GRAD_KERNEL}, which backend ${tf.getBackend()} does not ` +
+        `register; linearize and apply on one backend`,
+    );
+  }
+  return tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: t, y: r.y }) as tf.Tensor;
+};
+
 /** ReLU; the tangent passes where y > 0 (TF's ReluGrad on the output, docs/algorithm.md#r-forward-and-transpose-rules). */
-export const relu: OpDef<None, tf.Tensor> = unary(
-  "relu",
-  tf.relu,
-  (_x, y) => tf.cast(tf.greater(y, 0), "float32"),
-);
+export const relu: OpDef<None, ReluRes> = {
+  name: "relu",
+  primal: ([x]) => tf.relu(x),
+  residuals: (_xs, y) =>
+    backendHasKernel(RELU_GRAD_KERNEL) && y.dtype === "float32"
+      ? { y }
+      : { mask: tf.cast(tf.greater(y, 0), "float32") },
+  jvp: (_xs, _y, [dx], _a, r): Tangent => dx && passPositive(dx, r),
+  transpose: (_xs, _y, ct, needs, _a, r) => [needs[0] ? passPositive(ct, r) : null],
+};
 /** σ(x); σ′ = y(1−y). */
 export const sigmoid: OpDef<None, tf.Tensor> = unary(
   "sigmoid",

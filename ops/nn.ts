@@ -9,7 +9,7 @@
  * @module
  */
 import { tf } from "../lib/_deps.ts";
-import type { Apply } from "./types.ts";
+import type { Apply, OpDef } from "./types.ts";
 import * as ew from "./elementwise.ts";
 import { matMul } from "./linalg.ts";
 import { avgPool, conv2d, maxPool } from "./conv.ts";
@@ -139,7 +139,7 @@ const pair = (v: number | Pair): Pair => (typeof v === "number" ? [v, v] : v);
 /** Builds the DSL over an interpreter's `apply`. */
 export const makeNn = (apply: Apply): Nn => {
   const none = {};
-  const u = (op: typeof ew.relu) => (x: T) => apply(op, [x], none);
+  const u = <R>(op: OpDef<ew.None, R>) => (x: T) => apply(op, [x], none);
   const nn: Nn = {
     apply,
     add: (a, b) => apply(ew.add, [a, b], none),

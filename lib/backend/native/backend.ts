@@ -22,7 +22,7 @@ import { PROJECT_KERNELS } from "../../kernels.ts";
 import type { Blas } from "./blas.ts";
 import { batchNormGradients, batchNormKernels } from "./kernels/batch_norm.ts";
 import { convKernels } from "./kernels/conv.ts";
-import { elementwiseKernels } from "./kernels/elementwise.ts";
+import { elementwiseKernels, reluGradGradient } from "./kernels/elementwise.ts";
 import { matMulKernels } from "./kernels/matmul.ts";
 import { poolIndexGradients, poolKernels } from "./kernels/pool.ts";
 import { shapeKernels } from "./kernels/shape.ts";
@@ -124,6 +124,8 @@ export const registerNativeBackend = (blas: Blas): void => {
       kernelFunc: k.kernelFunc as tf.KernelFunc,
     });
   }
-  for (const g of [...poolIndexGradients(), ...batchNormGradients()]) tf.registerGradient(g);
+  for (const g of [...poolIndexGradients(), ...batchNormGradients(), reluGradGradient()]) {
+    tf.registerGradient(g);
+  }
   registered = true;
 };

@@ -11,11 +11,13 @@
  * against a scalar (max-pool masks take the arg-max over stacked patches and compare it with each
  * window index). Loops whose branches the data decide are branch-free (`+(x > y)`, integer keys of
  * the float bits): on random signs a branch mispredicts about every other element. Outputs come from
- * the recycled arrays of `_util.ts`.
+ * the recycled arrays of `_util.ts`. Native only: `MlhfReluGrad` (`lib/kernels.ts`), ReLU's
+ * tangent and cotangent from its output without a mask.
  * Every other case falls back to the cpu kernel. Sums accumulate in float64 like the cpu kernel.
  * @module
  */
 import { tf } from "../../../_deps.ts";
+import { RELU_GRAD_KERNEL } from "../../../kernels.ts";
 import {
   allFloat32,
   alloc,
@@ -411,6 +413,46 @@ const castKernel = (): NativeKernel => {
   };
 };
 
+/**
+ * dy·1[y > 0] ({@link RELU_GRAD_KERNEL}): the same product as `Multiply` of dy by the cast mask, in
+ * one pass without the mask (branch-free: `+(v > 0)`).
+ */
+export const reluGradValues = (dy: Float32Array, y: Float32Array): Float32Array => {
+  const n = dy.length;
+  const out = allocF32(n);
+  for (let i = 0; i < n; i++) out[i] = dy[i] * +(y[i] > 0);
+  return out;
+};
+
+const reluGradKernel = (): NativeKernel => ({
+  kernelName: RELU_GRAD_KERNEL,
+  kernelFunc: (args: KernelArgs) => {
+    const { dy, y } = args.inputs;
+    if (!allFloat32(dy, y) || !sameShape(dy.shape, y.shape)) {
+      throw new Error(
+        `native backend: ${RELU_GRAD_KERNEL} needs float32 dy and y of one shape, got ` +
+          `${dy.dtype} [${dy.shape}] and ${y.dtype} [${y.shape}]`,
+      );
+    }
+    const backend = cpuBackend(args);
+    const out = reluGradValues(f32(backend, dy), f32(backend, y));
+    return backend.makeTensorInfo([...dy.shape], "float32", out);
+  },
+});
+
+/** The gradient of {@link RELU_GRAD_KERNEL}: itself in dy (linear), zero in y. */
+export const reluGradGradient = (): tf.GradConfig => ({
+  kernelName: RELU_GRAD_KERNEL,
+  inputsToSave: ["y"],
+  gradFunc: (g, saved) => {
+    const [y] = saved;
+    return {
+      dy: () => tf.engine().runKernel(RELU_GRAD_KERNEL, { dy: g as tf.Tensor, y }) as tf.Tensor,
+      y: () => tf.zerosLike(y),
+    };
+  },
+});
+
 /** The element-wise and reduction kernels. */
 export const elementwiseKernels = (): NativeKernel[] => [
   binaryKernel("Add"),
@@ -431,4 +473,5 @@ export const elementwiseKernels = (): NativeKernel[] => [
   reduceKernel("Mean"),
   argMaxKernel(),
   equalKernel(),
+  reluGradKernel(),
 ];
