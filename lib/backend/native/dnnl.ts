@@ -203,6 +203,11 @@ export interface Dnnl {
   execArgs(pairs: ReadonlyArray<readonly [number, Ptr]>): Uint8Array<ArrayBuffer>;
   /** Runs a primitive on the stream and waits for it. */
   execute(p: Ptr, args: Uint8Array<ArrayBuffer>): void;
+  /**
+   * Runs a primitive as {@link execute} does on one OpenMP thread (where the runtime is OpenMP; else
+   * as {@link execute}): for small ones, whose parallel region costs more than their work.
+   */
+  executeSerial(p: Ptr, args: Uint8Array<ArrayBuffer>): void;
 }
 
 /** Either oneDNN, or why it could not be loaded. */
@@ -252,13 +257,25 @@ const dims = (vals: readonly number[]): Uint8Array<ArrayBuffer> => {
   return new Uint8Array(d.buffer);
 };
 
-/** The OpenMP runtime's thread count, from the libgomp oneDNN loaded (null if not found). */
-const ompThreads = (): number | null => {
+/** The OpenMP runtime oneDNN loaded (libgomp): its thread count, and a setter for this thread. */
+interface OmpControl {
+  /** `omp_get_max_threads()`. */
+  readonly threads: number;
+  /** `omp_set_num_threads(n)`: the threads of the calling thread's next parallel regions. */
+  readonly setThreads: (n: number) => void;
+}
+
+/** libgomp's thread controls (null if not found). */
+const ompControl = (): OmpControl | null => {
   try {
     const gomp = Deno.dlopen("libgomp.so.1", {
       omp_get_max_threads: { parameters: [], result: "i32" },
+      omp_set_num_threads: { parameters: ["i32"], result: "void" },
     });
-    return Number(gomp.symbols.omp_get_max_threads());
+    return {
+      threads: Number(gomp.symbols.omp_get_max_threads()),
+      setThreads: (n) => gomp.symbols.omp_set_num_threads(n),
+    };
   } catch {
     return null;
   }
@@ -350,10 +367,18 @@ const open = (path: string): Dnnl => {
   const convDesc = () => new Uint8Array(CONV_DESC_BYTES);
   const sp = (s: ConvSpatial) => [dims(s.strides), dims(s.padL), dims(s.padR)] as const;
 
+  const execute = (p: Ptr, args: Uint8Array<ArrayBuffer>) => {
+    check(
+      "dnnl_primitive_execute",
+      sym.dnnl_primitive_execute(p, stream, args.length / EXEC_ARG_BYTES, args),
+    );
+    check("dnnl_stream_wait", sym.dnnl_stream_wait(stream));
+  };
+  const omp = cpuRuntime === RUNTIME_OMP ? ompControl() : null;
   return {
     path,
     version: `${major}.${minor}.${patch}`,
-    threads: cpuRuntime === RUNTIME_OMP ? ompThreads() : null,
+    threads: omp?.threads ?? null,
     waitPolicy: cpuRuntime === RUNTIME_OMP ? waitPolicy : null,
     memoryDesc,
     mdSize: (md) => Number(sym.dnnl_memory_desc_get_size(md)),
@@ -464,12 +489,15 @@ const open = (path: string): Dnnl => {
       });
       return bytes;
     },
-    execute(p, args) {
-      check(
-        "dnnl_primitive_execute",
-        sym.dnnl_primitive_execute(p, stream, args.length / EXEC_ARG_BYTES, args),
-      );
-      check("dnnl_stream_wait", sym.dnnl_stream_wait(stream));
+    execute,
+    executeSerial(p, args) {
+      if (!omp || omp.threads <= 1) return execute(p, args);
+      omp.setThreads(1);
+      try {
+        execute(p, args);
+      } finally {
+        omp.setThreads(omp.threads);
+      }
     },
   };
 };
