@@ -11,7 +11,7 @@ import { assert, fc } from "../../../tests/_util/deps.ts";
 import { assertAllClose } from "../../../tests/_util/numeric.ts";
 import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from "./_test_util.ts";
 import { COL_CHUNK_FLOATS, type ConvEngine, setConvEngine } from "./kernels/conv.ts";
-import { RECYCLE_MIN_ELEMENTS, recycleStats } from "./kernels/_util.ts";
+import { RECYCLE_MIN_ELEMENTS, recycleStats, setRecycleMaxBytes } from "./kernels/_util.ts";
 import { NATIVE_BACKEND, OVERRIDDEN_KERNELS } from "./backend.ts";
 
 const ignore = !nativeAvailable;
@@ -671,6 +671,38 @@ Deno.test({
       sameValues(outs[1].dataSync() as Float32Array, xv.map((v) => v * v), "reused output");
       return [...outs, view];
     });
+  },
+});
+
+Deno.test({
+  name: testName("a full recycling pool evicts its oldest arrays for a new size"),
+  ignore,
+  fn: async () => {
+    const a = RECYCLE_MIN_ELEMENTS * 2, b = RECYCLE_MIN_ELEMENTS * 3;
+    const prev = setRecycleMaxBytes(4 * (3 * a)); // room for three arrays of size a
+    try {
+      await runOn("native", () => {
+        const x = tf.tensor1d(randArray(a, 1)), y = tf.tensor1d(randArray(b, 2));
+        const fill = [tf.neg(x), tf.neg(x), tf.neg(x), tf.neg(x)];
+        tf.dispose(fill); // the fourth does not fit: the oldest goes
+        const full = recycleStats();
+        assert.equal(full.freeBytes, 4 * 3 * a, "three arrays of size a wait");
+        tf.neg(y).dispose(); // size b: evicts the two oldest of size a to fit
+        const after = recycleStats();
+        assert.equal(after.evicted - full.evicted, 2, "two evicted for one of size b");
+        assert.equal(after.freeBytes, 4 * (a + b), "one of each size waits");
+        const out = tf.neg(y); // reuses the array of size b
+        assert.equal(recycleStats().reused, after.reused + 1, "the size-b array was reused");
+        assert.deepEqual(
+          Array.from(out.dataSync() as Float32Array),
+          Array.from(y.dataSync() as Float32Array, (v) => -v),
+          "values of the reused array",
+        );
+        return [out, x, y];
+      });
+    } finally {
+      setRecycleMaxBytes(prev);
+    }
   },
 });
 

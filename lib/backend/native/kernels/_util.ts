@@ -115,12 +115,20 @@ type PooledCtor = Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayCo
 
 /** Arrays below this many elements are allocated normally (small allocations are cheap). */
 export const RECYCLE_MIN_ELEMENTS = 1 << 14;
-/** At most this many bytes are kept for reuse (beyond that, disposed arrays go to the GC). */
+/**
+ * At most this many bytes are kept for reuse. A disposed array that does not fit evicts the arrays
+ * waiting longest (to the GC) until it does: a pool full of one model's sizes would otherwise refuse
+ * every array of the next (the bench's ResNet-18 row, run after ResNet-20's, found 1 GiB of
+ * ResNet-20 arrays and got fresh pages for every one of its own: median 622 ms against 456 alone).
+ */
 export const RECYCLE_MAX_BYTES = 1024 * (1 << 20);
+let maxBytes = RECYCLE_MAX_BYTES;
 
 const free = new Map<PooledCtor, Map<number, Pooled[]>>();
+/** The arrays in `free`, oldest first (eviction order). */
+const waiting = new Set<Pooled>();
 let freeBytes = 0;
-const stats = { fresh: 0, reused: 0 };
+const stats = { fresh: 0, reused: 0, evicted: 0 };
 /** Buffers made by {@link alloc}. */
 const owned = new WeakSet<ArrayBufferLike>();
 /** Owned buffers currently stored for a tensor. */
@@ -142,6 +150,7 @@ export const alloc = <C extends PooledCtor>(ctor: C, n: number): InstanceType<C>
       stats.reused++;
       freeBytes -= a.byteLength;
       isFree.delete(a.buffer);
+      waiting.delete(a);
       return a as InstanceType<C>;
     }
   }
@@ -164,10 +173,23 @@ const ownedArray = (v: unknown): v is Pooled =>
   owned.has(v.buffer);
 
 /** Counts of large arrays {@link alloc} made fresh or reused, and the bytes waiting for reuse. */
-export const recycleStats = (): { fresh: number; reused: number; freeBytes: number } => ({
-  ...stats,
-  freeBytes,
-});
+export const recycleStats = (): {
+  fresh: number;
+  reused: number;
+  evicted: number;
+  freeBytes: number;
+} => ({ ...stats, freeBytes });
+
+/**
+ * Sets the bytes kept for reuse (default {@link RECYCLE_MAX_BYTES}; evicting the oldest arrays down
+ * to it) and returns the previous limit. For tests.
+ */
+export const setRecycleMaxBytes = (n: number): number => {
+  const prev = maxBytes;
+  maxBytes = n;
+  evictUntil(0);
+  return prev;
+};
 
 /** A cpu-backend instance's storage hooks recycling relies on. */
 interface Recyclable {
@@ -186,6 +208,16 @@ const takeFromFree = (v: Pooled) => {
     freeBytes -= v.byteLength;
   }
   isFree.delete(v.buffer);
+  waiting.delete(v);
+};
+
+/** Drops the arrays waiting longest until `bytes` more fit in the limit (or none is left). */
+const evictUntil = (bytes: number) => {
+  for (const v of waiting) {
+    if (freeBytes + bytes <= maxBytes) return;
+    takeFromFree(v);
+    stats.evicted++;
+  }
 };
 
 /** Wraps a cpu-backend instance's storage methods so that disposed kernel outputs are recycled. */
@@ -226,7 +258,8 @@ export const installRecycling = (backend: object): void => {
     if (ownedArray(v) && !b.data.has(dataId)) {
       const buf = v.buffer;
       live.delete(buf);
-      if (!escaped.has(buf) && !isFree.has(buf) && freeBytes + v.byteLength <= RECYCLE_MAX_BYTES) {
+      if (!escaped.has(buf) && !isFree.has(buf) && v.byteLength <= maxBytes) {
+        evictUntil(v.byteLength);
         const ctor = v.constructor as PooledCtor;
         let bySize = free.get(ctor);
         if (!bySize) free.set(ctor, bySize = new Map());
@@ -234,6 +267,7 @@ export const installRecycling = (backend: object): void => {
         if (!list) bySize.set(v.length, list = []);
         list.push(v);
         isFree.add(buf);
+        waiting.add(v);
         freeBytes += v.byteLength;
       }
     }
