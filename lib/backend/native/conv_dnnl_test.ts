@@ -233,24 +233,41 @@ Deno.test({
   },
 });
 
-Deno.test("native oneDNN: strided 1×1 filter gradients are not given to oneDNN", () => {
-  const g = (k: number, s: number) =>
-    tf.backend_util.computeConv2DInfo(
-      [3, 18, 10, 6],
-      [k, k, 6, 1],
-      s,
-      1,
-      "valid",
-      undefined,
-      false,
-    );
-  assert.equal(dnnlTakesPass("backwardWeights", g(1, 2)), false);
-  assert.equal(dnnlTakesPass("backwardWeights", g(1, 1)), true);
-  assert.equal(dnnlTakesPass("backwardWeights", g(3, 2)), true);
-  assert.equal(dnnlTakesPass("forward", g(1, 2)), true);
-  assert.equal(dnnlTakesPass("backwardData", g(1, 2)), true);
-  const rect = tf.backend_util.computeConv2DInfo([1, 9, 9, 2], [1, 1, 2, 3], [1, 2], 1, "valid");
-  assert.equal(dnnlTakesPass("backwardWeights", rect), false);
+Deno.test({
+  name: name("strided 1×1 filter gradients: not the strided pass, a stride-1 one on the subsample"),
+  ignore,
+  fn: async () => {
+    const g = (k: number, s: number) =>
+      tf.backend_util.computeConv2DInfo(
+        [3, 18, 10, 6],
+        [k, k, 6, 1],
+        s,
+        1,
+        "valid",
+        undefined,
+        false,
+      );
+    assert.equal(dnnlTakesPass("backwardWeights", g(1, 2)), false);
+    assert.equal(dnnlTakesPass("backwardWeights", g(1, 1)), true);
+    assert.equal(dnnlTakesPass("backwardWeights", g(3, 2)), true);
+    assert.equal(dnnlTakesPass("forward", g(1, 2)), true);
+    assert.equal(dnnlTakesPass("backwardData", g(1, 2)), true);
+    const rect = tf.backend_util.computeConv2DInfo([1, 9, 9, 2], [1, 1, 2, 3], [1, 2], 1, "valid");
+    assert.equal(dnnlTakesPass("backwardWeights", rect), false);
+    // The kernels' filter gradient (the subsample path) against cpu: odd and even sizes, SAME and
+    // VALID.
+    for (
+      const c of [
+        { b: 3, h: 18, w: 10, ci: 6, co: 1, k: 1, s: 2, pad: "valid", seed: 1 },
+        { b: 2, h: 7, w: 9, ci: 17, co: 5, k: 1, s: 2, pad: "same", seed: 2 },
+        { b: 1, h: 11, w: 12, ci: 3, co: 20, k: 1, s: 2, pad: "valid", seed: 3 },
+      ] as ConvCase[]
+    ) {
+      const cpu = await withNoLeaks(() => runOn("cpu", passes(c)), "cpu");
+      const one = await onNative("onednn", passes(c));
+      assertAllClose(one[2], cpu[2], TOL, `dW vs cpu ${JSON.stringify(c)}`);
+    }
+  },
 });
 
 Deno.test("native oneDNN: geometries oneDNN cannot express go to im2col", () => {

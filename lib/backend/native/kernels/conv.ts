@@ -338,11 +338,56 @@ const backpropInputAny = (blas: Blas, dy: Float32Array, w: Float32Array, g: Info
 /** dW = conv2dBackpropFilter(x, dy): oneDNN when active and it takes the case, else im2col. */
 const backpropFilterAny = (blas: Blas, x: Float32Array, dy: Float32Array, g: Info) => {
   const d = active();
-  if (d && dnnlSpatial(g) && dnnlTakesPass("backwardWeights", g)) {
+  if (d && dnnlSpatial(g)) {
     const dw = allocF32(sizeOfShape(g.filterShape));
-    if (d.backwardWeights(x, dy, g, dw)) return dw;
+    if (dnnlTakesPass("backwardWeights", g)) {
+      if (d.backwardWeights(x, dy, g, dw)) return dw;
+    } else if (isStridedPointwise(g)) {
+      const sub = subsampleGeometry(g);
+      if (d.backwardWeights(subsample(x, g), dy, sub, dw)) return dw;
+    }
   }
   return conv2dBackpropFilter(blas, x, dy, g);
+};
+
+/** A 1×1 conv with a stride above 1 and no padding (a ResNet projection shortcut). */
+const isStridedPointwise = (g: Info): boolean =>
+  g.filterHeight === 1 && g.filterWidth === 1 && (g.strideHeight > 1 || g.strideWidth > 1) &&
+  g.padInfo.top === 0 && g.padInfo.left === 0 && g.padInfo.bottom === 0 && g.padInfo.right === 0;
+
+/** The stride-1 1×1 geometry on the subsampled input of a strided pointwise conv `g`. */
+const subsampleGeometry = (g: Info): Info =>
+  tf.backend_util.computeConv2DInfo(
+    [g.batchSize, g.outHeight, g.outWidth, g.inChannels],
+    [1, 1, g.inChannels, g.outChannels],
+    1,
+    1,
+    "valid",
+    undefined,
+    false,
+    "channelsLast",
+  );
+
+/**
+ * x[:, ::sh, ::sw, :] for a strided pointwise conv (the pixels its filter sees), into the scratch
+ * floats: the filter gradient of a strided 1×1 conv is that of a stride-1 one on them, which oneDNN
+ * takes without the strided pass it must not be given (`dnnlTakesPass`), on its OpenMP threads (by
+ * im2col, OpenBLAS's threads and OpenMP's contended for the two cores: 3–380 ms for 4×56×56×64 →
+ * 128 on a loaded machine, against ≈3 ms on one BLAS thread).
+ */
+const subsample = (x: Float32Array, g: Info): Float32Array => {
+  const { inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = g;
+  const out = scratch(g.batchSize * OH * OW * C);
+  let o = 0;
+  for (let b = 0; b < g.batchSize; b++) {
+    for (let p = 0; p < OH; p++) {
+      for (let q = 0; q < OW; q++, o += C) {
+        const s = ((b * H + p * g.strideHeight) * W + q * g.strideWidth) * C;
+        for (let c = 0; c < C; c++) out[o + c] = x[s + c];
+      }
+    }
+  }
+  return out;
 };
 
 /** The convolution kernels, given the BLAS. */
