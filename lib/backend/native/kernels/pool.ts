@@ -290,60 +290,18 @@ const checkIndices = (bad: number, size: number, what: string) => {
   if (bad !== 0) throw new RangeError(`${what}: an index is outside [0, ${size})`);
 };
 
-/**
- * Elements per call of the gather and scatter-add block functions: like the pool's row functions
- * ({@link forEachOutputRow}), the loop runs in a function called many times per kernel call, so V8
- * tiers it to TurboFan at once (the scatter-add of ResNet-18's stem pool, once a step, took 48 ms
- * in Maglev's code against 8).
- */
-const FLAT_BLOCK = 4096;
-
-/** out[o] = x[idx[o]] for o in [o0, o1); returns nonzero when an index is outside x. */
-const gatherBlock = (
-  x: Float32Array,
-  idx: Int32Array,
-  out: Float32Array,
-  o0: number,
-  o1: number,
-) => {
-  const size = x.length;
+/** out[o] = x[idx[o]] (indices checked: any outside x throws). */
+export const gatherFlatValues = (x: Float32Array, idx: Int32Array): Float32Array => {
+  const n = idx.length, size = x.length;
+  const out = allocF32(n);
   let bad = 0;
-  for (let o = o0; o < o1; o++) {
+  for (let o = 0; o < n; o++) {
     const j = idx[o];
     bad |= +((j >>> 0) >= size); // also catches negative indices (as large unsigned ones)
     out[o] = x[j];
   }
-  return bad;
-};
-
-/** out[o] = x[idx[o]] (indices checked: any outside x throws). */
-export const gatherFlatValues = (x: Float32Array, idx: Int32Array): Float32Array => {
-  const n = idx.length;
-  const out = allocF32(n);
-  let bad = 0;
-  for (let o = 0; o < n; o += FLAT_BLOCK) {
-    bad |= gatherBlock(x, idx, out, o, Math.min(n, o + FLAT_BLOCK));
-  }
-  checkIndices(bad, x.length, "MlhfGatherFlat");
+  checkIndices(bad, size, "MlhfGatherFlat");
   return out;
-};
-
-/** out[idx[o]] += u[o] for o in [o0, o1) in order; returns nonzero when an index is outside out. */
-const scatterAddBlock = (
-  u: Float32Array,
-  idx: Int32Array,
-  out: Float32Array,
-  o0: number,
-  o1: number,
-) => {
-  const size = out.length;
-  let bad = 0;
-  for (let o = o0; o < o1; o++) {
-    const j = idx[o];
-    bad |= +((j >>> 0) >= size); // (a typed-array write outside its bounds is a no-op)
-    out[j] += u[o];
-  }
-  return bad;
 };
 
 /** Zeros of `size`, then out[idx[o]] += u[o] for o = 0, 1, … (the adjoint of the gather). */
@@ -355,8 +313,10 @@ export const scatterAddFlatValues = (
   const n = idx.length;
   const out = zerosF32(size);
   let bad = 0;
-  for (let o = 0; o < n; o += FLAT_BLOCK) {
-    bad |= scatterAddBlock(u, idx, out, o, Math.min(n, o + FLAT_BLOCK));
+  for (let o = 0; o < n; o++) {
+    const j = idx[o];
+    bad |= +((j >>> 0) >= size); // (a typed-array write outside its bounds is a no-op)
+    out[j] += u[o];
   }
   checkIndices(bad, size, "MlhfScatterAddFlat");
   return out;
