@@ -80,6 +80,12 @@ export const threadsWanted = (): number => {
   return Math.max(1, Math.min(MAX_THREADS, n));
 };
 
+/**
+ * True when a pass over `n` rows is meant to be shared with row workers (it then needs its output
+ * on shared memory); false when it runs on the calling thread.
+ */
+export const rowPassShared = (n: number): boolean => n >= THREADED_MIN_ROWS && threadsWanted() > 1;
+
 /** Why the row pass runs on the threads it does (for reports and tests). */
 export const rowThreadsStatus = (): string => status;
 
