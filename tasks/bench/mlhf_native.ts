@@ -1,14 +1,21 @@
 /**
  * Bench suite of the native backend's MLHF-specific paths (rows prefixed `mlhf-native/`, native
  * only; other backends get no rows): the meta-networks' LSTM row pass at the CUDA-convnet's largest
- * kind (1 648 512 coordinates, random inputs) on one thread and on all threads (`MLHF_THREADS`);
+ * kind (1 648 512 coordinates, random inputs) on one thread and on all threads (`MLHF_THREADS`),
+ * into a fresh output each call and (as the `MlhfLstmNet` kernel does, from the recycling pool)
+ * into one kept output, these two in alternation;
  * stacking its three input columns; and max-pool's linearization at the convnet's first pool
  * ([128, 32, 32, 64], 2×2 stride 2 SAME) as kh·kw masks (every other backend) against arg-max
  * indices: the residual, J·v and Jᵀ·u.
  * @module
  */
 import { tf } from "../../lib/_deps.ts";
-import { type BenchRow, type BenchSuite, measure } from "../../lib/bench/harness.ts";
+import {
+  type BenchRow,
+  type BenchSuite,
+  measure,
+  measureInterleaved,
+} from "../../lib/bench/harness.ts";
 import { NATIVE_BACKEND } from "../../lib/backend/native/backend.ts";
 import {
   gatherFlat,
@@ -31,8 +38,9 @@ const ROWS = 1_648_512;
 const lstmRows = async (opts: { runs: number; warmup: number }, want: (n: string) => boolean) => {
   const one = `${P}LSTM pass ${ROWS} rows: one thread`;
   const all = `${P}LSTM pass ${ROWS} rows: all threads`;
+  const kept = `${P}LSTM pass ${ROWS} rows: all threads, kept output`;
   const rows: BenchRow[] = [];
-  if (!want(one) && !want(all)) return rows;
+  if (!want(one) && !want(all) && !want(kept)) return rows;
   const x = randArray(ROWS * 3, 1);
   // The previous step's states as the kernel leaves them (on shared memory when threaded).
   const prev = new Float32Array(new SharedArrayBuffer(4 * packedLength(ROWS, 2, true)));
@@ -52,12 +60,22 @@ const lstmRows = async (opts: { runs: number; warmup: number }, want: (n: string
       }, opts),
     );
   }
-  if (want(all)) {
-    const m = await measure(all, () => {
+  // The two threaded rows alternate (a slow phase of a shared machine hits both alike).
+  const into = new Float32Array(new SharedArrayBuffer(4 * packedLength(ROWS, 2, true)));
+  const threaded: Array<[string, () => tf.TensorContainer]> = [
+    [all, () => {
       runLstmRows(ROWS, x, 3, layers, head);
       return [];
-    }, opts);
-    rows.push({ ...m, note: rowThreadsStatus() });
+    }],
+    [kept, () => {
+      runLstmRows(ROWS, x, 3, layers, head, into);
+      return [];
+    }],
+  ];
+  const chosen = threaded.filter(([name]) => want(name));
+  if (chosen.length > 0) {
+    const ms = await measureInterleaved(chosen, opts);
+    rows.push(...ms.map((m) => ({ ...m, note: rowThreadsStatus() })));
   }
   return rows;
 };

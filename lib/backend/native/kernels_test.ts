@@ -11,7 +11,7 @@ import { assert, fc } from "../../../tests/_util/deps.ts";
 import { assertAllClose } from "../../../tests/_util/numeric.ts";
 import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from "./_test_util.ts";
 import { COL_CHUNK_FLOATS, type ConvEngine, setConvEngine } from "./kernels/conv.ts";
-import { RECYCLE_MIN_ELEMENTS, recycleStats, setRecycleMaxBytes } from "./kernels/_util.ts";
+import { RECYCLE_MIN_ELEMENTS, recycleStats, setRecycleLimits } from "./kernels/_util.ts";
 import { NATIVE_BACKEND, OVERRIDDEN_KERNELS } from "./backend.ts";
 
 const ignore = !nativeAvailable;
@@ -675,33 +675,99 @@ Deno.test({
 });
 
 Deno.test({
-  name: testName("a full recycling pool evicts its oldest arrays for a new size"),
+  name: testName("a full pool makes room for a new size by dropping the longest-kept arrays"),
   ignore,
   fn: async () => {
-    const a = RECYCLE_MIN_ELEMENTS * 2, b = RECYCLE_MIN_ELEMENTS * 3;
-    const prev = setRecycleMaxBytes(4 * (3 * a)); // room for three arrays of size a
+    const a = RECYCLE_MIN_ELEMENTS * 2 + 23, b = RECYCLE_MIN_ELEMENTS * 3 + 29; // lengths no other test uses
+    const xa = tf.tensor1d(randArray(a, 1)), xb = tf.tensor1d(randArray(b, 2));
+    const base = recycleStats().freeBytes;
+    // Room for three arrays of size a beyond what waits; no array counts as large.
+    const prev = setRecycleLimits({ maxBytes: base + 4 * 3 * a, firstBytes: 1 << 30 });
     try {
       await runOn("native", () => {
-        const x = tf.tensor1d(randArray(a, 1)), y = tf.tensor1d(randArray(b, 2));
-        const fill = [tf.neg(x), tf.neg(x), tf.neg(x), tf.neg(x)];
-        tf.dispose(fill); // the fourth does not fit: the oldest goes
+        tf.dispose([tf.neg(xa), tf.neg(xa), tf.neg(xa), tf.neg(xa)]);
         const full = recycleStats();
-        assert.equal(full.freeBytes, 4 * 3 * a, "three arrays of size a wait");
-        tf.neg(y).dispose(); // size b: evicts the two oldest of size a to fit
+        assert.ok(full.freeBytes <= base + 4 * 3 * a, "within the limit");
+        tf.neg(xb).dispose(); // a new size: the longest-kept arrays make room for it
         const after = recycleStats();
-        assert.equal(after.evicted - full.evicted, 2, "two evicted for one of size b");
-        assert.equal(after.freeBytes, 4 * (a + b), "one of each size waits");
-        const out = tf.neg(y); // reuses the array of size b
-        assert.equal(recycleStats().reused, after.reused + 1, "the size-b array was reused");
+        assert.ok(after.evicted > full.evicted, "arrays were dropped for the new size");
+        assert.ok(after.freeBytes <= base + 4 * 3 * a, "still within the limit");
+        const out = tf.neg(xb); // reuses the array of size b
+        assert.equal(
+          recycleStats().reused,
+          after.reused + 1,
+          "the size-b array was kept and reused",
+        );
         assert.deepEqual(
           Array.from(out.dataSync() as Float32Array),
-          Array.from(y.dataSync() as Float32Array, (v) => -v),
+          Array.from(xb.dataSync() as Float32Array, (v) => -v),
           "values of the reused array",
         );
-        return [out, x, y];
+        return out;
       });
     } finally {
-      setRecycleMaxBytes(prev);
+      setRecycleLimits(prev);
+      tf.dispose([xa, xb]);
+    }
+  },
+});
+
+Deno.test({
+  name: testName("a recycled array returns to the pool only when every view of it is disposed"),
+  ignore,
+  fn: async () => {
+    const n = RECYCLE_MIN_ELEMENTS * 2 + 13; // a length no other test uses
+    const xv = randArray(n, 6);
+    await runOn("native", () => {
+      const x = tf.tensor1d(xv);
+      const z = tf.neg(x);
+      const a = tf.slice(z, [0], [100]), b = tf.slice(z, [100], [n - 100]); // views of z's array
+      const s0 = recycleStats();
+      z.dispose();
+      a.dispose();
+      assert.equal(recycleStats().freeBytes, s0.freeBytes, "b still lies on the array");
+      // Same-size outputs while b lives: none may take b's array.
+      const outs = [tf.square(x), tf.relu(x), tf.step(x), tf.mul(x, 3)];
+      const copy = tf.add(b, 0); // b's values, copied by a kernel (reading b would pin its array)
+      b.dispose();
+      const s1 = recycleStats();
+      assert.equal(s1.freeBytes, s0.freeBytes + 4 * n, "the last view disposed: back in the pool");
+      const y = tf.mul(x, -2); // reuses it
+      assert.equal(recycleStats().reused, s1.reused + 1, "the array was reused");
+      sameValues(copy.dataSync() as Float32Array, xv.subarray(100).map((v) => -v), "view");
+      sameValues(outs[0].dataSync() as Float32Array, xv.map((v) => v * v), "square");
+      sameValues(y.dataSync() as Float32Array, xv.map((v) => v * -2), "reused output");
+      return [...outs, copy, y];
+    });
+  },
+});
+
+Deno.test({
+  name: testName("a full pool makes room for a large array by dropping smaller ones"),
+  ignore,
+  fn: async () => {
+    const small = RECYCLE_MIN_ELEMENTS + 17, large = 4 * RECYCLE_MIN_ELEMENTS + 19;
+    const xs = tf.tensor1d(randArray(small, 7)), xl = tf.tensor1d(randArray(large, 8));
+    const base = recycleStats().freeBytes;
+    // Room for 5 small arrays; arrays of ≥ 3 small ones' bytes take precedence.
+    const prev = setRecycleLimits({ maxBytes: base + 4 * 5 * small, firstBytes: 4 * 3 * small });
+    try {
+      await runOn("native", () => {
+        tf.dispose(Array.from({ length: 5 }, () => tf.neg(xs)));
+        const full = recycleStats().freeBytes;
+        assert.equal(full, base + 4 * 5 * small, "five small arrays kept");
+        tf.neg(xs).dispose(); // a sixth small one does not fit: dropped
+        assert.equal(recycleStats().freeBytes, full, "a small array does not displace others");
+        tf.neg(xl).dispose(); // a large one displaces smaller ones
+        const s = recycleStats();
+        assert.ok(s.freeBytes <= base + 4 * 5 * small, "within the limit");
+        const y = tf.neg(xl);
+        assert.equal(recycleStats().reused, s.reused + 1, "the large array was kept and reused");
+        return y;
+      });
+    } finally {
+      setRecycleLimits(prev);
+      tf.dispose([xs, xl]);
     }
   },
 });

@@ -15,15 +15,36 @@
  *
  * Everything is float32: the pre-activations are sums like the composition's matMul (in another
  * order), σ and tanh are within 3 and 2 ulp of the exact values (`lstm_wasm_test.ts`), so the
- * kernels agree with the composition to a few float32 ulp of each value. The kernels compute the
- * forward pass only: `lstmCell` and `lstmNetStep` run them where the backend registers them
- * (`registerNativeBackend` does, with the others) and carry their gradients
- * (`lib/optim/mlhf/lstm_kernel.ts`).
+ * kernels agree with the composition to a few float32 ulp of each value. The packed output comes
+ * from the backend's pool of recycled arrays (`kernels/_util.ts`; on shared memory when the row
+ * workers share the pass): its slices are views of it, and it goes back to the pool when the last
+ * of them is disposed, so a step's pass writes into warm pages instead of a fresh 112 MB mmap (for
+ * the CUDA-convnet). The kernels compute the forward pass only: `lstmCell` and `lstmNetStep` run them
+ * where the backend registers them (`registerNativeBackend` does, with the others) and carry their
+ * gradients (`lib/optim/mlhf/lstm_kernel.ts`).
  * @module
  */
 import { LSTM_CELL_KERNEL, LSTM_NET_KERNEL } from "../../kernels.ts";
-import { cpuBackend, f32, type KernelArgs, type NativeKernel } from "./kernels/_util.ts";
-import { runLstmRows } from "./lstm_threads.ts";
+import {
+  allocF32,
+  allocSharedF32,
+  cpuBackend,
+  f32,
+  type KernelArgs,
+  type NativeKernel,
+} from "./kernels/_util.ts";
+import { packedLength } from "./lstm_rows.ts";
+import { rowPassShared, runLstmRows } from "./lstm_threads.ts";
+
+/**
+ * The packed output of a pass over n rows, from the recycling pool: on shared memory when row
+ * workers will write into it, else a plain array, as before the pool (a pass on the calling thread
+ * needs no shared memory, and V8 may copy shared memory more slowly: relaxed atomic copies).
+ */
+const packedOut = (n: number, layers: number, head: boolean): Float32Array => {
+  const len = packedLength(n, layers, head);
+  return rowPassShared(n) ? allocSharedF32(len) : allocF32(len);
+};
 
 const cellKernel = (): NativeKernel => ({
   kernelName: LSTM_CELL_KERNEL,
@@ -31,12 +52,19 @@ const cellKernel = (): NativeKernel => ({
     const { kernel, bias, x, c, h } = args.inputs;
     const be = cpuBackend(args);
     const [n, inW] = x.shape;
-    const packed = runLstmRows(n, f32(be, x), inW, [{
-      w: f32(be, kernel),
-      b: f32(be, bias),
-      c: f32(be, c),
-      h: f32(be, h),
-    }]);
+    const packed = runLstmRows(
+      n,
+      f32(be, x),
+      inW,
+      [{
+        w: f32(be, kernel),
+        b: f32(be, bias),
+        c: f32(be, c),
+        h: f32(be, h),
+      }],
+      undefined,
+      allocSharedF32(packedLength(n, 1, false)),
+    );
     return be.makeTensorInfo([packed.length], "float32", packed);
   },
 });
@@ -55,7 +83,14 @@ const netKernel = (): NativeKernel => ({
       h: f32(be, ins[`h${l}`]),
     }));
     const head = { w: f32(be, ins.headKernel), b: f32(be, ins.headBias)[0] };
-    const packed = runLstmRows(n, f32(be, ins.x), inW, layers, head);
+    const packed = runLstmRows(
+      n,
+      f32(be, ins.x),
+      inW,
+      layers,
+      head,
+      packedOut(n, L, true),
+    );
     return be.makeTensorInfo([packed.length], "float32", packed);
   },
 });

@@ -134,15 +134,36 @@ export const runRows = (job: RowJob): void => {
   }
 };
 
-/** The whole pass on the calling thread. */
+/** Checks that `out` can hold the packed output of n rows (every element of it is written). */
+export const checkPackedOut = (
+  out: Float32Array,
+  n: number,
+  layers: number,
+  head: boolean,
+): Float32Array => {
+  const want = packedLength(n, layers, head);
+  if (out.length !== want) {
+    throw new RangeError(`LSTM row pass: an output of ${out.length} floats, not ${want}`);
+  }
+  return out;
+};
+
+/**
+ * The whole pass on the calling thread, into `out` when given (any contents: every element is
+ * written), else into a fresh array.
+ */
 export const lstmRowsOneThread = (
   n: number,
   x: Float32Array,
   inW: number,
   layers: readonly LayerData[],
   head?: Head,
+  out?: Float32Array,
 ): Float32Array => {
-  const out = new Float32Array(packedLength(n, layers.length, head !== undefined));
-  runRows({ n, first: 0, m: n, x, inW, layers, head, out });
-  return out;
+  const hasHead = head !== undefined;
+  const o = out
+    ? checkPackedOut(out, n, layers.length, hasHead)
+    : new Float32Array(packedLength(n, layers.length, hasHead));
+  runRows({ n, first: 0, m: n, x, inW, layers, head, out: o });
+  return o;
 };

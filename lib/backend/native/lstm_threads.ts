@@ -16,6 +16,7 @@
  */
 import { Worker } from "node:worker_threads";
 import {
+  checkPackedOut,
   type Head,
   type LayerData,
   lstmRowsOneThread,
@@ -78,6 +79,12 @@ export const threadsWanted = (): number => {
   const n = env !== undefined && /^\d+$/.test(env.trim()) ? Number(env) : cores;
   return Math.max(1, Math.min(MAX_THREADS, n));
 };
+
+/**
+ * True when a pass over `n` rows is meant to be shared with row workers (it then needs its output
+ * on shared memory); false when it runs on the calling thread.
+ */
+export const rowPassShared = (n: number): boolean => n >= THREADED_MIN_ROWS && threadsWanted() > 1;
 
 /** Why the row pass runs on the threads it does (for reports and tests). */
 export const rowThreadsStatus = (): string => status;
@@ -225,7 +232,10 @@ const sharedScratch = (n: number): Float32Array => {
 
 /**
  * The packed output of the row pass over all `n` rows of `x` ([n, inW]) with the state rows of
- * `layers`, on as many threads as are available (see the module doc).
+ * `layers`, on as many threads as are available (see the module doc). Written into `into` when
+ * given (its contents do not matter: every element is written; it must lie on a SharedArrayBuffer
+ * for the workers to share the pass, else the pass runs on the calling thread), else into a fresh
+ * array on shared memory.
  */
 export const runLstmRows = (
   n: number,
@@ -233,11 +243,15 @@ export const runLstmRows = (
   inW: number,
   layers: readonly LayerData[],
   head?: Head,
+  into?: Float32Array,
 ): Float32Array => {
-  let pool = n >= THREADED_MIN_ROWS ? rowWorkers() : [];
-  if (pool.length === 0) return lstmRowsOneThread(n, x, inW, layers, head);
   const L = layers.length;
-  const out = new Float32Array(new SharedArrayBuffer(4 * packedLength(n, L, head !== undefined)));
+  if (into) checkPackedOut(into, n, L, head !== undefined);
+  const intoShared = !into || into.buffer instanceof SharedArrayBuffer;
+  let pool = n >= THREADED_MIN_ROWS && intoShared ? rowWorkers() : [];
+  if (pool.length === 0) return lstmRowsOneThread(n, x, inW, layers, head, into);
+  const out = into ??
+    new Float32Array(new SharedArrayBuffer(4 * packedLength(n, L, head !== undefined)));
   const copies = sharedScratch(CHUNK_ROWS * (inW + 2 * L * U));
   for (let r0 = 0; r0 < n; r0 += CHUNK_ROWS) {
     const m = Math.min(CHUNK_ROWS, n - r0);

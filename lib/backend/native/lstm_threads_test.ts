@@ -3,8 +3,10 @@
  * (`lstm_rows.ts`; `lstm_test.ts` checks that against the op composition), for inputs on plain and
  * on shared memory, row counts that do and do not fill the last chunk or block, with
  * and without the head; a worker that fails its shares leaves the call and later ones on one thread,
- * with the reason, and the same values; the fused network step through TF.js equals the
- * composition at a size that runs threaded.
+ * with the reason, and the same values; a pass into a given array (shared or plain, stale
+ * contents) writes all of it; the fused network step through TF.js equals the composition at a size
+ * that runs threaded, and its packed output, recycled once every view of it is disposed, is fully
+ * written when reused.
  * @module
  */
 import { tf } from "../../_deps.ts";
@@ -12,7 +14,8 @@ import { assert } from "../../../tests/_util/deps.ts";
 import { assertAllClose } from "../../../tests/_util/numeric.ts";
 import { lstmNetStepComposed, type LstmNetWeights } from "../../optim/mlhf/lstm.ts";
 import { lstmNetStepKernel } from "../../optim/mlhf/lstm_kernel.ts";
-import { type LayerData, lstmRowsOneThread, U } from "./lstm_rows.ts";
+import { type LayerData, lstmRowsOneThread, packedLength, U } from "./lstm_rows.ts";
+import { recycleStats } from "./kernels/_util.ts";
 import {
   CHUNK_ROWS,
   rowThreadsStatus,
@@ -139,6 +142,62 @@ Deno.test({
       const composed = await run("composed");
       fused.forEach((v, i) =>
         assertAllClose(v, composed[i], { rtol: 1e-5, atol: 1e-5 }, `out ${i}`)
+      );
+      // A step whose outputs (views of one packed array) are all disposed unread: the packed array
+      // goes back to the pool, and the next step of the same size reuses it, writing all of it.
+      await runOn("native", () => {
+        const s = lstmNetStepKernel(
+          {
+            layers: [0, 1].map((l) => ({
+              kernel: tf.fill([(l ? U : inW) + U, 16], 0.5 - l) as tf.Tensor2D,
+              bias: tf.fill([16], 2) as tf.Tensor1D,
+            })),
+            head: { kernel: tf.fill([U, 1], 3) as tf.Tensor2D, bias: tf.tensor1d([7]) },
+          },
+          {
+            c: [0, 1].map(() => tf.fill([n, U], 9) as tf.Tensor2D),
+            h: [0, 1].map(() => tf.fill([n, U], -9) as tf.Tensor2D),
+          },
+          tf.fill([n, inW], 5) as tf.Tensor2D,
+        );
+        tf.dispose([s.out, ...s.state.c, ...s.state.h]);
+        return tf.scalar(0);
+      });
+      const before = recycleStats();
+      const again = await run("fused");
+      assert.ok(recycleStats().reused > before.reused, "the packed output was reused");
+      again.forEach((v, i) => assert.equal(firstDifference(v, fused[i]), -1, `reused, out ${i}`));
+    } finally {
+      stopRowWorkers();
+    }
+  },
+});
+
+Deno.test({
+  name: testName("a pass into a given array writes all of it, threaded or not"),
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: () => {
+    try {
+      const n = CHUNK_ROWS + THREADED_MIN_ROWS + 11, inW = 3;
+      const { x, layers } = inputs(n, inW, 17, true);
+      const head = { w: randArray(U, 5), b: 0.5 };
+      const want = lstmRowsOneThread(n, x, inW, layers, head);
+      const len = packedLength(n, 2, true);
+      for (const shared of [true, false]) {
+        const into = shared
+          ? new Float32Array(new SharedArrayBuffer(4 * len))
+          : new Float32Array(len);
+        into.fill(NaN); // stale contents: every element must be overwritten
+        const got = runLstmRows(n, x, inW, layers, head, into);
+        assert.ok(got === into, `shared=${shared}: the pass returns the given array`);
+        assert.equal(firstDifference(got, want), -1, `shared=${shared}`);
+      }
+      assert.throws(
+        () => runLstmRows(n, x, inW, layers, head, new Float32Array(len - 1)),
+        RangeError,
+        "not",
       );
     } finally {
       stopRowWorkers();

@@ -172,6 +172,14 @@ export const HELDOUT_FAMILIES: readonly SuiteFamily[] = [
     description: "MLHF, the shipped meta-weights (learned damping and preconditioner)",
   },
   {
+    name: "mlhf-safeguard",
+    optimizer: "mlhf",
+    settings: { safeguard: "lm+trust" },
+    variant: "shipped",
+    description:
+      "MLHF, the shipped meta-weights with the safeguard (LM acceptance test and trust region)",
+  },
+  {
     name: "mlhf-fixed-damping",
     optimizer: "mlhf",
     settings: {},

@@ -7,6 +7,7 @@
  */
 import { tf } from "../../../_deps.ts";
 import type { Blas } from "../blas.ts";
+import { MMAP_THRESHOLD_BYTES } from "../malloc.ts";
 
 /** The part of TF.js's cpu backend (`MathBackendCPU`) the native kernels rely on. */
 export interface CpuBackendLike {
@@ -103,12 +104,15 @@ export const scratch = (n: number): Float32Array => {
 /**
  * Large output arrays of the native kernels are recycled: a fresh array costs a page fault per 4 KiB
  * on first touch (measured ≈17 ms for 33 MB, more than most kernels' own work), so the arrays of
- * disposed tensors are kept by element type and length and handed to the next kernel that needs
- * one of the same size. Only arrays {@link alloc} made are ever recycled, and only while they stayed
- * private to one tensor: {@link installRecycling} marks an array as escaped (never recycled) once
- * its values are read out (`dataSync`, `data`, `bufferSync` all go through `readSync`, which on the
- * cpu backend returns the stored array itself), once it is stored for a second tensor, or once a
- * view of it is (the cpu contiguous `Slice` returns a `subarray`).
+ * disposed tensors are kept by element type, length and kind of buffer (plain or shared) and handed
+ * to the next kernel that needs one of the same size. Only arrays {@link alloc} (or
+ * {@link allocSharedF32}) made are ever recycled, and only while they stayed inside the backend:
+ * {@link installRecycling} counts the tensors whose stored values lie on an array's buffer (the
+ * array itself, or a view of it: the cpu contiguous `Slice` stores a `subarray`), and the array
+ * returns to the pool only when the last of them is disposed. It marks an array as escaped (never
+ * recycled) once its values, or a view's, are read out (`dataSync`, `data`, `bufferSync` all go
+ * through `readSync`, which on the cpu backend returns the stored array itself), once it is moved
+ * in from elsewhere (`move`), or once it is stored again after its tensors were disposed.
  */
 type Pooled = Float32Array | Int32Array | Uint8Array;
 type PooledCtor = Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
@@ -116,54 +120,100 @@ type PooledCtor = Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayCo
 /** Arrays below this many elements are allocated normally (small allocations are cheap). */
 export const RECYCLE_MIN_ELEMENTS = 1 << 14;
 /**
- * At most this many bytes are kept for reuse. A disposed array that does not fit evicts the arrays
- * waiting longest (to the GC) until it does: a pool full of one model's sizes would otherwise refuse
- * every array of the next (the bench's ResNet-18 row, run after ResNet-20's, found 1 GiB of
- * ResNet-20 arrays and got fresh pages for every one of its own: median 622 ms against 456 alone).
+ * At most this many bytes are kept for reuse. Beyond that a disposed array makes room by dropping
+ * free arrays (to the GC), the longest-kept first: a large one ({@link RECYCLE_FIRST_BYTES}) drops
+ * smaller ones, a smaller one drops other smaller ones, never a large one. (A pool full of one
+ * model's sizes would otherwise refuse every array of the next: the bench's ResNet-18 row, run
+ * after ResNet-20's, found 1 GiB of ResNet-20 arrays and got fresh pages for every one of its own,
+ * median 622 ms against 456 alone.) When the droppable arrays cannot make room, the array goes.
  */
 export const RECYCLE_MAX_BYTES = 1024 * (1 << 20);
-let maxBytes = RECYCLE_MAX_BYTES;
+/**
+ * Arrays of at least this many bytes take precedence in the pool: glibc serves them by a fresh
+ * `mmap` (`malloc.ts`), so a fresh one is new pages (≈ 0.3–0.7 s of page faults for the LSTM pass's
+ * 112 MB on this project's VMs), while a smaller one comes from the process's heap.
+ */
+export const RECYCLE_FIRST_BYTES = MMAP_THRESHOLD_BYTES;
 
-const free = new Map<PooledCtor, Map<number, Pooled[]>>();
-/** The arrays in `free`, oldest first (eviction order). */
-const waiting = new Set<Pooled>();
+/** The pool's limits in force (tests shrink them). */
+export interface RecycleLimits {
+  readonly maxBytes: number;
+  readonly firstBytes: number;
+}
+let limits: RecycleLimits = { maxBytes: RECYCLE_MAX_BYTES, firstBytes: RECYCLE_FIRST_BYTES };
+
+/** Sets the pool's limits (for tests; arrays already kept stay); returns the previous ones. */
+export const setRecycleLimits = (next: RecycleLimits): RecycleLimits => {
+  const prev = limits;
+  limits = next;
+  return prev;
+};
+
+/** Pools by kind of buffer (plain or shared), element type and length. */
+const free = new Map<boolean, Map<PooledCtor, Map<number, Pooled[]>>>();
 let freeBytes = 0;
 const stats = { fresh: 0, reused: 0, evicted: 0 };
-/** Buffers made by {@link alloc}. */
-const owned = new WeakSet<ArrayBufferLike>();
-/** Owned buffers currently stored for a tensor. */
-const live = new WeakSet<ArrayBufferLike>();
+/** Buffers made by {@link alloc}, with the array made on each. */
+const owned = new WeakMap<ArrayBufferLike, Pooled>();
+/** Owned buffers → how many stored tensors' values lie on them (the array or views of it). */
+const live = new WeakMap<ArrayBufferLike, number>();
 /** Owned buffers that may be referenced outside the backend: never recycled. */
 const escaped = new WeakSet<ArrayBufferLike>();
 /** Owned buffers waiting in `free`. */
 const isFree = new WeakSet<ArrayBufferLike>();
+/** The arrays in `free`, in the order they were put there. */
+const freeOrder = new Set<Pooled>();
 
-/**
- * An array of `n` elements with UNSPECIFIED contents (a recycled one when available); the kernel
- * must write every element. Pass it to `makeTensorInfo`, which takes ownership.
- */
-export const alloc = <C extends PooledCtor>(ctor: C, n: number): InstanceType<C> => {
+const isShared = (a: Pooled): boolean =>
+  typeof SharedArrayBuffer !== "undefined" && a.buffer instanceof SharedArrayBuffer;
+
+const poolOf = (shared: boolean, ctor: PooledCtor, n: number): Pooled[] => {
+  let byCtor = free.get(shared);
+  if (!byCtor) free.set(shared, byCtor = new Map());
+  let bySize = byCtor.get(ctor);
+  if (!bySize) byCtor.set(ctor, bySize = new Map());
+  let list = bySize.get(n);
+  if (!list) bySize.set(n, list = []);
+  return list;
+};
+
+const allocIn = <C extends PooledCtor>(ctor: C, n: number, shared: boolean): InstanceType<C> => {
   if (n >= RECYCLE_MIN_ELEMENTS) {
-    const list = free.get(ctor)?.get(n);
-    const a = list?.pop();
+    const a = free.get(shared)?.get(ctor)?.get(n)?.pop();
     if (a) {
       stats.reused++;
       freeBytes -= a.byteLength;
       isFree.delete(a.buffer);
-      waiting.delete(a);
+      freeOrder.delete(a);
       return a as InstanceType<C>;
     }
   }
-  const a = new ctor(n);
+  const a = shared
+    ? new ctor(new SharedArrayBuffer(n * ctor.BYTES_PER_ELEMENT) as unknown as ArrayBuffer)
+    : new ctor(n);
   if (n >= RECYCLE_MIN_ELEMENTS) {
     stats.fresh++;
-    owned.add(a.buffer);
+    owned.set(a.buffer, a);
   }
   return a as InstanceType<C>;
 };
 
+/**
+ * An array of `n` elements with UNSPECIFIED contents (a recycled one when available); the kernel
+ * must write every element. Pass it (or views of it, each for its own tensor) to `makeTensorInfo`,
+ * which takes ownership.
+ */
+export const alloc = <C extends PooledCtor>(ctor: C, n: number): InstanceType<C> =>
+  allocIn(ctor, n, false);
+
 /** {@link alloc} of float32s. */
 export const allocF32 = (n: number): Float32Array => alloc(Float32Array, n);
+
+/**
+ * {@link alloc} of float32s on a SharedArrayBuffer (threads write into it; pooled apart from the
+ * plain arrays).
+ */
+export const allocSharedF32 = (n: number): Float32Array => allocIn(Float32Array, n, true);
 
 /** {@link alloc} of float32s, zero-filled. */
 export const zerosF32 = (n: number): Float32Array => allocF32(n).fill(0);
@@ -180,17 +230,6 @@ export const recycleStats = (): {
   freeBytes: number;
 } => ({ ...stats, freeBytes });
 
-/**
- * Sets the bytes kept for reuse (default {@link RECYCLE_MAX_BYTES}; evicting the oldest arrays down
- * to it) and returns the previous limit. For tests.
- */
-export const setRecycleMaxBytes = (n: number): number => {
-  const prev = maxBytes;
-  maxBytes = n;
-  evictUntil(0);
-  return prev;
-};
-
 /** A cpu-backend instance's storage hooks recycling relies on. */
 interface Recyclable {
   data: { get(dataId: object): { values?: unknown } | undefined; has(dataId: object): boolean };
@@ -200,24 +239,38 @@ interface Recyclable {
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
-const takeFromFree = (v: Pooled) => {
-  const list = free.get(v.constructor as PooledCtor)?.get(v.length);
-  const i = list ? list.indexOf(v) : -1;
+const takeFromFree = (a: Pooled) => {
+  const list = free.get(isShared(a))?.get(a.constructor as PooledCtor)?.get(a.length);
+  const i = list ? list.indexOf(a) : -1;
   if (i >= 0) {
     list!.splice(i, 1);
-    freeBytes -= v.byteLength;
+    freeBytes -= a.byteLength;
   }
-  isFree.delete(v.buffer);
-  waiting.delete(v);
+  isFree.delete(a.buffer);
+  freeOrder.delete(a);
 };
 
-/** Drops the arrays waiting longest until `bytes` more fit in the limit (or none is left). */
-const evictUntil = (bytes: number) => {
-  for (const v of waiting) {
-    if (freeBytes + bytes <= maxBytes) return;
-    takeFromFree(v);
-    stats.evicted++;
+/**
+ * Makes room for `bytes` more in the pool when they do not fit, by dropping free arrays the
+ * longest-kept first: for a large array ({@link RECYCLE_FIRST_BYTES}) smaller ones, for a smaller
+ * one other arrays below {@link RECYCLE_FIRST_BYTES}. True when they fit.
+ */
+const makeRoom = (bytes: number): boolean => {
+  const { maxBytes, firstBytes } = limits;
+  if (freeBytes + bytes <= maxBytes) return true;
+  if (bytes > maxBytes) return false;
+  const droppable = (a: Pooled) => a.byteLength < (bytes >= firstBytes ? bytes : firstBytes);
+  let room = 0;
+  for (const a of freeOrder) if (droppable(a)) room += a.byteLength;
+  if (freeBytes - room + bytes > maxBytes) return false;
+  for (const a of freeOrder) {
+    if (freeBytes + bytes <= maxBytes) break;
+    if (droppable(a)) {
+      takeFromFree(a);
+      stats.evicted++;
+    }
   }
+  return true;
 };
 
 /** Wraps a cpu-backend instance's storage methods so that disposed kernel outputs are recycled. */
@@ -226,17 +279,15 @@ export const installRecycling = (backend: object): void => {
   const write = b.write.bind(b), move = b.move.bind(b);
   const readSync = b.readSync.bind(b), disposeData = b.disposeData.bind(b);
   const valuesOf = (dataId: object) => b.data.has(dataId) ? b.data.get(dataId)?.values : undefined;
-  const stored = (v: unknown, shared: boolean) => {
+  const stored = (v: unknown, moved: boolean) => {
     if (!ownedArray(v)) return;
     const buf = v.buffer;
-    if (isFree.has(buf)) { // stored again after its tensor was disposed: never reuse it
-      takeFromFree(v);
-      shared = true;
-    }
-    if (shared || live.has(buf) || v.byteOffset !== 0 || v.byteLength !== buf.byteLength) {
+    if (isFree.has(buf)) { // stored again after its tensors were disposed: never reuse it
+      takeFromFree(owned.get(buf)!);
       escaped.add(buf);
     }
-    live.add(buf);
+    if (moved) escaped.add(buf);
+    live.set(buf, (live.get(buf) ?? 0) + 1);
   };
   b.write = (values, shape, dtype) => {
     stored(values, false);
@@ -257,18 +308,18 @@ export const installRecycling = (backend: object): void => {
     const done = disposeData(dataId, force);
     if (ownedArray(v) && !b.data.has(dataId)) {
       const buf = v.buffer;
+      const left = (live.get(buf) ?? 1) - 1;
+      if (left > 0) { // other tensors' values still lie on this buffer
+        live.set(buf, left);
+        return done;
+      }
       live.delete(buf);
-      if (!escaped.has(buf) && !isFree.has(buf) && v.byteLength <= maxBytes) {
-        evictUntil(v.byteLength);
-        const ctor = v.constructor as PooledCtor;
-        let bySize = free.get(ctor);
-        if (!bySize) free.set(ctor, bySize = new Map());
-        let list = bySize.get(v.length);
-        if (!list) bySize.set(v.length, list = []);
-        list.push(v);
+      const a = owned.get(buf)!;
+      if (!escaped.has(buf) && !isFree.has(buf) && makeRoom(a.byteLength)) {
+        poolOf(isShared(a), a.constructor as PooledCtor, a.length).push(a);
         isFree.add(buf);
-        waiting.add(v);
-        freeBytes += v.byteLength;
+        freeOrder.add(a);
+        freeBytes += a.byteLength;
       }
     }
     return done;
