@@ -44,7 +44,7 @@ export const SPECS = {
   "eval-examples": flag(NonNegativeIntFlag, 2000, "test examples per evaluation (0: all)"),
   "meta-weights": flag(
     StringFlag,
-    "weights/mlhf-mnist.mlhf",
+    "weights/mlhf-mix.mlhf",
     "MLHF's meta-weights file, or untrained",
     "a path or untrained",
   ),

@@ -127,3 +127,30 @@ Deno.test("meta-weights: every shipped --model runs MLHF with the shipped MNIST 
     tf.dispose(metaWeightTensors(meta.weights));
   }
 });
+
+Deno.test("meta-weights: the task-mix weights (weights/mlhf-mix.mlhf) have their own conv networks and scale-free features, and every shipped --model runs MLHF with them", async () => {
+  const mix = "weights/mlhf-mix.mlhf";
+  const bn = "batch/gamma←dense/bias, batch/beta←dense/bias";
+  const expected: Record<ModelName, string> = {
+    mlp: "",
+    convnet: "",
+    "convnet-small": "",
+    resnet20: bn,
+    resnet32: bn,
+    resnet56: bn,
+    resnet18: bn,
+  };
+  await withNoLeaks(async () => {
+    for (const name of MODEL_NAMES) {
+      const kinds = modelKinds(makeModel(name, 10), DATASET_INPUT_SHAPE[DEFAULT_DATASET[name]]);
+      const meta = (await resolveMetaWeights(mix, { seed: 1, required: true, kinds }))!;
+      try {
+        assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
+        assert.equal(meta.options.featureNorm, "rms", name);
+        checkMetaWeights(meta.weights, kinds, { ...MLHF_DEFAULTS, ...meta.options });
+      } finally {
+        tf.dispose(metaWeightTensors(meta.weights));
+      }
+    }
+  });
+});
