@@ -814,3 +814,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: testName("reading a slice view copies it: the array under it is still recycled"),
+  ignore,
+  fn: async () => {
+    const n = RECYCLE_MIN_ELEMENTS * 2 + 31; // a length no other test uses
+    const xv = randArray(n, 7);
+    await runOn("native", () => {
+      const x = tf.tensor1d(xv);
+      const before = recycleStats();
+      const z = tf.neg(x);
+      const view = tf.slice(z, [1], [4]); // contiguous: the cpu Slice stores a subarray of z's array
+      z.dispose();
+      const read = view.dataSync() as Float32Array;
+      assert.ok(read.buffer.byteLength < 4 * n, "a copy, not a view of the kernel's array");
+      const keep = Float32Array.from(read);
+      view.dispose();
+      assert.ok(
+        recycleStats().freeBytes >= before.freeBytes + 4 * n,
+        "the array under the read slice went back to the pool",
+      );
+      const out = tf.mul(x, 2); // reuses that array
+      assert.ok(recycleStats().reused > before.reused, "the array was reused");
+      sameValues(read, keep, "read values after the array was reused");
+      sameValues(keep, Float32Array.from(xv.subarray(1, 5), (v) => -v), "read values");
+      return [x, out];
+    });
+  },
+});

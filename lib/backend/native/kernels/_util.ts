@@ -110,9 +110,10 @@ export const scratch = (n: number): Float32Array => {
  * {@link installRecycling} counts the tensors whose stored values lie on an array's buffer (the
  * array itself, or a view of it: the cpu contiguous `Slice` stores a `subarray`), and the array
  * returns to the pool only when the last of them is disposed. It marks an array as escaped (never
- * recycled) once its values, or a view's, are read out (`dataSync`, `data`, `bufferSync` all go
- * through `readSync`, which on the cpu backend returns the stored array itself), once it is moved
- * in from elsewhere (`move`), or once it is stored again after its tensors were disposed.
+ * recycled) once its values are read out (`dataSync`, `data`, `bufferSync` all go through
+ * `readSync`, which on the cpu backend returns the stored array itself; a view's values are read out
+ * as a copy instead, so that the array stays recyclable), once it is moved in from elsewhere
+ * (`move`), or once it is stored again after its tensors were disposed.
  */
 type Pooled = Float32Array | Int32Array | Uint8Array;
 type PooledCtor = Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
@@ -300,7 +301,12 @@ export const installRecycling = (backend: object): void => {
   b.readSync = (dataId) => {
     const out = readSync(dataId);
     const v = valuesOf(dataId);
-    if (ownedArray(v)) escaped.add(v.buffer);
+    if (!ownedArray(v)) return out;
+    // A view (a contiguous slice) is read out as a copy, so the array under it stays recyclable:
+    // reading one element of a slice would otherwise cost the whole array (its next use is fresh
+    // pages).
+    if (out === v && v !== owned.get(v.buffer)) return v.slice();
+    escaped.add(v.buffer);
     return out;
   };
   b.disposeData = (dataId, force) => {
