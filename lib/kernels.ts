@@ -39,6 +39,15 @@ export const MAX_POOL_GRAD_KERNEL = "MlhfMaxPoolGrad";
 export const MAX_POOL_ARG_MAX_KERNEL = "MlhfMaxPoolArgMax";
 
 /**
+ * Max-pool's values and {@link MAX_POOL_ARG_MAX_KERNEL}'s indices of one input in one pass: input
+ * `x` (float32 NHWC), attrs as `MaxPool`'s; outputs [y, indices], y bit for bit `MaxPool`'s, the
+ * indices those of the arg-max kernel (a window entirely in the padding throws, as there). Its
+ * gradient (y's cotangent scattered to the indices) is registered with it. Caller: max-pool's primal
+ * (`ops/conv.ts`), which keeps the indices for its residuals.
+ */
+export const MAX_POOL_WITH_ARG_MAX_KERNEL = "MlhfMaxPoolWithArgMax";
+
+/**
  * A flat gather: inputs `x`, `indices` (int32); output float32 shaped like `indices`,
  * out[o] = x.flat[indices[o]] (max-pool's J·v at its arg-max indices). Its gradient is
  * {@link SCATTER_ADD_FLAT_KERNEL}, registered with it.
@@ -97,6 +106,7 @@ export const PROJECT_KERNELS: readonly string[] = [
   CONV2D_FILTER_GRAD_KERNEL,
   MAX_POOL_GRAD_KERNEL,
   MAX_POOL_ARG_MAX_KERNEL,
+  MAX_POOL_WITH_ARG_MAX_KERNEL,
   GATHER_FLAT_KERNEL,
   SCATTER_ADD_FLAT_KERNEL,
   LSTM_CELL_KERNEL,

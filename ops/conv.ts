@@ -12,6 +12,7 @@ import {
   backendHasKernel,
   GATHER_FLAT_KERNEL,
   MAX_POOL_ARG_MAX_KERNEL,
+  MAX_POOL_WITH_ARG_MAX_KERNEL,
   SCATTER_ADD_FLAT_KERNEL,
 } from "../lib/kernels.ts";
 import {
@@ -26,7 +27,7 @@ import {
   type WindowGeometry,
   windowGeometry,
 } from "./windows.ts";
-import { gatherFlat, maxPoolArgMax, scatterAddFlat } from "./window_kernels.ts";
+import { gatherFlat, maxPoolArgMax, maxPoolWithArgMax, scatterAddFlat } from "./window_kernels.ts";
 
 /** The attributes of {@link conv2d}. */
 export interface Conv2dAttrs {
@@ -87,11 +88,27 @@ const viaIndices = (kernel: string, what: string, f: () => tf.Tensor): tf.Tensor
   return f();
 };
 
+/**
+ * The arg-max indices computed with a max-pool output by `MlhfMaxPoolWithArgMax`, by that output
+ * (they live as long as the output's scope keeps them, like batch norm's statistics).
+ */
+const argMaxOf = new WeakMap<tf.Tensor, tf.Tensor4D>();
+
 /** Max-pool; tangents and cotangents route through the first arg-max of each window. */
 export const maxPool: OpDef<PoolAttrs, MaxPoolRes> = {
   name: "maxPool",
-  primal: ([x], a) => tf.maxPool(T4(x), [...a.filterSize], [...a.strides], a.padding),
-  residuals: ([x], _y, a) => {
+  primal: ([x], a) => {
+    if (x.dtype === "float32" && backendHasKernel(MAX_POOL_WITH_ARG_MAX_KERNEL)) {
+      // One pass for the values and the indices the residuals would otherwise recompute.
+      const [y, idx] = maxPoolWithArgMax(T4(x), a.filterSize, a.strides, a.padding);
+      argMaxOf.set(y, idx);
+      return y;
+    }
+    return tf.maxPool(T4(x), [...a.filterSize], [...a.strides], a.padding);
+  },
+  residuals: ([x], y, a) => {
+    const kept = argMaxOf.get(y);
+    if (kept && !kept.isDisposed) return { idx: kept };
     if (backendHasKernel(MAX_POOL_ARG_MAX_KERNEL)) {
       return { idx: maxPoolArgMax(T4(x), a.filterSize, a.strides, a.padding) };
     }

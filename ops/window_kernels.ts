@@ -18,6 +18,7 @@ import {
   GATHER_FLAT_KERNEL,
   MAX_POOL_ARG_MAX_KERNEL,
   MAX_POOL_GRAD_KERNEL,
+  MAX_POOL_WITH_ARG_MAX_KERNEL,
   SCATTER_ADD_FLAT_KERNEL,
 } from "../lib/kernels.ts";
 import type { Padding } from "./windows.ts";
@@ -39,6 +40,24 @@ export const maxPoolArgMax = (
     pad: padding,
     dimRoundingMode: undefined,
   } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+
+/**
+ * Max-pool's values and {@link maxPoolArgMax}'s indices in one pass over x, by
+ * `MlhfMaxPoolWithArgMax` (float32 x): [y, indices]. Differentiable in x through y (its registered
+ * gradient scatters y's cotangent to the indices).
+ */
+export const maxPoolWithArgMax = (
+  x: tf.Tensor4D,
+  filterSize: readonly [number, number],
+  strides: readonly [number, number],
+  padding: Padding,
+): [tf.Tensor4D, tf.Tensor4D] =>
+  tf.engine().runKernel(MAX_POOL_WITH_ARG_MAX_KERNEL, { x }, {
+    filterSize: [filterSize[0], filterSize[1]],
+    strides: [strides[0], strides[1]],
+    pad: padding,
+    dimRoundingMode: undefined,
+  } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor4D, tf.Tensor4D];
 
 /**
  * out[o] = x.flat[indices[o]], shaped like `indices` (max-pool's J·v at its arg-max indices), by

@@ -21,7 +21,12 @@ import {
   type Padding,
   windowGeometry,
 } from "../../../ops/windows.ts";
-import { gatherFlat, maxPoolArgMax, scatterAddFlat } from "../../../ops/window_kernels.ts";
+import {
+  gatherFlat,
+  maxPoolArgMax,
+  maxPoolWithArgMax,
+  scatterAddFlat,
+} from "../../../ops/window_kernels.ts";
 import {
   GATHER_FLAT_KERNEL,
   MAX_POOL_ARG_MAX_KERNEL,
@@ -432,5 +437,89 @@ Deno.test({
       sameValues(ok.dataSync(), [0, 0, 3], "duplicates sum");
       return [];
     });
+  },
+});
+
+/** Bit equality (a NaN equals any NaN; −0 and +0 differ). */
+const sameBits = (got: Float32Array, want: Float32Array, what: string) => {
+  assert.equal(got.length, want.length, `${what}: length`);
+  const gi = new Int32Array(got.buffer, got.byteOffset, got.length);
+  const wi = new Int32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < got.length; i++) {
+    if (gi[i] !== wi[i] && !(got[i] !== got[i] && want[i] !== want[i])) {
+      assert.fail(`${what}[${i}] = ${got[i]} (bits ${gi[i]}), expected ${want[i]} (bits ${wi[i]})`);
+    }
+  }
+};
+
+Deno.test({
+  name: testName(
+    "MlhfMaxPoolWithArgMax: y bit for bit native MaxPool's (= cpu's), indices the arg-max kernel's",
+  ),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(poolCase, fc.integer({ min: 1, max: 6 }), async (p, every) => {
+        const xv = xValues(p);
+        if (every < 5) { // specials in the windows; else plain values
+          for (let i = p.seed % every; i < xv.length; i += every) {
+            xv[i] = SPECIALS[(i * 7 + p.seed) % SPECIALS.length];
+          }
+        }
+        const pool = (x: tf.Tensor4D) => tf.maxPool(x, [p.fh, p.fw], [p.sh, p.sw], p.pad);
+        const [cpuY] = await runOn("cpu", () => pool(tf.tensor4d(xv, shapeOf(p))));
+        const [y, idx, nativeY, argMax] = await runOn("native", () => {
+          const x = tf.tensor4d(xv, shapeOf(p));
+          const [fy, fi] = maxPoolWithArgMax(x, [p.fh, p.fw], [p.sh, p.sw], p.pad);
+          assert.equal(fi.dtype, "int32");
+          assert.deepEqual(fy.shape, outShape(p));
+          return [fy, tf.cast(fi, "float32"), pool(x), tf.cast(argMaxOf(x, p), "float32")];
+        });
+        const what = `${JSON.stringify(p)} every ${every}`;
+        sameBits(y, nativeY, `y vs native MaxPool ${what}`);
+        sameValues(y, cpuY, `y vs cpu MaxPool ${what}`); // (native orders −0 below +0)
+        sameValues(idx, argMax, `indices vs MlhfMaxPoolArgMax ${what}`);
+        sameValues(idx, referenceArgMax(xv, p), `indices vs reference ${what}`);
+      }),
+      { numRuns: 150 },
+    );
+  },
+});
+
+Deno.test({
+  name: testName(
+    "max-pool's primal on native keeps the fused indices for its residuals; tf.grads through it",
+  ),
+  ignore,
+  fn: async () => {
+    const p: PoolCase = {
+      b: 2,
+      h: 7,
+      w: 6,
+      c: 3,
+      fh: 3,
+      fw: 3,
+      sh: 2,
+      sw: 2,
+      pad: "same",
+      ints: true,
+      seed: 5,
+    };
+    const xv = xValues(p), dyv = randArray(size(outShape(p)), 9);
+    const before = tf.memory().numTensors;
+    const [grad, want] = await runOn("native", () => {
+      const x = tf.tensor4d(xv, shapeOf(p)), dy = tf.tensor4d(dyv, outShape(p));
+      const a = attrsOf(p), y = maxPool.primal([x], a);
+      const res = maxPool.residuals!([x], y, a);
+      assert.ok(res.idx, "index residuals on native");
+      const recomputed = argMaxOf(x, p);
+      sameValues(res.idx.dataSync(), recomputed.dataSync(), "kept indices vs arg-max kernel");
+      const g = tf.grads((t: tf.Tensor) =>
+        tf.sum(tf.mul(maxPoolWithArgMax(t as tf.Tensor4D, [3, 3], [2, 2], "same")[0], dy))
+      )([x])[0];
+      return [g, maxPoolGradKernel(dy, x, p)];
+    });
+    sameValues(grad, want, "tf.grads through MlhfMaxPoolWithArgMax vs MaxPoolGrad");
+    assert.equal(tf.memory().numTensors, before, "tensors leaked");
   },
 });

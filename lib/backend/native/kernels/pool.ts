@@ -19,6 +19,8 @@
  * - `MlhfMaxPoolArgMax` {x} → int32 of the output's shape: the flat index into x of the element
  *   MaxPoolGrad routes each window's cotangent to (the first maximum, NaN never winning, a window
  *   with no value above −∞ giving its first in-bounds element).
+ * - `MlhfMaxPoolWithArgMax` {x} → [MaxPool's y, MlhfMaxPoolArgMax's indices] in one pass over x
+ *   (the same keys, maxima and selects as the two kernels, so both outputs are bit-identical).
  * - `MlhfGatherFlat` {x, indices} → float32 shaped like indices: out[o] = x.flat[indices[o]].
  * - `MlhfScatterAddFlat` {updates, indices}, attr `shape` → float32 of that shape: zeros, then
  *   out.flat[indices[o]] += updates[o] in increasing o (the adjoint of the gather; with arg-max
@@ -30,6 +32,7 @@ import {
   GATHER_FLAT_KERNEL,
   MAX_POOL_ARG_MAX_KERNEL,
   MAX_POOL_GRAD_KERNEL,
+  MAX_POOL_WITH_ARG_MAX_KERNEL,
   SCATTER_ADD_FLAT_KERNEL,
 } from "../../../kernels.ts";
 import { gatherFlat, scatterAddFlat } from "../../../../ops/window_kernels.ts";
@@ -277,6 +280,77 @@ export const maxPoolGradValues = (dy: Float32Array, x: Float32Array, g: Info): F
 };
 
 /**
+ * One output row of {@link maxPoolWithArgMaxValues}: {@link maxPoolRow}'s keys into `yk` (filled
+ * with −∞'s key before) and, in the same loop, {@link firstMaxRow}'s select into `idx`, with the
+ * window's running maximum read from `yk` instead of a separate `best`. Returns false when a window
+ * of the row lies entirely in the padding.
+ */
+const maxWithArgRow = (
+  xi: Int32Array,
+  yk: Int32Array,
+  idx: Int32Array,
+  r: RowGeometry,
+  b: number,
+  h0: number,
+  h1: number,
+  o0: number,
+): boolean => {
+  const { H, W, C, OW, KW, SW, left } = r;
+  let allIn = true;
+  for (let q = 0, o = o0; q < OW; q++, o += C) {
+    const cc = q * SW - left;
+    const w0 = Math.max(0, cc), w1 = Math.min(W, cc + KW);
+    if (h0 >= h1 || w0 >= w1) {
+      allIn = false;
+      continue;
+    }
+    const first = ((b * H + h0) * W + w0) * C;
+    for (let c = 0; c < C; c++) idx[o + c] = first + c;
+    for (let ih = h0; ih < h1; ih++) {
+      for (let iw = w0; iw < w1; iw++) {
+        const s = ((b * H + ih) * W + iw) * C;
+        for (let c = 0; c < C; c++) {
+          const v = xi[s + c];
+          let k = (v ^ ((v >> 31) & 0x7fffffff)) - (v >> 31); // floatKey, inlined
+          if ((v & 0x7fffffff) > 0x7f800000) k = 1 << 31; // NaN
+          const m = yk[o + c];
+          const win = (0 - +(k > m)) | 0; // -1 where this element is a new maximum, else 0
+          yk[o + c] = Math.max(m, k);
+          const ps = idx[o + c];
+          idx[o + c] = ps ^ ((ps ^ (s + c)) & win);
+        }
+      }
+    }
+  }
+  return allIn;
+};
+
+/**
+ * {@link maxPoolValues} and {@link maxPoolArgMaxValues} of one x in one pass over it (ResNet-18's
+ * stem pool: two passes over 4×112×112×64 before). A window entirely in the padding throws, as the
+ * arg-max does.
+ */
+export const maxPoolWithArgMaxValues = (x: Float32Array, g: Info): [Float32Array, Int32Array] => {
+  const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW } = g;
+  if (g.filterHeight === 1 && g.filterWidth === 1 && OH === H && OW === W) { // the identity
+    return [maxPoolValues(x, g), maxPoolArgMaxValues(x, g)]; // (y keeps NaN there)
+  }
+  const n = g.batchSize * OH * OW * g.inChannels;
+  const y = allocF32(n);
+  const idx = alloc(Int32Array, n);
+  const xi = new Int32Array(x.buffer, x.byteOffset, x.length);
+  const yk = new Int32Array(y.buffer, y.byteOffset, n).fill(KEY_NEG_INF);
+  const r = rowGeometry(g);
+  forEachOutputRow(g, (b, h0, h1, o) => {
+    if (!maxWithArgRow(xi, yk, idx, r, b, h0, h1, o)) {
+      throw new RangeError("max-pool arg-max: a window lies entirely in the padding");
+    }
+  });
+  for (let i = 0; i < n; i++) yk[i] = keyBits(yk[i]);
+  return [y, idx];
+};
+
+/**
  * The flat index into x of the element {@link maxPoolGradValues} routes each output's cotangent to
  * (a window entirely in the padding throws: it routes nowhere).
  */
@@ -404,6 +478,22 @@ export const poolKernels = (): NativeKernel[] => {
       },
     },
     {
+      kernelName: MAX_POOL_WITH_ARG_MAX_KERNEL,
+      kernelFunc: (args) => {
+        const { x } = args.inputs;
+        if (x.dtype !== "float32") {
+          throw new TypeError(`MlhfMaxPoolWithArgMax: x must be float32, got ${x.dtype}`);
+        }
+        const backend = cpuBackend(args);
+        const g = poolInfo(x.shape, args.attrs);
+        const [y, idx] = maxPoolWithArgMaxValues(f32(backend, x), g);
+        return [
+          backend.makeTensorInfo([...g.outShape], "float32", y),
+          backend.makeTensorInfo([...g.outShape], "int32", idx),
+        ];
+      },
+    },
+    {
       kernelName: GATHER_FLAT_KERNEL,
       kernelFunc: (args) => {
         const { x, indices } = args.inputs;
@@ -455,6 +545,17 @@ export const poolIndexGradients = (): tf.GradConfig[] => [
     kernelName: MAX_POOL_ARG_MAX_KERNEL,
     inputsToSave: ["x"],
     gradFunc: (_dy, saved) => ({ x: () => tf.zerosLike(saved[0]) }),
+  },
+  {
+    // y's cotangent goes to the indices (MaxPoolGrad's sums in its order); none to the indices.
+    kernelName: MAX_POOL_WITH_ARG_MAX_KERNEL,
+    inputsToSave: ["x"],
+    outputsToSave: [false, true],
+    gradFunc: (dy, saved) => {
+      const [x, indices] = saved;
+      const dys = Array.isArray(dy) ? dy : [dy];
+      return { x: () => scatterAddFlat(dys[0], indices, x.shape) };
+    },
   },
   {
     kernelName: GATHER_FLAT_KERNEL,
