@@ -63,7 +63,7 @@ const cellKernel = (): NativeKernel => ({
         h: f32(be, h),
       }],
       undefined,
-      allocSharedF32(packedLength(n, 1, false)),
+      packedOut(n, 1, false),
     );
     return be.makeTensorInfo([packed.length], "float32", packed);
   },
