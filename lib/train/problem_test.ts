@@ -76,6 +76,30 @@ Deno.test("meta-weights: a preset's missing file names the meta-training that ma
   );
 });
 
+/**
+ * For every shipped `--model`: resolves the meta-weights file for the model's parameter kinds,
+ * checks that MLHF accepts them, and runs `check` on them (then frees them).
+ */
+const eachShippedModel = async (
+  file: string,
+  check: (
+    name: ModelName,
+    meta: NonNullable<Awaited<ReturnType<typeof resolveMetaWeights>>>,
+    kinds: ReturnType<typeof modelKinds>,
+  ) => void | Promise<void>,
+): Promise<void> => {
+  for (const name of MODEL_NAMES) {
+    const kinds = modelKinds(makeModel(name, 10), DATASET_INPUT_SHAPE[DEFAULT_DATASET[name]]);
+    const meta = (await resolveMetaWeights(file, { seed: 1, required: true, kinds }))!;
+    try {
+      checkMetaWeights(meta.weights, kinds, { ...MLHF_DEFAULTS, ...meta.options });
+      await check(name, meta, kinds);
+    } finally {
+      tf.dispose(metaWeightTensors(meta.weights));
+    }
+  }
+};
+
 Deno.test("meta-weights: every shipped --model runs MLHF with the shipped MNIST weights (default transfer), and an explicit kind map wins", async () => {
   const shipped = "weights/mlhf-mnist.mlhf";
   const expected: Record<ModelName, string> = {
@@ -87,30 +111,23 @@ Deno.test("meta-weights: every shipped --model runs MLHF with the shipped MNIST 
     resnet56: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
     resnet18: "conv2d/kernel←dense/kernel, batch/gamma←dense/bias, batch/beta←dense/bias",
   };
-  await withNoLeaks(async () => {
-    for (const name of MODEL_NAMES) {
-      const kinds = modelKinds(makeModel(name, 10), DATASET_INPUT_SHAPE[DEFAULT_DATASET[name]]);
-      const meta = (await resolveMetaWeights(shipped, { seed: 1, required: true, kinds }))!;
-      try {
-        assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
-        checkMetaWeights(meta.weights, kinds, { ...MLHF_DEFAULTS, ...meta.options });
-        if (name === "convnet") {
-          // Without the model's kinds nothing is transferred, and MLHF refuses the convnet.
-          const plain = (await resolveMetaWeights(shipped, { seed: 1, required: true }))!;
-          try {
-            assert.throws(
-              () => checkMetaWeights(plain.weights, kinds, { ...MLHF_DEFAULTS, ...plain.options }),
-              /no λ \(damping\) meta-network for parameter kind 'conv2d\/kernel'/,
-            );
-          } finally {
-            tf.dispose(metaWeightTensors(plain.weights));
-          }
+  await withNoLeaks(() =>
+    eachShippedModel(shipped, async (name, meta, kinds) => {
+      assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
+      if (name === "convnet") {
+        // Without the model's kinds nothing is transferred, and MLHF refuses the convnet.
+        const plain = (await resolveMetaWeights(shipped, { seed: 1, required: true }))!;
+        try {
+          assert.throws(
+            () => checkMetaWeights(plain.weights, kinds, { ...MLHF_DEFAULTS, ...plain.options }),
+            /no λ \(damping\) meta-network for parameter kind 'conv2d\/kernel'/,
+          );
+        } finally {
+          tf.dispose(metaWeightTensors(plain.weights));
         }
-      } finally {
-        tf.dispose(metaWeightTensors(meta.weights));
       }
-    }
-  });
+    })
+  );
   const kinds = modelKinds(makeModel("convnet-small", 10), [28, 28, 1]);
   const meta = (await resolveMetaWeights(shipped, {
     seed: 1,
@@ -140,17 +157,10 @@ Deno.test("meta-weights: the task-mix weights (weights/mlhf-mix.mlhf) have their
     resnet56: bn,
     resnet18: bn,
   };
-  await withNoLeaks(async () => {
-    for (const name of MODEL_NAMES) {
-      const kinds = modelKinds(makeModel(name, 10), DATASET_INPUT_SHAPE[DEFAULT_DATASET[name]]);
-      const meta = (await resolveMetaWeights(mix, { seed: 1, required: true, kinds }))!;
-      try {
-        assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
-        assert.equal(meta.options.featureNorm, "rms", name);
-        checkMetaWeights(meta.weights, kinds, { ...MLHF_DEFAULTS, ...meta.options });
-      } finally {
-        tf.dispose(metaWeightTensors(meta.weights));
-      }
-    }
-  });
+  await withNoLeaks(() =>
+    eachShippedModel(mix, (name, meta) => {
+      assert.equal(describeKindMap(meta.defaultTransfer ?? []), expected[name], name);
+      assert.equal(meta.options.featureNorm, "rms", name);
+    })
+  );
 });
