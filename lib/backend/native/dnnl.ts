@@ -1,7 +1,7 @@
 /**
  * The oneDNN binding of the `native` backend: the C API of oneDNN 2.x (`dnnl.h`, Debian's
  * `libdnnl2`) through Deno FFI, as a few checked calls the convolution kernels build on
- * (`kernels/conv_dnnl.ts`): engine and stream, memory descriptors, primitive descriptors and
+ * (`kernels/conv_dnnl.ts`) and train-mode batch norm (`kernels/batch_norm_dnnl.ts`): engine and stream, memory descriptors, primitive descriptors and
  * primitives, memory objects over the tensors' Float32Arrays, reorders, execution.
  *
  * The library comes from `MLHF_DNNL_PATH` when set (only that path is tried), else
@@ -24,6 +24,8 @@ export const DNNL_CANDIDATES: readonly string[] = ["libdnnl.so.2"];
 export const MD_BYTES = 696;
 /** sizeof(dnnl_convolution_desc_t) (5976), rounded up: the call only writes into it. */
 const CONV_DESC_BYTES = 6144;
+/** sizeof(dnnl_batch_normalization_desc_t) (3496), rounded up: the call only writes into it. */
+const BNORM_DESC_BYTES = 4096;
 /** sizeof(dnnl_exec_arg_t): { int arg; dnnl_memory_t memory; } with memory at offset 8. */
 const EXEC_ARG_BYTES = 16;
 
@@ -31,9 +33,12 @@ const ENGINE_CPU = 1;
 const STREAM_DEFAULT_FLAGS = 1;
 const F32 = 3;
 /** Format tags (dnnl_format_tag_t). */
-export const TAG = { any: 1, nhwc: 20, hwio: 30 } as const;
+export const TAG = { any: 1, a: 2, nhwc: 20, hwio: 30 } as const;
 /** Propagation kinds (dnnl_prop_kind_t). */
 const PROP_FORWARD_TRAINING = 64;
+const PROP_BACKWARD = 128;
+/** Batch-normalization flags (dnnl_normalization_flags_t): separate scale (γ) and shift (β). */
+const BNORM_USE_SCALE = 0x8, BNORM_USE_SHIFT = 0x10;
 const CONVOLUTION_DIRECT = 1;
 /** Execution argument ids (DNNL_ARG_*). */
 export const ARG = {
@@ -43,6 +48,12 @@ export const ARG = {
   diffSrc: 129,
   diffDst: 145,
   diffWeights: 161,
+  mean: 49,
+  variance: 50,
+  scale: 51,
+  shift: 52,
+  diffScale: 255,
+  diffShift: 256,
   from: 1,
   to: 17,
 } as const;
@@ -117,6 +128,16 @@ const SYMBOLS = {
     ],
     result: "i32",
   },
+  dnnl_batch_normalization_forward_desc_init: {
+    // desc, prop, data, epsilon, flags
+    parameters: ["buffer", "i32", "buffer", "f32", "u32"],
+    result: "i32",
+  },
+  dnnl_batch_normalization_backward_desc_init: {
+    // desc, prop, diff data, data, epsilon, flags
+    parameters: ["buffer", "i32", "buffer", "buffer", "f32", "u32"],
+    result: "i32",
+  },
   dnnl_primitive_desc_create: {
     // out, op desc, attr (null), engine, hint (forward pd or null)
     parameters: ["buffer", "buffer", "pointer", "pointer", "pointer"],
@@ -177,6 +198,13 @@ export interface Dnnl {
     dDst: MemoryDesc,
     s: ConvSpatial,
   ): OpDesc;
+  /**
+   * A forward-training batch-normalization descriptor over `data` (statistics computed per channel
+   * over every other axis; scale γ and shift β as separate [C] memories).
+   */
+  bnormForwardDesc(data: MemoryDesc, epsilon: number): OpDesc;
+  /** The backward one (dx, dγ and dβ), for `data` as in {@link bnormForwardDesc}. */
+  bnormBackwardDesc(data: MemoryDesc, epsilon: number): OpDesc;
   /**
    * A primitive descriptor for `op` (`hint`: the forward one, for backward passes), or null when
    * oneDNN has no implementation (status unimplemented). Destroy it with {@link destroyPd}.
@@ -427,6 +455,35 @@ const open = (path: string): Dnnl => {
           null,
           dDst,
           ...sp(s),
+        ),
+      );
+      return d;
+    },
+    bnormForwardDesc(data, epsilon) {
+      const d = new Uint8Array(BNORM_DESC_BYTES);
+      check(
+        "dnnl_batch_normalization_forward_desc_init",
+        sym.dnnl_batch_normalization_forward_desc_init(
+          d,
+          PROP_FORWARD_TRAINING,
+          data,
+          epsilon,
+          BNORM_USE_SCALE | BNORM_USE_SHIFT,
+        ),
+      );
+      return d;
+    },
+    bnormBackwardDesc(data, epsilon) {
+      const d = new Uint8Array(BNORM_DESC_BYTES);
+      check(
+        "dnnl_batch_normalization_backward_desc_init",
+        sym.dnnl_batch_normalization_backward_desc_init(
+          d,
+          PROP_BACKWARD,
+          data,
+          data,
+          epsilon,
+          BNORM_USE_SCALE | BNORM_USE_SHIFT,
         ),
       );
       return d;

@@ -1,18 +1,22 @@
 /**
  * Train-mode batch norm over every axis but the last as two native kernels (the DSL's
- * `ops/batch_norm.ts` calls them when the active backend has them):
+ * `ops/batch_norm.ts` calls them when the active backend has them), by oneDNN when it loads
+ * (`batch_norm_dnnl.ts`: vectorized, on its OpenMP threads; ≈ 10× the JS loops' speed at ResNet
+ * sizes), else by the JS loops below (`MLHF_DNNL=0`, or {@link setBatchNormEngine}):
  *
  * - `MlhfBatchNormTrain` (x [..., C], gamma [C], beta [C]; attr `epsilon`) → [y, mean [C],
- *   variance [C]] in three passes over x. Its float operations are those of the op composition it
- *   replaces on this backend (native `Mean`, `Sub`, `Square`, `Mean`, `Add`, cpu `Rsqrt`, `Multiply`
- *   ×2, `Add`: float64 sums in row order, every intermediate rounded to float32), so y, mean and
- *   variance are bit-identical to it.
+ *   variance [C]] (biased variance). The JS loops run three passes over x with the float operations
+ *   of the op composition they replace on this backend (native `Mean`, `Sub`, `Square`, `Mean`,
+ *   `Add`, cpu `Rsqrt`, `Multiply` ×2, `Add`: float64 sums in row order, every intermediate
+ *   rounded to float32), so their y, mean and variance are bit-identical to it; oneDNN's agree with
+ *   a float64 reference to float32 rounding (its sums are float32, by blocks and threads).
  * - `MlhfBatchNormTrainGrad` (dy, x, mean, variance, gamma, dMean, dVariance; attr `epsilon`) →
- *   [dx, dGamma, dBeta] in two passes: dβ = Σ dy, dγ = Σ dy·x̂,
+ *   [dx, dGamma, dBeta]: dβ = Σ dy, dγ = Σ dy·x̂,
  *   dx = γ·s·(dy − dβ/N − x̂·dγ/N) + dMean/N + 2(x − μ)·dVariance/N with s = (variance + ε)^−½ and
- *   x̂ = (x − μ)·s (float64 sums and arithmetic, rounded once). Its gradient throws (no
- *   second-order tape gradients through batch norm on this backend; the DSL's rules have none
- *   either way).
+ *   x̂ = (x − μ)·s. The JS loops: two passes, float64 sums and arithmetic, rounded once. oneDNN
+ *   computes the terms without dMean and dVariance; the statistics' term is added here where they
+ *   are not all zero (the DSL's rules pass zeros). Its gradient throws (no second-order tape
+ *   gradients through batch norm on this backend; the DSL's rules have none either way).
  * @module
  */
 import { tf } from "../../../_deps.ts";
@@ -25,6 +29,8 @@ import {
   type NativeKernel,
   sizeOf,
 } from "./_util.ts";
+import { loadDnnl } from "../dnnl.ts";
+import { type BatchNormPass, type DnnlBatchNorm, dnnlBatchNorm } from "./batch_norm_dnnl.ts";
 
 const fr = Math.fround;
 
@@ -135,6 +141,66 @@ export const batchNormTrainGradValues = (
   return { dx, dGamma, dBeta };
 };
 
+/** Which implementation the batch-norm kernels use: oneDNN (when loaded) or the JS loops. */
+export type BatchNormEngine = "onednn" | "js";
+
+let dnnlBn: DnnlBatchNorm | null | undefined;
+let wanted: BatchNormEngine = "onednn";
+
+/** oneDNN's batch norm, loaded on first use; null (said once, on stderr) when unavailable. */
+const onednn = (): DnnlBatchNorm | null => {
+  if (dnnlBn === undefined) {
+    const r = loadDnnl();
+    dnnlBn = r.ok ? dnnlBatchNorm(r.dnnl) : null;
+    if (!r.ok) console.error(`native backend: batch norm by JS loops (oneDNN: ${r.reason})`);
+  }
+  return dnnlBn;
+};
+
+/** oneDNN's batch norm when it is selected and loaded, else null. */
+const active = (): DnnlBatchNorm | null => wanted === "onednn" ? onednn() : null;
+
+/**
+ * Selects the batch-norm kernels' engine (default "onednn"; without oneDNN every call uses the JS
+ * loops) and returns the previous choice. For tests and benches that compare the two in one process.
+ */
+export const setBatchNormEngine = (e: BatchNormEngine): BatchNormEngine => {
+  const prev = wanted;
+  wanted = e;
+  return prev;
+};
+
+/**
+ * The oneDNN implementation a batch-norm pass takes for x of `shape` (e.g. "bnorm_jit:avx512_core"),
+ * or null when oneDNN is not selected, not loaded, or takes no implementation (then the JS loops).
+ */
+export const batchNormImpl = (
+  pass: BatchNormPass,
+  shape: readonly number[],
+  epsilon: number,
+): string | null => active()?.impl(pass, shape, epsilon) ?? null;
+
+/**
+ * Adds the statistics' cotangents to dx in place: dMean/N + 2(x − μ)·dVariance/N per channel (N the
+ * rows), skipped when both are all zero.
+ */
+export const addStatisticsCotangent = (
+  dx: Float32Array,
+  x: Float32Array,
+  mean: Float32Array,
+  dMean: Float32Array,
+  dVariance: Float32Array,
+): void => {
+  const c = mean.length, rows = x.length / c;
+  if (dMean.every((v) => v === 0) && dVariance.every((v) => v === 0)) return;
+  const a = Float64Array.from(dMean, (v) => v / rows);
+  const b = Float64Array.from(dVariance, (v) => (2 * v) / rows);
+  const m64 = Float64Array.from(mean);
+  for (let i = 0; i < x.length; i += c) {
+    for (let j = 0; j < c; j++) dx[i + j] += a[j] + b[j] * (x[i + j] - m64[j]);
+  }
+};
+
 /** True when `t` holds exactly `c` values (a per-channel vector, any shape). */
 const perChannel = (t: tf.TensorInfo, c: number) => sizeOf(t.shape) === c;
 
@@ -157,6 +223,26 @@ export const batchNormKernels = (): NativeKernel[] => [
       );
       const { epsilon } = args.attrs as { epsilon: number };
       const backend = cpuBackend(args);
+      const d = active();
+      if (d) {
+        const y = allocF32(sizeOf(x.shape));
+        const mean = new Float32Array(c), variance = new Float32Array(c);
+        const arrays = {
+          x: f32(backend, x),
+          gamma: f32(backend, gamma),
+          beta: f32(backend, beta),
+          y,
+          mean,
+          variance,
+        };
+        if (d.forward(x.shape, epsilon, arrays)) {
+          return [
+            backend.makeTensorInfo([...x.shape], "float32", y),
+            backend.makeTensorInfo([c], "float32", mean),
+            backend.makeTensorInfo([c], "float32", variance),
+          ];
+        }
+      }
       const r = batchNormTrainValues(
         f32(backend, x),
         c,
@@ -185,6 +271,30 @@ export const batchNormKernels = (): NativeKernel[] => [
       );
       const { epsilon } = args.attrs as { epsilon: number };
       const backend = cpuBackend(args);
+      const d = active();
+      if (d) {
+        const dx = allocF32(sizeOf(x.shape));
+        const dGamma = new Float32Array(c), dBeta = new Float32Array(c);
+        const xs = f32(backend, x), means = f32(backend, mean);
+        const arrays = {
+          dy: f32(backend, dy),
+          x: xs,
+          mean: means,
+          variance: f32(backend, variance),
+          gamma: f32(backend, gamma),
+          dx,
+          dGamma,
+          dBeta,
+        };
+        if (d.backward(x.shape, epsilon, arrays)) {
+          addStatisticsCotangent(dx, xs, means, f32(backend, dMean), f32(backend, dVariance));
+          return [
+            backend.makeTensorInfo([...x.shape], "float32", dx),
+            backend.makeTensorInfo([c], "float32", dGamma),
+            backend.makeTensorInfo([c], "float32", dBeta),
+          ];
+        }
+      }
       const r = batchNormTrainGradValues(
         f32(backend, dy),
         f32(backend, x),
