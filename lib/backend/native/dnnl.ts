@@ -26,6 +26,8 @@ export const MD_BYTES = 696;
 const CONV_DESC_BYTES = 6144;
 /** sizeof(dnnl_batch_normalization_desc_t) (3496), rounded up: the call only writes into it. */
 const BNORM_DESC_BYTES = 4096;
+/** sizeof(dnnl_binary_desc_t) (2096), rounded up. */
+const BINARY_DESC_BYTES = 3072;
 /** sizeof(dnnl_exec_arg_t): { int arg; dnnl_memory_t memory; } with memory at offset 8. */
 const EXEC_ARG_BYTES = 16;
 
@@ -40,9 +42,12 @@ const PROP_BACKWARD = 128;
 /** Batch-normalization flags (dnnl_normalization_flags_t): separate scale (γ) and shift (β). */
 const BNORM_USE_SCALE = 0x8, BNORM_USE_SHIFT = 0x10;
 const CONVOLUTION_DIRECT = 1;
+/** Algorithm kinds (dnnl_alg_kind_t) of the binary primitive. */
+export const ALG = { binaryAdd: 0x1fff0, binaryMul: 0x1fff1, binaryLt: 0x1fff9 } as const;
 /** Execution argument ids (DNNL_ARG_*). */
 export const ARG = {
   src: 1,
+  src1: 2,
   dst: 17,
   weights: 33,
   diffSrc: 129,
@@ -54,6 +59,8 @@ export const ARG = {
   shift: 52,
   diffScale: 255,
   diffShift: 256,
+  /** DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1: the first post-op's second operand. */
+  postOp0Src1: 16386,
   from: 1,
   to: 17,
 } as const;
@@ -138,9 +145,25 @@ const SYMBOLS = {
     parameters: ["buffer", "i32", "buffer", "buffer", "f32", "u32"],
     result: "i32",
   },
+  dnnl_binary_desc_init: {
+    // desc, alg, src0, src1, dst
+    parameters: ["buffer", "i32", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   dnnl_primitive_desc_create: {
-    // out, op desc, attr (null), engine, hint (forward pd or null)
+    // out, op desc, attr (or null), engine, hint (forward pd or null)
     parameters: ["buffer", "buffer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
+  dnnl_primitive_attr_create: { parameters: ["buffer"], result: "i32" },
+  dnnl_primitive_attr_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_primitive_attr_set_post_ops: { parameters: ["pointer", "pointer"], result: "i32" },
+  dnnl_post_ops_create: { parameters: ["buffer"], result: "i32" },
+  dnnl_post_ops_destroy: { parameters: ["pointer"], result: "i32" },
+  dnnl_post_ops_append_binary: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  dnnl_primitive_attr_set_scales: {
+    // attr, arg, count, mask, scales
+    parameters: ["pointer", "i32", "i64", "i32", "buffer"],
     result: "i32",
   },
   dnnl_reorder_primitive_desc_create: {
@@ -205,11 +228,20 @@ export interface Dnnl {
   bnormForwardDesc(data: MemoryDesc, epsilon: number): OpDesc;
   /** The backward one (dx, dγ and dβ), for `data` as in {@link bnormForwardDesc}. */
   bnormBackwardDesc(data: MemoryDesc, epsilon: number): OpDesc;
+  /** A binary descriptor dst = src0 op src1 (`alg` an {@link ALG} binary kind). */
+  binaryDesc(alg: number, src0: MemoryDesc, src1: MemoryDesc, dst: MemoryDesc): OpDesc;
   /**
    * A primitive descriptor for `op` (`hint`: the forward one, for backward passes), or null when
    * oneDNN has no implementation (status unimplemented). Destroy it with {@link destroyPd}.
    */
-  primitiveDesc(op: OpDesc, hint: Ptr | null): Ptr | null;
+  primitiveDesc(op: OpDesc, hint: Ptr | null, attr?: Ptr | null): Ptr | null;
+  /**
+   * Primitive attributes of a binary primitive: its first operand scaled by `src0Scale` before the
+   * operation, and one binary post-op (dst = dst `postOp.alg` src1, src1 bound as
+   * {@link ARG}.postOp0Src1). Destroy them with {@link destroyAttr}.
+   */
+  binaryAttr(src0Scale: number, postOp: { alg: number; src1: MemoryDesc }): Ptr;
+  destroyAttr(attr: Ptr): void;
   /** A reorder primitive descriptor from `src`'s layout to `dst`'s. */
   reorderDesc(src: MemoryDesc, dst: MemoryDesc): Ptr;
   /** A copy of the memory descriptor a primitive descriptor chose for `what` (a {@link QUERY}). */
@@ -488,8 +520,13 @@ const open = (path: string): Dnnl => {
       );
       return d;
     },
-    primitiveDesc(op, hint) {
-      const st = sym.dnnl_primitive_desc_create(slotBytes(slot), op, null, engine, hint);
+    binaryDesc(alg, src0, src1, dst) {
+      const d = new Uint8Array(BINARY_DESC_BYTES);
+      check("dnnl_binary_desc_init", sym.dnnl_binary_desc_init(d, alg, src0, src1, dst));
+      return d;
+    },
+    primitiveDesc(op, hint, attr = null) {
+      const st = sym.dnnl_primitive_desc_create(slotBytes(slot), op, attr, engine, hint);
       if (st === 3) return null; // unimplemented
       check("dnnl_primitive_desc_create", st);
       return outPtr(slot, "dnnl_primitive_desc_create");
@@ -515,6 +552,36 @@ const open = (path: string): Dnnl => {
       );
       return Deno.UnsafePointerView.getCString(outPtr(slot, "impl_info_str"));
     },
+    binaryAttr(src0Scale, postOp) {
+      check("dnnl_post_ops_create", sym.dnnl_post_ops_create(slotBytes(slot)));
+      const ops = outPtr(slot, "dnnl_post_ops_create");
+      try {
+        check(
+          "dnnl_post_ops_append_binary",
+          sym.dnnl_post_ops_append_binary(ops, postOp.alg, postOp.src1),
+        );
+        check("dnnl_primitive_attr_create", sym.dnnl_primitive_attr_create(slotBytes(slot)));
+        const attr = outPtr(slot, "dnnl_primitive_attr_create");
+        try {
+          const scale = new Uint8Array(Float32Array.of(src0Scale).buffer);
+          check(
+            "dnnl_primitive_attr_set_scales",
+            sym.dnnl_primitive_attr_set_scales(attr, ARG.src, 1n, 0, scale),
+          );
+          check(
+            "dnnl_primitive_attr_set_post_ops",
+            sym.dnnl_primitive_attr_set_post_ops(attr, ops),
+          );
+        } catch (e) {
+          sym.dnnl_primitive_attr_destroy(attr);
+          throw e;
+        }
+        return attr;
+      } finally {
+        check("dnnl_post_ops_destroy", sym.dnnl_post_ops_destroy(ops));
+      }
+    },
+    destroyAttr: (a) => check("dnnl_primitive_attr_destroy", sym.dnnl_primitive_attr_destroy(a)),
     destroyPd: (pd) => check("dnnl_primitive_desc_destroy", sym.dnnl_primitive_desc_destroy(pd)),
     primitive(pd) {
       check("dnnl_primitive_create", sym.dnnl_primitive_create(slotBytes(slot), pd));
@@ -556,6 +623,23 @@ const open = (path: string): Dnnl => {
         omp.setThreads(omp.threads);
       }
     },
+  };
+};
+
+/**
+ * A family of kernels on oneDNN (`build` runs on the loaded library), made on first use; null when
+ * oneDNN cannot be loaded, which is said once on stderr as `native backend: <fallback> (oneDNN:
+ * <reason>)`.
+ */
+export const onDnnl = <T>(build: (d: Dnnl) => T, fallback: string): () => T | null => {
+  let made: T | null | undefined;
+  return () => {
+    if (made === undefined) {
+      const r = loadDnnl();
+      made = r.ok ? build(r.dnnl) : null;
+      if (!r.ok) console.error(`native backend: ${fallback} (oneDNN: ${r.reason})`);
+    }
+    return made;
   };
 };
 

@@ -29,7 +29,7 @@ import {
   type NativeKernel,
   sizeOf,
 } from "./_util.ts";
-import { loadDnnl } from "../dnnl.ts";
+import { onDnnl } from "../dnnl.ts";
 import { type BatchNormPass, type DnnlBatchNorm, dnnlBatchNorm } from "./batch_norm_dnnl.ts";
 
 const fr = Math.fround;
@@ -144,18 +144,10 @@ export const batchNormTrainGradValues = (
 /** Which implementation the batch-norm kernels use: oneDNN (when loaded) or the JS loops. */
 export type BatchNormEngine = "onednn" | "js";
 
-let dnnlBn: DnnlBatchNorm | null | undefined;
 let wanted: BatchNormEngine = "onednn";
 
-/** oneDNN's batch norm, loaded on first use; null (said once, on stderr) when unavailable. */
-const onednn = (): DnnlBatchNorm | null => {
-  if (dnnlBn === undefined) {
-    const r = loadDnnl();
-    dnnlBn = r.ok ? dnnlBatchNorm(r.dnnl) : null;
-    if (!r.ok) console.error(`native backend: batch norm by JS loops (oneDNN: ${r.reason})`);
-  }
-  return dnnlBn;
-};
+/** oneDNN's batch norm, made on first use; null (said once, on stderr) when unavailable. */
+const onednn = onDnnl(dnnlBatchNorm, "batch norm by JS loops");
 
 /** oneDNN's batch norm when it is selected and loaded, else null. */
 const active = (): DnnlBatchNorm | null => wanted === "onednn" ? onednn() : null;

@@ -17,7 +17,7 @@
 import { tf } from "../../../_deps.ts";
 import { CONV2D_FILTER_GRAD_KERNEL } from "../../../kernels.ts";
 import type { Blas } from "../blas.ts";
-import { loadDnnl } from "../dnnl.ts";
+import { onDnnl } from "../dnnl.ts";
 import { type ConvPass, type DnnlConv, dnnlConv, dnnlSpatial, dnnlTakesPass } from "./conv_dnnl.ts";
 import { epilogue } from "./matmul.ts";
 import {
@@ -277,20 +277,10 @@ export const conv2dBackpropFilter = (blas: Blas, x: Float32Array, dy: Float32Arr
 /** Which implementation the conv kernels use: oneDNN (when loaded) or im2col + sgemm. */
 export type ConvEngine = "onednn" | "im2col";
 
-let dnnlConvs: DnnlConv | null | undefined;
 let wanted: ConvEngine = "onednn";
 
-/** oneDNN's convolutions, loaded on first use; null (said once, on stderr) when unavailable. */
-const onednn = (): DnnlConv | null => {
-  if (dnnlConvs === undefined) {
-    const r = loadDnnl();
-    dnnlConvs = r.ok ? dnnlConv(r.dnnl) : null;
-    if (!r.ok) {
-      console.error(`native backend: convolutions by im2col + sgemm (oneDNN: ${r.reason})`);
-    }
-  }
-  return dnnlConvs;
-};
+/** oneDNN's convolutions, made on first use; null (said once, on stderr) when unavailable. */
+const onednn = onDnnl(dnnlConv, "convolutions by im2col + sgemm");
 
 /** The engine the conv kernels use now ("onednn" only when it loaded). */
 export const convEngine = (): ConvEngine => wanted === "onednn" && onednn() ? "onednn" : "im2col";

@@ -1,0 +1,86 @@
+/**
+ * oneDNN's element-wise passes (`kernels/eltwise_dnnl.ts`): ReLU's cotangent from its output and the
+ * same-shape sum give the bits of plain loops written here, with NaN, ±∞, ±0 and denormals mixed
+ * in; lengths are checked; and the native `Add` and `MlhfReluGrad` kernels, which take them from
+ * `DNNL_ELTWISE_MIN` floats on, equal the cpu backend's results bit for bit at that size. Skipped
+ * (reported ignored, with the reason) when the native backend or oneDNN cannot be loaded.
+ * @module
+ */
+import { tf } from "../../_deps.ts";
+import { assert } from "../../../tests/_util/deps.ts";
+import { loadDnnl } from "./dnnl.ts";
+import { dnnlEltwise } from "./kernels/eltwise_dnnl.ts";
+import { DNNL_ELTWISE_MIN } from "./kernels/elementwise.ts";
+import { RELU_GRAD_KERNEL } from "../../kernels.ts";
+import { nativeAvailable, nativeUnavailable, randArray, runOn } from "./_test_util.ts";
+
+const dnnl = nativeAvailable ? loadDnnl() : null;
+const skip = !nativeAvailable ? nativeUnavailable! : dnnl && !dnnl.ok ? dnnl.reason : null;
+const name = (n: string) =>
+  `native oneDNN eltwise: ${n}${skip ? ` (skipped: ${skip.slice(0, 90)})` : ""}`;
+
+const SPECIALS = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -1e-45, 3.5, -2];
+
+/** Random values of either sign with the special values at scattered positions. */
+const withSpecials = (n: number, seed: number): Float32Array => {
+  const a = randArray(n, seed);
+  for (let i = 0; i < n; i += 97) a[i] = SPECIALS[(i / 97 + seed) % SPECIALS.length];
+  return a;
+};
+
+/** Bitwise equality (NaN equals NaN, −0 differs from +0). */
+const assertSameBits = (got: Float32Array, want: Float32Array, what: string) => {
+  assert.equal(got.length, want.length, what);
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < g.length; i++) {
+    const nan = Number.isNaN(got[i]) && Number.isNaN(want[i]);
+    if (!nan && g[i] !== w[i]) assert.fail(`${what}: element ${i}: ${got[i]} vs ${want[i]}`);
+  }
+};
+
+Deno.test({
+  name: name("ReLU's cotangent and the sum are the plain loops' bits"),
+  ignore: skip !== null,
+  fn: () => {
+    const e = dnnlEltwise((dnnl as { ok: true; dnnl: import("./dnnl.ts").Dnnl }).dnnl);
+    for (const n of [1, 17, 1000, DNNL_ELTWISE_MIN + 5]) {
+      const dy = withSpecials(n, 1), y = withSpecials(n, 2);
+      assert.ok(e.impl("reluGrad", n) && e.impl("add", n), `oneDNN takes n = ${n}`);
+      const dx = new Float32Array(n).fill(NaN), sum = new Float32Array(n).fill(NaN);
+      assert.ok(e.reluGrad(dy, y, dx));
+      assert.ok(e.add(dy, y, sum));
+      const wantDx = new Float32Array(n), wantSum = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        wantDx[i] = dy[i] * +(y[i] > 0);
+        wantSum[i] = dy[i] + y[i];
+      }
+      assertSameBits(dx, wantDx, `reluGrad, n = ${n}`);
+      assertSameBits(sum, wantSum, `add, n = ${n}`);
+    }
+    assert.throws(() => e.add(new Float32Array(4), new Float32Array(3), new Float32Array(4)));
+  },
+});
+
+Deno.test({
+  name: name("native Add and MlhfReluGrad at oneDNN's sizes equal cpu's bits"),
+  ignore: skip !== null,
+  fn: async () => {
+    const shape = [2, DNNL_ELTWISE_MIN / 2 + 3];
+    const n = shape[0] * shape[1];
+    const a = withSpecials(n, 5), b = withSpecials(n, 6);
+    const ops = (reluGrad: (dy: tf.Tensor, y: tf.Tensor) => tf.Tensor) => () => {
+      const ta = tf.tensor(a, shape), tb = tf.tensor(b, shape);
+      return [tf.add(ta, tb), reluGrad(ta, tb)];
+    };
+    // cpu: the DSL's composition dy·cast(y > 0); native: the kernel that replaces it.
+    const masked = (dy: tf.Tensor, y: tf.Tensor) =>
+      tf.mul(dy, tf.cast(tf.greater(y, 0), "float32"));
+    const kernel = (dy: tf.Tensor, y: tf.Tensor) =>
+      tf.engine().runKernel(RELU_GRAD_KERNEL, { dy, y }) as tf.Tensor;
+    const cpu = await runOn("cpu", ops(masked)), native = await runOn("native", ops(kernel));
+    for (let o = 0; o < 2; o++) {
+      assertSameBits(Float32Array.from(native[o]), Float32Array.from(cpu[o]), `output ${o}`);
+    }
+  },
+});

@@ -1,0 +1,136 @@
+/**
+ * Large element-wise passes of a ResNet step by oneDNN (`../dnnl.ts`) on the tensors' own arrays,
+ * vectorized and on its OpenMP threads (the JS loops of `elementwise.ts` run one element at a time
+ * on one thread; ≈ 3× slower at 2 M floats): ReLU's cotangent from its output, dx = 1[y > 0]·dy
+ * (one binary primitive: `lt` of −y against a zero, with a binary `mul` by dy as its post-op; not
+ * `gt` of y, whose unordered compare gives 1 for NaN; −y < 0 is false for NaN as y > 0 is), and the
+ * same-shape sum (out = a + b). Both give the JS loops' bits, NaN, ±∞ and ±0 included. Not oneDNN's
+ * own ReLU passes: its forward maps NaN to 0 (a vector max) where TF.js keeps it, and its backward
+ * passes dy through where y is NaN (the DSL's rule, like TF.js's mask, gives dy·0).
+ * Every array is described as one flat vector of n floats, so one primitive per op and length
+ * serves every shape.
+ *
+ * Primitives are created once per op and length and cached ({@link ELTWISE_CACHE_ENTRIES}, least
+ * recently used evicted); their memory objects have no buffer of their own and are pointed at the
+ * arrays right before each execute, in the same synchronous turn.
+ * @module
+ */
+import { ALG, ARG, type Dnnl, TAG } from "../dnnl.ts";
+
+type Ptr = Deno.PointerObject;
+
+/** Cached primitives (one per op and length). */
+export const ELTWISE_CACHE_ENTRIES = 64;
+
+/** The passes: ReLU's cotangent from its output, the sum of two same-length arrays. */
+export type EltwiseOp = "reluGrad" | "add";
+
+/** The ops on a loaded oneDNN; each returns false when oneDNN takes no implementation. */
+export interface DnnlEltwise {
+  /** dx = dy·1[y > 0]. */
+  reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): boolean;
+  /** out = a + b. */
+  add(a: Float32Array, b: Float32Array, out: Float32Array): boolean;
+  /** The implementation oneDNN uses for `op` on n floats, or null when it takes none. */
+  impl(op: EltwiseOp, n: number): string | null;
+}
+
+interface Entry {
+  readonly impl: string;
+  readonly main: Ptr;
+  readonly args: Uint8Array<ArrayBuffer>;
+  /** Memories in the order of the op's arrays (inputs, then the output). */
+  readonly bound: readonly Ptr[];
+  /** Memories bound once (reluGrad's zero). */
+  readonly fixed: readonly Ptr[];
+}
+
+/** The zero y is compared with (bound once; kept alive here, so its pointer stays valid). */
+const ZERO = new Float32Array(1);
+
+/** Builds the element-wise ops on a loaded oneDNN (one primitive cache per call). */
+export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
+  const cache = new Map<string, Entry | null>();
+
+  const destroy = (e: Entry) => {
+    dnnl.destroyPrimitive(e.main);
+    [...e.bound, ...e.fixed].forEach((m) => dnnl.destroyMemory(m));
+  };
+
+  const create = (op: EltwiseOp, n: number): Entry | null => {
+    const md = dnnl.memoryDesc([n], TAG.a);
+    const one = dnnl.memoryDesc([1], TAG.a);
+    const attr = op === "reluGrad" ? dnnl.binaryAttr(-1, { alg: ALG.binaryMul, src1: md }) : null;
+    let pd: Ptr | null;
+    try {
+      pd = op === "add"
+        ? dnnl.primitiveDesc(dnnl.binaryDesc(ALG.binaryAdd, md, md, md), null)
+        : dnnl.primitiveDesc(dnnl.binaryDesc(ALG.binaryLt, md, one, md), null, attr);
+    } finally {
+      if (attr) dnnl.destroyAttr(attr);
+    }
+    if (!pd) return null;
+    // In the order of the op's arrays: reluGrad (dy, y, dx), add (a, b, out).
+    const ids = op === "reluGrad"
+      ? [ARG.postOp0Src1, ARG.src, ARG.dst]
+      : [ARG.src, ARG.src1, ARG.dst];
+    const bound: Ptr[] = [], fixed: Ptr[] = [];
+    try {
+      for (const _ of ids) bound.push(dnnl.memory(md, false));
+      const pairs = ids.map((id, i): [number, Ptr] => [id, bound[i]]);
+      if (op === "reluGrad") {
+        const zero = dnnl.memory(one, false);
+        fixed.push(zero);
+        dnnl.setData(zero, ZERO);
+        pairs.push([ARG.src1, zero]);
+      }
+      const impl = dnnl.implInfo(pd);
+      const main = dnnl.primitive(pd);
+      return { impl, main, args: dnnl.execArgs(pairs), bound, fixed };
+    } catch (e) {
+      [...bound, ...fixed].forEach((m) => dnnl.destroyMemory(m));
+      throw e;
+    } finally {
+      dnnl.destroyPd(pd);
+    }
+  };
+
+  const entry = (op: EltwiseOp, n: number): Entry | null => {
+    if (!(n > 0)) return null;
+    const key = `${op}|${n}`;
+    let e = cache.get(key);
+    if (e === undefined) {
+      e = create(op, n);
+      if (cache.size >= ELTWISE_CACHE_ENTRIES) {
+        const [oldKey, old] = cache.entries().next().value!;
+        cache.delete(oldKey);
+        if (old) destroy(old);
+      }
+    } else cache.delete(key); // re-inserted below: most recently used last
+    cache.set(key, e);
+    return e;
+  };
+
+  /** Runs `op` on arrays of one length (checked: oneDNN uses them by raw pointer). */
+  const run = (op: EltwiseOp, arrays: readonly Float32Array[]): boolean => {
+    const n = arrays[arrays.length - 1].length;
+    if (arrays.some((a) => a.length !== n)) {
+      throw new RangeError(
+        `oneDNN ${op}: arrays of ${
+          arrays.map((a) => a.length).join("/")
+        } floats, expected ${n} each`,
+      );
+    }
+    const e = entry(op, n);
+    if (!e) return false;
+    arrays.forEach((a, i) => dnnl.setData(e.bound[i], a));
+    dnnl.execute(e.main, e.args);
+    return true;
+  };
+
+  return {
+    reluGrad: (dy, y, dx) => run("reluGrad", [dy, y, dx]),
+    add: (a, b, out) => run("add", [a, b, out]),
+    impl: (op, n) => entry(op, n)?.impl ?? null,
+  };
+};
