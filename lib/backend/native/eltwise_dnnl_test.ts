@@ -1,8 +1,10 @@
 /**
- * oneDNN's element-wise passes (`kernels/eltwise_dnnl.ts`): ReLU's cotangent from its output and the
- * same-shape sum give the bits of plain loops written here, with NaN, ±∞, ±0 and denormals mixed
+ * oneDNN's element-wise passes (`kernels/eltwise_dnnl.ts`): ReLU's cotangent from its output, and
+ * the sum and product of two arrays or of an array and a scalar, give the bits of plain loops
+ * written here, with NaN, ±∞, ±0 and denormals mixed
  * in; lengths are checked; and the native `Add` and `MlhfReluGrad` kernels, which take them from
- * `DNNL_ELTWISE_MIN` floats on, equal the cpu backend's results bit for bit at that size. Skipped
+ * `DNNL_ELTWISE_MIN` floats on, equal the cpu backend's results bit for bit at that size (Add,
+ * Multiply by an array and by a scalar). Skipped
  * (reported ignored, with the reason) when the native backend or oneDNN cannot be loaded.
  * @module
  */
@@ -46,24 +48,33 @@ Deno.test({
     const e = dnnlEltwise((dnnl as { ok: true; dnnl: import("./dnnl.ts").Dnnl }).dnnl);
     for (const n of [1, 17, 1000, DNNL_ELTWISE_MIN + 5]) {
       const dy = withSpecials(n, 1), y = withSpecials(n, 2);
-      assert.ok(e.impl("reluGrad", n) && e.impl("add", n), `oneDNN takes n = ${n}`);
-      const dx = new Float32Array(n).fill(NaN), sum = new Float32Array(n).fill(NaN);
+      assert.ok(e.impl("reluGrad", n) && e.impl("add", n) && e.impl("mul", n, 1), `n = ${n}`);
+      const out = () => new Float32Array(n).fill(NaN);
+      const [dx, sum, prod, sumS, prodS] = [out(), out(), out(), out(), out()];
+      const s = Float32Array.of(-0.37);
       assert.ok(e.reluGrad(dy, y, dx));
-      assert.ok(e.add(dy, y, sum));
-      const wantDx = new Float32Array(n), wantSum = new Float32Array(n);
+      assert.ok(e.binary("add", dy, y, sum) && e.binary("mul", dy, y, prod));
+      assert.ok(e.binary("add", dy, s, sumS) && e.binary("mul", dy, s, prodS));
+      const want = [out(), out(), out(), out(), out()];
       for (let i = 0; i < n; i++) {
-        wantDx[i] = dy[i] * +(y[i] > 0);
-        wantSum[i] = dy[i] + y[i];
+        want[0][i] = dy[i] * +(y[i] > 0);
+        want[1][i] = dy[i] + y[i];
+        want[2][i] = dy[i] * y[i];
+        want[3][i] = dy[i] + s[0];
+        want[4][i] = dy[i] * s[0];
       }
-      assertSameBits(dx, wantDx, `reluGrad, n = ${n}`);
-      assertSameBits(sum, wantSum, `add, n = ${n}`);
+      [dx, sum, prod, sumS, prodS].forEach((got, k) =>
+        assertSameBits(got, want[k], `${["reluGrad", "add", "mul", "add s", "mul s"][k]}, n = ${n}`)
+      );
     }
-    assert.throws(() => e.add(new Float32Array(4), new Float32Array(3), new Float32Array(4)));
+    const [four, three] = [new Float32Array(4), new Float32Array(3)];
+    assert.throws(() => e.binary("add", four, three, four), RangeError);
+    assert.throws(() => e.reluGrad(four, four, three), RangeError);
   },
 });
 
 Deno.test({
-  name: name("native Add and MlhfReluGrad at oneDNN's sizes equal cpu's bits"),
+  name: name("native Add, Multiply and MlhfReluGrad at oneDNN's sizes equal cpu's bits"),
   ignore: skip !== null,
   fn: async () => {
     const shape = [2, DNNL_ELTWISE_MIN / 2 + 3];
@@ -71,7 +82,7 @@ Deno.test({
     const a = withSpecials(n, 5), b = withSpecials(n, 6);
     const ops = (reluGrad: (dy: tf.Tensor, y: tf.Tensor) => tf.Tensor) => () => {
       const ta = tf.tensor(a, shape), tb = tf.tensor(b, shape);
-      return [tf.add(ta, tb), reluGrad(ta, tb)];
+      return [tf.add(ta, tb), reluGrad(ta, tb), tf.mul(ta, tb), tf.mul(ta, -0.37)];
     };
     // cpu: the DSL's composition dy·cast(y > 0); native: the kernel that replaces it.
     const masked = (dy: tf.Tensor, y: tf.Tensor) =>
@@ -79,7 +90,7 @@ Deno.test({
     const kernel = (dy: tf.Tensor, y: tf.Tensor) =>
       tf.engine().runKernel(RELU_GRAD_KERNEL, { dy, y }) as tf.Tensor;
     const cpu = await runOn("cpu", ops(masked)), native = await runOn("native", ops(kernel));
-    for (let o = 0; o < 2; o++) {
+    for (let o = 0; o < 4; o++) {
       assertSameBits(Float32Array.from(native[o]), Float32Array.from(cpu[o]), `output ${o}`);
     }
   },

@@ -13,8 +13,8 @@
  * the float bits): on random signs a branch mispredicts about every other element. Outputs come from
  * the recycled arrays of `_util.ts`. Native only: `MlhfReluGrad` (`lib/kernels.ts`), ReLU's
  * tangent and cotangent from its output without a mask. From {@link DNNL_ELTWISE_MIN} elements on,
- * ReLU's cotangent and the same-shape `Add` run on oneDNN (`eltwise_dnnl.ts`: vectorized, threaded,
- * the same bits) where it loads.
+ * ReLU's cotangent, and `Add` and `Multiply` of same shapes or with a scalar, run on oneDNN
+ * (`eltwise_dnnl.ts`: vectorized, threaded, the same bits) where it loads.
  * Every other case falls back to the cpu kernel. Sums accumulate in float64 like the cpu kernel.
  * @module
  */
@@ -75,8 +75,8 @@ const binaryValues = (
 ): Float32Array => {
   const out = allocF32(n);
   const m = small.length;
-  if (op === "Add" && m === n && n >= DNNL_ELTWISE_MIN && onednn()?.add(big, small, out)) {
-    return out;
+  if (op !== "Sub" && (m === n || m === 1) && n >= DNNL_ELTWISE_MIN) {
+    if (onednn()?.binary(op === "Add" ? "add" : "mul", big, small, out)) return out;
   }
   if (m === n) { // same shapes
     if (op === "Add") { for (let i = 0; i < n; i++) out[i] = big[i] + small[i]; }

@@ -4,7 +4,8 @@
  * on one thread; ≈ 3× slower at 2 M floats): ReLU's cotangent from its output, dx = 1[y > 0]·dy
  * (one binary primitive: `lt` of −y against a zero, with a binary `mul` by dy as its post-op; not
  * `gt` of y, whose unordered compare gives 1 for NaN; −y < 0 is false for NaN as y > 0 is), and the
- * same-shape sum (out = a + b). Both give the JS loops' bits, NaN, ±∞ and ±0 included. Not oneDNN's
+ * sum and product of two arrays of one length or of an array and one float (an SGD update's
+ * −η·g and θ + …). All give the JS loops' bits, NaN, ±∞ and ±0 included. Not oneDNN's
  * own ReLU passes: its forward maps NaN to 0 (a vector max) where TF.js keeps it, and its backward
  * passes dy through where y is NaN (the DSL's rule, like TF.js's mask, gives dy·0).
  * Every array is described as one flat vector of n floats, so one primitive per op and length
@@ -19,20 +20,26 @@ import { ALG, ARG, type Dnnl, TAG } from "../dnnl.ts";
 
 type Ptr = Deno.PointerObject;
 
-/** Cached primitives (one per op and length). */
-export const ELTWISE_CACHE_ENTRIES = 64;
+/**
+ * Cached primitives (one per op and lengths): room for every large parameter and activation size
+ * of a ResNet-18 step (an SGD update scales and adds one array per parameter tensor).
+ */
+export const ELTWISE_CACHE_ENTRIES = 256;
 
-/** The passes: ReLU's cotangent from its output, the sum of two same-length arrays. */
-export type EltwiseOp = "reluGrad" | "add";
+/** The passes: ReLU's cotangent from its output; a sum or product (second operand n or 1 long). */
+export type EltwiseOp = "reluGrad" | "add" | "mul";
 
 /** The ops on a loaded oneDNN; each returns false when oneDNN takes no implementation. */
 export interface DnnlEltwise {
   /** dx = dy·1[y > 0]. */
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): boolean;
-  /** out = a + b. */
-  add(a: Float32Array, b: Float32Array, out: Float32Array): boolean;
-  /** The implementation oneDNN uses for `op` on n floats, or null when it takes none. */
-  impl(op: EltwiseOp, n: number): string | null;
+  /** out = a + b or a·b (`b` as long as `a`, or one float applied to every element). */
+  binary(op: "add" | "mul", a: Float32Array, b: Float32Array, out: Float32Array): boolean;
+  /**
+   * The implementation oneDNN uses for `op` on n floats (second operand of `m`: n or 1), or null
+   * when it takes none.
+   */
+  impl(op: EltwiseOp, n: number, m?: number): string | null;
 }
 
 interface Entry {
@@ -57,26 +64,30 @@ export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
     [...e.bound, ...e.fixed].forEach((m) => dnnl.destroyMemory(m));
   };
 
-  const create = (op: EltwiseOp, n: number): Entry | null => {
+  const create = (op: EltwiseOp, n: number, m: number): Entry | null => {
     const md = dnnl.memoryDesc([n], TAG.a);
     const one = dnnl.memoryDesc([1], TAG.a);
+    const second = m === 1 ? one : md;
     const attr = op === "reluGrad" ? dnnl.binaryAttr(-1, { alg: ALG.binaryMul, src1: md }) : null;
     let pd: Ptr | null;
     try {
-      pd = op === "add"
-        ? dnnl.primitiveDesc(dnnl.binaryDesc(ALG.binaryAdd, md, md, md), null)
-        : dnnl.primitiveDesc(dnnl.binaryDesc(ALG.binaryLt, md, one, md), null, attr);
+      pd = op === "reluGrad"
+        ? dnnl.primitiveDesc(dnnl.binaryDesc(ALG.binaryLt, md, one, md), null, attr)
+        : dnnl.primitiveDesc(
+          dnnl.binaryDesc(op === "add" ? ALG.binaryAdd : ALG.binaryMul, md, second, md),
+          null,
+        );
     } finally {
       if (attr) dnnl.destroyAttr(attr);
     }
     if (!pd) return null;
-    // In the order of the op's arrays: reluGrad (dy, y, dx), add (a, b, out).
+    // In the order of the op's arrays: reluGrad (dy, y, dx), add and mul (a, b, out).
     const ids = op === "reluGrad"
       ? [ARG.postOp0Src1, ARG.src, ARG.dst]
       : [ARG.src, ARG.src1, ARG.dst];
     const bound: Ptr[] = [], fixed: Ptr[] = [];
     try {
-      for (const _ of ids) bound.push(dnnl.memory(md, false));
+      ids.forEach((id) => bound.push(dnnl.memory(id === ARG.src1 ? second : md, false)));
       const pairs = ids.map((id, i): [number, Ptr] => [id, bound[i]]);
       if (op === "reluGrad") {
         const zero = dnnl.memory(one, false);
@@ -95,12 +106,12 @@ export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
     }
   };
 
-  const entry = (op: EltwiseOp, n: number): Entry | null => {
-    if (!(n > 0)) return null;
-    const key = `${op}|${n}`;
+  const entry = (op: EltwiseOp, n: number, m: number): Entry | null => {
+    if (!(n > 0) || (m !== n && m !== 1)) return null;
+    const key = `${op}|${n}|${m}`;
     let e = cache.get(key);
     if (e === undefined) {
-      e = create(op, n);
+      e = create(op, n, m);
       if (cache.size >= ELTWISE_CACHE_ENTRIES) {
         const [oldKey, old] = cache.entries().next().value!;
         cache.delete(oldKey);
@@ -111,17 +122,21 @@ export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
     return e;
   };
 
-  /** Runs `op` on arrays of one length (checked: oneDNN uses them by raw pointer). */
+  /**
+   * Runs `op` on arrays of one length, but a binary op's second operand may be one float (checked:
+   * oneDNN uses them by raw pointer).
+   */
   const run = (op: EltwiseOp, arrays: readonly Float32Array[]): boolean => {
     const n = arrays[arrays.length - 1].length;
-    if (arrays.some((a) => a.length !== n)) {
+    const m = op === "reluGrad" ? n : arrays[1].length;
+    if (arrays.some((a, i) => a.length !== n && !(i === 1 && a.length === m && m === 1))) {
       throw new RangeError(
         `oneDNN ${op}: arrays of ${
           arrays.map((a) => a.length).join("/")
-        } floats, expected ${n} each`,
+        } floats, expected ${n} each${op === "reluGrad" ? "" : " (or 1 for the second)"}`,
       );
     }
-    const e = entry(op, n);
+    const e = entry(op, n, m);
     if (!e) return false;
     arrays.forEach((a, i) => dnnl.setData(e.bound[i], a));
     dnnl.execute(e.main, e.args);
@@ -130,7 +145,7 @@ export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
 
   return {
     reluGrad: (dy, y, dx) => run("reluGrad", [dy, y, dx]),
-    add: (a, b, out) => run("add", [a, b, out]),
-    impl: (op, n) => entry(op, n)?.impl ?? null,
+    binary: (op, a, b, out) => run(op, [a, b, out]),
+    impl: (op, n, m = n) => entry(op, n, m)?.impl ?? null,
   };
 };
