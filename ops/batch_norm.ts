@@ -6,14 +6,15 @@
  * Primal: the same TF.js ops, in the same order, as the composition `Nn.batchNormTrain` used
  * before (so values are unchanged on every backend), or, when the active backend has the kernel
  * `MlhfBatchNormTrain` (the native backend: `lib/backend/native/kernels/batch_norm.ts`), that one
- * kernel, bit-identical to the composition there, with its gradient registered beside it (one pass
- * for the statistics' sums, one for dx, instead of ≈ 20 tape ops).
+ * kernel (by oneDNN, equal to a float64 reference to float32 rounding; by its JS loops without
+ * oneDNN, bit-identical to the composition there), with its gradient registered beside it (one
+ * kernel instead of ≈ 20 tape ops).
  * The batch statistics (for the moving averages) are read with {@link batchStats}.
  *
  * With P(v) = v − mean(v) − x̂·mean(v·x̂) (means per channel; P is symmetric):
  * - J·v: ẏ = γ·s·P(ẋ) + γ̇·x̂ + β̇;
  * - Jᵀ·u: x̄ = γ·s·P(u), γ̄ = Σ u·x̂, β̄ = Σ u (sums per channel).
- * Residuals: x̂ and γ·s. On native, Jᵀ·u is the gradient kernel (two passes, float64 sums) and x̂
+ * Residuals: x̂ and γ·s. On native, Jᵀ·u is the gradient kernel and x̂
  * is not kept (J·v recomputes it): a linearization used for one Jᵀ·u (an SGD step) skips two
  * passes per layer.
  * @module
