@@ -67,6 +67,13 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
   "PadV2",
   "Tile",
   "Pack",
+  // The meta-iteration's (kernels/elementwise.ts, kernels/shape.ts).
+  "Sigmoid",
+  "Softmax",
+  "RealDiv",
+  "AddN",
+  "Unpack",
+  "SplitV",
 ];
 
 /**
