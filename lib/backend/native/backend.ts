@@ -91,7 +91,7 @@ const allKernels = (blas: Blas): NativeKernel[] => [
   ...poolKernels(),
   ...elementwiseKernels(),
   ...shapeKernels(),
-  ...lstmKernels(),
+  ...lstmKernels(blas),
   ...batchNormKernels(),
 ];
 
