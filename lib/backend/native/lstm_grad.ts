@@ -3,14 +3,18 @@
  * `lib/kernels.ts`): stacked LSTM cells (TF 1.7's LSTMBlockCell with forget bias 1, U = 4 units)
  * and the U → 1 head. The op composition it replaces (`lib/optim/mlhf/lstm_kernel.ts`'s gradient)
  * runs ~60 kernels over [N, 4] per step, each a full pass over memory, and its σ and tanh are
- * float64 `Math` calls per element (together ≈ 22 ms a step at N = 15 880, most of the LSTM's
- * share of a meta-iteration). Here the rows go in blocks of {@link BLOCK}: per layer, the gates'
- * pre-activations [rows, 16] are one GEMM of [x, h] by the kernel, σ and tanh are the forward
- * kernel's float32 SIMD passes (`lstm_cell.wat`: Cephes' expf and tanhf, as the forward pass
- * computes them), the cell's derivative is one loop over the block, and the weights' cotangent
- * ([x, h]ᵀ·d) and the inputs' (d·Wᵀ) are two more GEMMs. Float32 like the composition (the GEMMs
- * sum in another order, σ and tanh are within 3 ulp), so the values agree with it to float32
- * rounding (`lstm_test.ts`). No TF.js import: plain arrays in, arrays out.
+ * float64 `Math` calls per element (≈ 22 ms a step at N = 15 880 in isolation; in a native
+ * meta-iteration at T = 10 the LSTM's backward passes were about a third of the time). Here the
+ * rows go in blocks of {@link BLOCK}: per layer, the gates' pre-activations [rows, 16] are one GEMM
+ * of [x, h] by the kernel, σ and tanh are the forward kernel's float32 SIMD passes
+ * (`lstm_cell.wat`: Cephes' expf and tanhf, as the forward pass computes them), the cell's
+ * derivative is one loop over the block, and the weights' cotangent ([x, h]ᵀ·d) and the inputs'
+ * (d·Wᵀ) are two more GEMMs (≈ 8–12 ms a step at N = 15 880, one thread). The derivatives take
+ * 1 − σ(a) as σ(−a) and 1 − tanh²(a) as 4·σ(2a)·σ(−2a), so saturated gates lose nothing to
+ * cancellation. Float32 like the composition (the GEMMs sum in another order, σ and tanh are
+ * within 3 ulp): both are as close to a float64 reference (`lstm_test.ts`). The passes are small
+ * functions, each optimized on its own (one large function kept being recompiled on stack
+ * replacement, 2× slower). No TF.js import: plain arrays in, arrays out.
  * @module
  */
 import type { Blas } from "./blas.ts";
@@ -67,9 +71,6 @@ interface Off {
   /** c′ then tanh(c′) [k, 4]. */
   readonly tc: number;
 }
-
-// The passes over a block of k rows are small functions so that each is optimized on its own
-// (one large function with many loops kept being recompiled on stack replacement).
 
 /** Copies k rows of `width` floats (src rows from `from`) into mem rows of stride `cols` at `at`. */
 const loadRows = (
