@@ -80,6 +80,16 @@ export const LSTM_CELL_KERNEL = "MlhfLstmCell";
 export const LSTM_NET_KERNEL = "MlhfLstmNet";
 
 /**
+ * The vector-Jacobian product of {@link LSTM_NET_KERNEL}: its inputs (same names, attr `layers`)
+ * plus `dy`, the cotangent of its packed output; outputs the cotangents of `x`, then per layer of
+ * `kernel<l>`, `bias<l>`, `c<l>`, `h<l>`, then of `headKernel` and `headBias`, each shaped like its
+ * input (equal to the composition's gradient to float32 rounding). Not differentiable itself: the
+ * caller (`lstmNetStepKernel`'s gradient) runs it only when no tape records the gradient, and the
+ * differentiable composition otherwise.
+ */
+export const LSTM_NET_GRAD_KERNEL = "MlhfLstmNetGrad";
+
+/**
  * Train-mode batch norm over every axis but the last in one kernel: inputs `x`, `gamma`, `beta`
  * ([C]), attr `epsilon`; outputs y (x's shape), the batch mean and variance ([C]). Caller:
  * `batchNormTrain` (`ops/batch_norm.ts`).
@@ -111,6 +121,7 @@ export const PROJECT_KERNELS: readonly string[] = [
   SCATTER_ADD_FLAT_KERNEL,
   LSTM_CELL_KERNEL,
   LSTM_NET_KERNEL,
+  LSTM_NET_GRAD_KERNEL,
   BATCH_NORM_TRAIN_KERNEL,
   BATCH_NORM_TRAIN_GRAD_KERNEL,
   RELU_GRAD_KERNEL,

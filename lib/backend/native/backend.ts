@@ -67,6 +67,13 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
   "PadV2",
   "Tile",
   "Pack",
+  // The meta-iteration's (kernels/elementwise.ts, kernels/shape.ts).
+  "Sigmoid",
+  "Softmax",
+  "RealDiv",
+  "AddN",
+  "Unpack",
+  "SplitV",
 ];
 
 /**
@@ -84,7 +91,7 @@ const allKernels = (blas: Blas): NativeKernel[] => [
   ...poolKernels(),
   ...elementwiseKernels(),
   ...shapeKernels(),
-  ...lstmKernels(),
+  ...lstmKernels(blas),
   ...batchNormKernels(),
 ];
 

@@ -588,6 +588,74 @@ Deno.test({
 });
 
 Deno.test({
+  name: testName(
+    "Sigmoid, Softmax, AddN, Unpack, SplitV, block (column) broadcasts equal cpu bit for bit",
+  ),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.boolean(),
+        fc.constantFrom("float32", "int32", "bool"),
+        fc.integer({ min: 2, max: 9 }),
+        fc.integer({ min: 0, max: 1e6 }),
+        async (shape, k0, k1, swap, dtype, every, seed) => {
+          const r = shape.length;
+          const [lo, hi] = [Math.min(k0, k1) % r, Math.max(k0, k1) % r].sort((p, q) => p - q);
+          // One block of axes [lo, hi] kept, the others 1: columns ([…, 1]), rows, middles.
+          let bShape = shape.map((d, i) => (i >= lo && i <= hi ? d : 1));
+          if (lo > 0 && seed % 2) bShape = bShape.slice(lo); // without its leading 1s too
+          let aShape = shape;
+          if (swap) [aShape, bShape] = [bShape, aShape];
+          const size = (sh: number[]) => sh.reduce((x, y) => x * y, 1);
+          const av = withSpecials(size(aShape), seed, every);
+          const bv = withSpecials(size(bShape), seed + 1, every + 1);
+          const xv = withSpecials(size(shape), seed + 2, every);
+          const axis = k0 % r;
+          const parts = [1, shape[axis] - 1].filter((d) => d > 0);
+          const got: Record<string, Float32Array[]> = {};
+          for (const be of ["cpu", "native"]) {
+            got[be] = await runOn(be, () => {
+              const a = tf.tensor(av, aShape), b = tf.tensor(bv, bShape);
+              const x = tf.tensor(xv, shape);
+              const xd = dtype === "float32" ? x : tf.cast(x, dtype as "int32" | "bool");
+              const f = (ts: tf.Tensor[]) => ts.map((t) => tf.cast(t, "float32"));
+              return [
+                tf.sigmoid(x),
+                tf.softmax(x),
+                tf.softmax(tf.tensor(randArray(xv.length, seed).map((v) => v * 30), shape)),
+                tf.add(a, b),
+                tf.sub(a, b),
+                tf.mul(a, b),
+                tf.div(a, b),
+                tf.addN([tf.neg(x), x]), // two inputs: its own loop (−0 + 0 = +0)
+                tf.addN([x, tf.neg(x), tf.sigmoid(x), x]),
+                tf.div(2.5, x), // a scalar numerator
+                tf.sub(2.5, x),
+                // The sign of a zero sum: (0 + (−0)) + (−0) = +0, seen through 1/·.
+                tf.div(1, tf.addN([tf.neg(tf.zerosLike(x)), tf.neg(tf.zerosLike(x))])),
+                tf.div(1, tf.addN([tf.neg(tf.zerosLike(x)), tf.neg(tf.zerosLike(x)), x])),
+                ...f(tf.unstack(xd, axis)),
+                ...f(tf.unstack(xd, axis - r)),
+                ...f(tf.split(xd, parts, axis)),
+                ...f(tf.split(tf.concat([xd, xd], axis), 2, axis)),
+              ];
+            });
+          }
+          got.cpu.forEach((c, i) =>
+            sameValues(got.native[i], c, `${aShape} ${bShape} axis ${axis} ${dtype} out ${i}`)
+          );
+        },
+      ),
+      { numRuns: 120 },
+    );
+  },
+});
+
+Deno.test({
   name: testName("MaxPool, MaxPoolGrad and ArgMax equal cpu with NaN, ±∞ and ±0 in the windows"),
   ignore,
   fn: async () => {

@@ -21,10 +21,12 @@
  * of them is disposed, so a step's pass writes into warm pages instead of a fresh 112 MB mmap (for
  * the CUDA-convnet). The kernels compute the forward pass only: `lstmCell` and `lstmNetStep` run them
  * where the backend registers them (`registerNativeBackend` does, with the others) and carry their
- * gradients (`lib/optim/mlhf/lstm_kernel.ts`).
+ * gradients (`lib/optim/mlhf/lstm_kernel.ts`). `MlhfLstmNetGrad` is the network step's
+ * vector-Jacobian product in one blocked pass (`lstm_grad.ts`: GEMMs by the BLAS, σ and tanh by
+ * the same wasm passes), which that gradient runs when no tape records it.
  * @module
  */
-import { LSTM_CELL_KERNEL, LSTM_NET_KERNEL } from "../../kernels.ts";
+import { LSTM_CELL_KERNEL, LSTM_NET_GRAD_KERNEL, LSTM_NET_KERNEL } from "../../kernels.ts";
 import {
   allocF32,
   allocSharedF32,
@@ -34,6 +36,8 @@ import {
   type NativeKernel,
 } from "./kernels/_util.ts";
 import { packedLength } from "./lstm_rows.ts";
+import { lstmNetGradRows } from "./lstm_grad.ts";
+import type { Blas } from "./blas.ts";
 import { rowPassShared, runLstmRows } from "./lstm_threads.ts";
 
 /**
@@ -95,5 +99,49 @@ const netKernel = (): NativeKernel => ({
   },
 });
 
-/** The native LSTM kernels (they need no BLAS). */
-export const lstmKernels = (): NativeKernel[] => [cellKernel(), netKernel()];
+/** `MlhfLstmNetGrad`: the network step's vector-Jacobian product (`lstm_grad.ts`), one thread. */
+const netGradKernel = (blas: Blas): NativeKernel => ({
+  kernelName: LSTM_NET_GRAD_KERNEL,
+  kernelFunc: (args: KernelArgs) => {
+    const ins = args.inputs;
+    const L = (args.attrs as { layers: number }).layers;
+    const be = cpuBackend(args);
+    const [n, inW] = ins.x.shape;
+    const layers = Array.from({ length: L }, (_, l) => ({
+      w: f32(be, ins[`kernel${l}`]),
+      b: f32(be, ins[`bias${l}`]),
+      c: f32(be, ins[`c${l}`]),
+      h: f32(be, ins[`h${l}`]),
+    }));
+    const g = lstmNetGradRows(
+      blas,
+      n,
+      f32(be, ins.x),
+      inW,
+      layers,
+      f32(be, ins.headKernel),
+      f32(be, ins.dy),
+      allocF32,
+    );
+    const like = (name: string, v: Float32Array) =>
+      be.makeTensorInfo([...ins[name].shape], "float32", v);
+    return [
+      like("x", g.x),
+      ...g.layers.flatMap((gl, l) => [
+        like(`kernel${l}`, gl.w),
+        like(`bias${l}`, gl.b),
+        like(`c${l}`, gl.c),
+        like(`h${l}`, gl.h),
+      ]),
+      like("headKernel", g.headW),
+      like("headBias", g.headB),
+    ];
+  },
+});
+
+/** The native LSTM kernels (the gradient's GEMMs are the BLAS's). */
+export const lstmKernels = (blas: Blas): NativeKernel[] => [
+  cellKernel(),
+  netKernel(),
+  netGradKernel(blas),
+];

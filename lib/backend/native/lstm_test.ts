@@ -24,7 +24,13 @@ import {
   lstmNetKernelFits,
   lstmNetStepKernel,
 } from "../../optim/mlhf/lstm_kernel.ts";
-import { LSTM_CELL_KERNEL, LSTM_KERNEL_UNITS, LSTM_NET_KERNEL } from "../../kernels.ts";
+import {
+  LSTM_CELL_KERNEL,
+  LSTM_KERNEL_UNITS,
+  LSTM_NET_GRAD_KERNEL,
+  LSTM_NET_KERNEL,
+} from "../../kernels.ts";
+import { lstmNetGradF64 } from "./_lstm_grad_f64.ts";
 import { NATIVE_BACKEND } from "./backend.ts";
 import { U } from "./lstm_rows.ts";
 import { nativeAvailable, randArray, runOn, testName } from "./_test_util.ts";
@@ -215,14 +221,152 @@ Deno.test({
       };
       const got = await runOn("native", run(fusedNet));
       const want = await runOn("native", run(lstmNetStepComposed));
+      // The gradient is the `MlhfLstmNetGrad` kernel's (no second order asked): its weights'
+      // cotangents are sums over rows that cancel, both float32 paths within ~1e-6 of the largest
+      // entry of the float64 value (next test), not of each small entry.
+      const tol = (i: number, w: Float32Array) =>
+        i < 5 ? NET_TOL : { ...GRAD_TOL, atol: Math.max(GRAD_TOL.atol, 2e-6 * maxAbs(w)) };
       want.forEach((w, i) =>
-        assertAllClose(got[i], w, i < 5 ? NET_TOL : GRAD_TOL, `output ${i} (${JSON.stringify(cs)})`)
+        assertAllClose(got[i], w, tol(i, w), `output ${i} (${JSON.stringify(cs)})`)
       );
       const routed = await runOn("native", run(lstmNetStep));
-      want.forEach((w, i) =>
-        assertAllClose(routed[i], w, i < 5 ? NET_TOL : GRAD_TOL, `routed ${i}`)
-      );
+      want.forEach((w, i) => assertAllClose(routed[i], w, tol(i, w), `routed ${i}`));
     }
+  },
+});
+
+const maxAbs = (v: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]));
+  return m;
+};
+
+/** The largest |a − ref| over the largest |ref|. */
+const scaledError = (a: ArrayLike<number>, ref: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < ref.length; i++) m = Math.max(m, Math.abs(a[i] - ref[i]));
+  return m / Math.max(maxAbs(ref), 1e-30);
+};
+
+/** Plain arrays of a network step's inputs (n rows, weights scaled by `scale`). */
+const netData = (n: number, seed: number, scale: number) => {
+  const mk = (len: number, sd: number, sc = 1) => randArray(len, sd).map((v) => v * sc);
+  return {
+    x: mk(n * 3, seed).map(Math.tanh),
+    layers: [0, 1].map((l) => ({
+      w: mk((l === 0 ? 7 : 8) * 16, seed + 1 + 4 * l, scale),
+      b: mk(16, seed + 2 + 4 * l),
+      c: mk(n * 4, seed + 3 + 4 * l, scale),
+      h: mk(n * 4, seed + 4 + 4 * l).map(Math.tanh),
+    })),
+    hk: mk(4, seed + 9),
+    hb: Float32Array.of(0.3),
+    dy: mk(17 * n, seed + 10),
+  };
+};
+
+Deno.test({
+  name: testName(
+    "MlhfLstmNetGrad equals a float64 reference as closely as the composition's gradient does",
+  ),
+  ignore,
+  fn: async () => {
+    // 2500 rows: three blocks of the kernel; scale 4: saturated gates.
+    for (const cs of [{ n: 3, seed: 11, scale: 1 }, { n: 2500, seed: 12, scale: 4 }]) {
+      const { n } = cs;
+      const d = netData(n, cs.seed, cs.scale);
+      const ref = lstmNetGradF64(n, d.x, 3, d.layers, d.hk, d.dy);
+      const inputs = () => [
+        tf.tensor2d(d.x, [n, 3]),
+        ...d.layers.flatMap((ly, l) => [
+          tf.tensor2d(ly.w, [l === 0 ? 7 : 8, 16]),
+          tf.tensor1d(ly.b),
+          tf.tensor2d(ly.c, [n, 4]),
+          tf.tensor2d(ly.h, [n, 4]),
+        ]),
+        tf.tensor2d(d.hk, [4, 1]),
+        tf.tensor1d(d.hb),
+      ];
+      const kernel = await runOn("native", () => {
+        const t = inputs();
+        const named: tf.NamedTensorMap = { x: t[0], headKernel: t[9], headBias: t[10] };
+        for (let l = 0; l < 2; l++) {
+          [named[`kernel${l}`], named[`bias${l}`], named[`c${l}`], named[`h${l}`]] = t.slice(
+            1 + 4 * l,
+            5 + 4 * l,
+          );
+        }
+        named.dy = tf.tensor1d(d.dy);
+        return tf.engine().runKernel(LSTM_NET_GRAD_KERNEL, named, { layers: 2 }) as tf.Tensor[];
+      });
+      const composed = await runOn("native", () => {
+        const dy = tf.tensor1d(d.dy);
+        return tf.grads((...ts: tf.Tensor[]) => {
+          const a = fromTensors(ts);
+          const r = lstmNetStepComposed(a.w, a.st, a.input);
+          const flat = [0, 1].flatMap((l) => [r.state.c[l], r.state.h[l]].map((t) => t.flatten()));
+          return tf.sum(tf.mul(tf.concat([r.out, ...flat]), dy));
+        })(inputs());
+      });
+      ref.forEach((r, i) => {
+        const ek = scaledError(kernel[i], r), ec = scaledError(composed[i], r);
+        const what = `input ${i} (${JSON.stringify(cs)}): kernel ${ek}, composition ${ec}`;
+        assert.ok(ek <= 2e-6, what);
+        assert.ok(ec <= 2e-6, what); // the reference itself is right
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: testName(
+    "the network step's gradient runs MlhfLstmNetGrad unless a tape records it (second order)",
+  ),
+  ignore,
+  fn: async () => {
+    const r = await runOn("native", () => {
+      const { w, st, input } = netInputs(6, 3);
+      const loss = (k: tf.Tensor, x: tf.Tensor) => {
+        const ww = { ...w, layers: [{ ...w.layers[0], kernel: k as tf.Tensor2D }, w.layers[1]] };
+        const s = fusedNet(ww, st, x as tf.Tensor2D);
+        return tf.add(tf.sum(tf.square(s.out)), tf.sum(s.state.c[1]));
+      };
+      // φ(x) = ⟨∂L/∂kernel₀, kernel₀⟩: its gradient in x differentiates the LSTM's gradient.
+      const phi = (x: tf.Tensor) =>
+        tf.sum(
+          tf.mul(tf.grad((k: tf.Tensor) => loss(k, x))(w.layers[0].kernel), w.layers[0].kernel),
+        );
+      const names = (f: () => unknown) => {
+        const before = new Set<string>();
+        const orig = tf.engine().runKernel.bind(tf.engine());
+        const e = tf.engine() as unknown as { runKernel: typeof orig };
+        e.runKernel = (name, ...rest) => {
+          before.add(name);
+          return orig(name, ...rest);
+        };
+        try {
+          f();
+        } finally {
+          e.runKernel = orig;
+        }
+        return before;
+      };
+      const first = names(() => phi(input));
+      const second = names(() => tf.grad(phi)(input));
+      // First order: the kernel, no σ kernel anywhere. Under an outer tape the inner gradient is
+      // the composition (its σ); the outer pass's own first-order step may use the kernel.
+      assert.ok(first.has(LSTM_NET_GRAD_KERNEL) && !first.has("Sigmoid"), "first order");
+      assert.ok(second.has("Sigmoid"), "second order: the composition");
+      const v = tf.tensor2d(randArray(6 * 3, 5), [6, 3]);
+      const eps = 1e-2;
+      const analytic = tf.sum(tf.mul(tf.grad(phi)(input), v));
+      const fd = tf.div(
+        tf.sub(phi(tf.add(input, tf.mul(v, eps))), phi(tf.sub(input, tf.mul(v, eps)))),
+        2 * eps,
+      );
+      return [analytic, fd];
+    });
+    assertAllClose(r[0], r[1], { rtol: 2e-3, atol: 2e-3 }, "second order of the network step");
   },
 });
 

@@ -9,10 +9,19 @@
  * derivative, all in standard differentiable ops (per-gate products, no wide concat or split), so
  * gradients equal the composition's, and the second order is right (TF.js keeps the second-order
  * path through saved inputs, not through saved outputs as the composition's sigmoid and tanh use).
+ * The network step's gradient runs the backend's `MlhfLstmNetGrad` kernel instead where it has one
+ * and no tape records the gradient (`tf.engine().isTapeOn()` false: nobody asks for its second
+ * order, as in meta-training's one backward pass): the same values to float32 rounding, one pass.
  * @module
  */
 import { tf } from "../../_deps.ts";
-import { LSTM_CELL_KERNEL, LSTM_KERNEL_UNITS as U, LSTM_NET_KERNEL } from "../../kernels.ts";
+import {
+  backendHasKernel,
+  LSTM_CELL_KERNEL,
+  LSTM_KERNEL_UNITS as U,
+  LSTM_NET_GRAD_KERNEL,
+  LSTM_NET_KERNEL,
+} from "../../kernels.ts";
 import type { LstmNetWeights, LstmState } from "./lstm.ts";
 
 // ---- Gradients in standard ops --------------------------------------------------------------
@@ -175,6 +184,22 @@ const netInputs = (w: LstmNetWeights, state: LstmState, input: tf.Tensor2D): tf.
   w.head.bias,
 ];
 
+/** The `MlhfLstmNet` kernel's named inputs from the list in {@link netInputs}' order. */
+const netNamed = (ts: readonly tf.Tensor[], L: number): tf.NamedTensorMap => {
+  const named: tf.NamedTensorMap = {
+    x: ts[0],
+    headKernel: ts[1 + 4 * L],
+    headBias: ts[2 + 4 * L],
+  };
+  for (let l = 0; l < L; l++) {
+    named[`kernel${l}`] = ts[1 + 4 * l];
+    named[`bias${l}`] = ts[2 + 4 * l];
+    named[`c${l}`] = ts[3 + 4 * l];
+    named[`h${l}`] = ts[4 + 4 * l];
+  }
+  return named;
+};
+
 /**
  * True when a network step's inputs are the `MlhfLstmNet` kernel's case (float32, at least one
  * layer, U = 4 units, a U → 1 head, exact shapes: nothing the composition would broadcast).
@@ -214,21 +239,18 @@ export const lstmNetStepKernel = (
       const save = args.pop() as tf.GradSaveFunc;
       const ts = args as tf.Tensor[];
       save(ts);
-      const named: tf.NamedTensorMap = {
-        x: ts[0],
-        headKernel: ts[1 + 4 * L],
-        headBias: ts[2 + 4 * L],
-      };
-      for (let l = 0; l < L; l++) {
-        named[`kernel${l}`] = ts[1 + 4 * l];
-        named[`bias${l}`] = ts[2 + 4 * l];
-        named[`c${l}`] = ts[3 + 4 * l];
-        named[`h${l}`] = ts[4 + 4 * l];
-      }
-      const value = tf.engine().runKernel(LSTM_NET_KERNEL, named, { layers: L });
+      const value = tf.engine().runKernel(LSTM_NET_KERNEL, netNamed(ts, L), { layers: L });
       return {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          // No tape records this gradient (no second order asked): the backend's one-pass kernel.
+          if (!tf.engine().isTapeOn() && backendHasKernel(LSTM_NET_GRAD_KERNEL)) {
+            return tf.engine().runKernel(
+              LSTM_NET_GRAD_KERNEL,
+              { ...netNamed(saved, L), dy },
+              { layers: L },
+            ) as unknown as tf.Tensor[];
+          }
           const lay = (l: number) =>
             saved.slice(1 + 4 * l, 5 + 4 * l) as [
               tf.Tensor2D,

@@ -5,7 +5,10 @@
  * comparisons `Greater`, `GreaterEqual`, `Less`, `LessEqual` (same shapes, a scalar, or one operand
  * broadcast along trailing axes such as a bias), `Relu`, `Step`, `Neg`, `Square`, `Tanh` and
  * `Softplus` (the meta-networks' input squashing and output: the cpu kernels' formulas, same bits,
- * without their per-element call and fresh array), `Cast` of bool or
+ * without their per-element call and fresh array), and for the meta-iteration (profiled: the LSTM
+ * gradient's gates and the loss's softmax) `Sigmoid`, `Softmax` over the last axis, `AddN` and
+ * `RealDiv` (same bits as the cpu kernels), with `Add`, `Sub`, `Multiply` and `RealDiv` also taking
+ * an operand broadcast along leading axes (a [128, 1] column), `Cast` of bool or
  * int32 to float32, `Sum` and `Mean` over one contiguous block of axes (the bias gradient sums the
  * leading axes, which the cpu kernel does by a transpose), and `ArgMax` along any axis and `Equal`
  * against a scalar (max-pool masks take the arg-max over stacked patches and compare it with each
@@ -49,21 +52,29 @@ const onednn = onDnnl(dnnlEltwise, "element-wise passes by JS loops");
 const sameShape = (a: readonly number[], b: readonly number[]) =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
-/** True when `small`, without leading 1s, is a suffix of `full` (a trailing-axes broadcast). */
-const trailing = (small: readonly number[], full: readonly number[]): boolean => {
-  let s = 0;
-  while (s < small.length && small[s] === 1) s++;
-  const rest = small.slice(s);
-  if (rest.length > full.length || small.length > full.length) return false;
-  return sameShape(rest, full.slice(full.length - rest.length));
+/**
+ * When `small` broadcasts to `full` as one block of axes (its axes other than 1 are consecutive and
+ * equal to `full`'s there: a scalar, a trailing-axes broadcast such as a bias, or a leading one such
+ * as a [128, 1] column against [128, 10]), the number of elements of `full` after that block
+ * (`inner`, 1 for a trailing broadcast): out[(o·m + j)·inner + t] uses small[j]. Else −1.
+ */
+export const blockInner = (small: readonly number[], full: readonly number[]): number => {
+  if (small.length > full.length) return -1;
+  const pad = full.length - small.length;
+  let lo = 0, hi = small.length - 1;
+  while (lo < small.length && small[lo] === 1) lo++;
+  if (lo === small.length) return 1; // one element
+  while (small[hi] === 1) hi--;
+  for (let i = lo; i <= hi; i++) if (small[i] !== full[pad + i]) return -1;
+  return sizeOf(full.slice(pad + hi + 1));
 };
 
-type BinOp = "Add" | "Sub" | "Multiply";
+type BinOp = "Add" | "Sub" | "Multiply" | "RealDiv";
 type CmpOp = "Greater" | "GreaterEqual" | "Less" | "LessEqual";
 
 /**
  * out[i] = a[i] op b[i mod m] for the big operand `a` and the repeated one `b` (m = b.length);
- * `swapped` computes b op a instead (only Sub cares). Loops are written out per op so each stays
+ * `swapped` computes b op a instead (Sub and RealDiv care). Loops are written out per op so each stays
  * monomorphic.
  */
 const binaryValues = (
@@ -72,32 +83,73 @@ const binaryValues = (
   small: Float32Array,
   swapped: boolean,
   n: number,
+  inner = 1,
 ): Float32Array => {
+  if (inner !== 1 && small.length !== 1) return columnValues(op, big, small, swapped, n, inner);
   const out = allocF32(n);
   const m = small.length;
-  if (op !== "Sub" && (m === n || m === 1) && n >= DNNL_ELTWISE_MIN) {
+  if ((op === "Add" || op === "Multiply") && (m === n || m === 1) && n >= DNNL_ELTWISE_MIN) {
     if (onednn()?.binary(op === "Add" ? "add" : "mul", big, small, out)) return out;
   }
   if (m === n) { // same shapes
     if (op === "Add") { for (let i = 0; i < n; i++) out[i] = big[i] + small[i]; }
     else if (op === "Multiply") { for (let i = 0; i < n; i++) out[i] = big[i] * small[i]; }
-    else if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] - small[i]; }
-    else for (let i = 0; i < n; i++) out[i] = small[i] - big[i];
+    else if (op === "Sub") {
+      if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] - small[i]; }
+      else for (let i = 0; i < n; i++) out[i] = small[i] - big[i];
+    } else if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] / small[i]; }
+    else for (let i = 0; i < n; i++) out[i] = small[i] / big[i];
     return out;
   }
   if (m === 1) { // a scalar operand: one flat loop
     const s = small[0];
     if (op === "Add") { for (let i = 0; i < n; i++) out[i] = big[i] + s; }
     else if (op === "Multiply") { for (let i = 0; i < n; i++) out[i] = big[i] * s; }
-    else if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] - s; }
-    else for (let i = 0; i < n; i++) out[i] = s - big[i];
+    else if (op === "Sub") {
+      if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] - s; }
+      else for (let i = 0; i < n; i++) out[i] = s - big[i];
+    } else if (!swapped) { for (let i = 0; i < n; i++) out[i] = big[i] / s; }
+    else for (let i = 0; i < n; i++) out[i] = s / big[i];
     return out;
   }
   for (let i = 0; i < n; i += m) {
     if (op === "Add") { for (let j = 0; j < m; j++) out[i + j] = big[i + j] + small[j]; }
     else if (op === "Multiply") { for (let j = 0; j < m; j++) out[i + j] = big[i + j] * small[j]; }
-    else if (!swapped) { for (let j = 0; j < m; j++) out[i + j] = big[i + j] - small[j]; }
-    else for (let j = 0; j < m; j++) out[i + j] = small[j] - big[i + j];
+    else if (op === "Sub") {
+      if (!swapped) { for (let j = 0; j < m; j++) out[i + j] = big[i + j] - small[j]; }
+      else for (let j = 0; j < m; j++) out[i + j] = small[j] - big[i + j];
+    } else if (!swapped) { for (let j = 0; j < m; j++) out[i + j] = big[i + j] / small[j]; }
+    else for (let j = 0; j < m; j++) out[i + j] = small[j] / big[i + j];
+  }
+  return out;
+};
+
+/**
+ * out[(o·m + j)·inner + t] = big[…] op small[j] (m = small.length): `small` repeated along the
+ * `inner` trailing elements (a [128, 1] column against [128, 10]); `swapped` as in
+ * {@link binaryValues}.
+ */
+const columnValues = (
+  op: BinOp,
+  big: Float32Array,
+  small: Float32Array,
+  swapped: boolean,
+  n: number,
+  inner: number,
+): Float32Array => {
+  const out = allocF32(n);
+  const m = small.length;
+  for (let i = 0; i < n; i += m * inner) {
+    for (let j = 0; j < m; j++) {
+      const s = small[j], b = i + j * inner, e = b + inner;
+      if (op === "Add") { for (let k = b; k < e; k++) out[k] = big[k] + s; }
+      else if (op === "Multiply") { for (let k = b; k < e; k++) out[k] = big[k] * s; }
+      else if (op === "Sub") {
+        if (!swapped) { for (let k = b; k < e; k++) out[k] = big[k] - s; }
+        else for (let k = b; k < e; k++) out[k] = s - big[k];
+      } else if (!swapped) { for (let k = b; k < e; k++) out[k] = big[k] / s; }
+      else for (let k = b; k < e; k++) out[k] = s / big[k];
+    }
   }
   return out;
 };
@@ -152,10 +204,11 @@ const binaryOperands = (args: KernelArgs) => {
   const { a, b } = args.inputs;
   if (!allFloat32(a, b)) return null;
   const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
-  let swapped: boolean;
-  if (sameShape(a.shape, outShape) && trailing(b.shape, outShape)) swapped = false;
-  else if (sameShape(b.shape, outShape) && trailing(a.shape, outShape)) swapped = true;
-  else return null;
+  let swapped: boolean, inner: number;
+  if (sameShape(a.shape, outShape) && (inner = blockInner(b.shape, outShape)) > 0) swapped = false;
+  else if (sameShape(b.shape, outShape) && (inner = blockInner(a.shape, outShape)) > 0) {
+    swapped = true;
+  } else return null;
   const backend = cpuBackend(args);
   const av = f32(backend, a), bv = f32(backend, b);
   return {
@@ -165,6 +218,7 @@ const binaryOperands = (args: KernelArgs) => {
     big: swapped ? bv : av,
     small: swapped ? av : bv,
     swapped,
+    inner,
   };
 };
 
@@ -179,7 +233,7 @@ const binaryKernel = (op: BinOp): NativeKernel => {
       if (n === 0 || o.small.length === 0) {
         return backend.makeTensorInfo(outShape, "float32", zerosF32(n));
       }
-      const out = binaryValues(op, o.big, o.small, o.swapped, n);
+      const out = binaryValues(op, o.big, o.small, o.swapped, n, o.inner);
       return backend.makeTensorInfo(outShape, "float32", out);
     },
   };
@@ -192,13 +246,14 @@ const compareKernel = (op: CmpOp): NativeKernel => {
     kernelFunc: (args: KernelArgs) => {
       const o = binaryOperands(args);
       if (!o || o.n === 0 || o.small.length === 0) return fallback(args);
+      if (o.inner !== 1 && o.small.length !== 1) return fallback(args); // a column: cpu
       const out = compareValues(op, o.big, o.small, o.swapped, o.n);
       return o.backend.makeTensorInfo(o.outShape, "bool", out as unknown as Float32Array);
     },
   };
 };
 
-type UnaryOp = "Relu" | "Step" | "Neg" | "Square" | "Tanh" | "Softplus";
+type UnaryOp = "Relu" | "Step" | "Neg" | "Square" | "Tanh" | "Softplus" | "Sigmoid";
 
 /** The cpu kernel's softplus cut-offs (tf.nn.softplus): log of float32's epsilon, plus 2. */
 const SOFTPLUS_THRESHOLD = Math.log(1.1920928955078125e-7) + 2;
@@ -231,7 +286,9 @@ export const unaryValues = (op: UnaryOp, x: Float32Array, alpha: number): Float3
   } else if (op === "Neg") { for (let i = 0; i < n; i++) out[i] = -x[i]; }
   else if (op === "Square") { for (let i = 0; i < n; i++) out[i] = x[i] * x[i]; }
   else if (op === "Tanh") { for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); }
-  else {
+  else if (op === "Sigmoid") { // the cpu kernel's formula (same bits)
+    for (let i = 0; i < n; i++) out[i] = 1 / (1 + Math.exp(-x[i]));
+  } else {
     // The cpu kernel's formula, branch for branch (so the values are the same bits).
     const t = SOFTPLUS_THRESHOLD;
     for (let i = 0; i < n; i++) {
@@ -312,6 +369,88 @@ const reduceKernel = (name: "Sum" | "Mean"): NativeKernel => {
       const out = sumValues(f32(backend, x), outer, red, inner);
       if (name === "Mean") { for (let i = 0; i < out.length; i++) out[i] /= red; }
       return backend.makeTensorInfo(outShape, "float32", out);
+    },
+  };
+};
+
+/**
+ * `AddN` of float32 tensors of one shape in one pass: ((0 + x₀) + x₁) + … per element, each sum
+ * rounded to float32 as the cpu kernel's accumulation into a float32 array does (same bits), without
+ * its n passes over a fresh array.
+ */
+export const addNValues = (xs: readonly Float32Array[]): Float32Array => {
+  const n = xs[0].length, out = allocF32(n);
+  const x0 = xs[0];
+  if (xs.length === 2) {
+    const x1 = xs[1];
+    for (let i = 0; i < n; i++) out[i] = (x0[i] + 0) + x1[i];
+    return out;
+  }
+  for (let i = 0; i < n; i++) out[i] = x0[i] + 0; // +0: −0 becomes +0 as 0 + (−0) does
+  for (let k = 1; k < xs.length; k++) {
+    const x = xs[k];
+    for (let i = 0; i < n; i++) out[i] += x[i];
+  }
+  return out;
+};
+
+const addNKernel = (): NativeKernel => {
+  const fallback = cpuKernel("AddN");
+  return {
+    kernelName: "AddN",
+    kernelFunc: (args: KernelArgs) => {
+      const ts = Object.keys(args.inputs).map((k) => args.inputs[k]);
+      if (
+        ts.length === 0 || !allFloat32(...ts) || sizeOf(ts[0].shape) === 0 ||
+        ts.some((t) => !sameShape(t.shape, ts[0].shape))
+      ) return fallback(args);
+      const backend = cpuBackend(args);
+      const out = addNValues(ts.map((t) => f32(backend, t)));
+      return backend.makeTensorInfo([...ts[0].shape], "float32", out);
+    },
+  };
+};
+
+/**
+ * `Softmax` over the last axis of [rows, cols], step for step as the cpu kernel composes it, so the
+ * values are the same bits: the row's maximum m (NaN when the row has one), e = exp(x − m) with the
+ * difference rounded to float32 first, the sum of e accumulated in float64 and rounded, e / sum.
+ */
+export const softmaxValues = (x: Float32Array, rows: number, cols: number): Float32Array => {
+  const out = allocF32(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const b = r * cols, e = b + cols;
+    let m = x[b];
+    for (let k = b; k < e; k++) {
+      const v = x[k];
+      if (v !== v || v > m) m = v;
+    }
+    let s = 0;
+    for (let k = b; k < e; k++) {
+      const v = Math.fround(Math.exp(Math.fround(x[k] - m)));
+      out[k] = v;
+      s += v;
+    }
+    const sf = Math.fround(s);
+    for (let k = b; k < e; k++) out[k] = out[k] / sf;
+  }
+  return out;
+};
+
+const softmaxKernel = (): NativeKernel => {
+  const fallback = cpuKernel("Softmax");
+  return {
+    kernelName: "Softmax",
+    kernelFunc: (args: KernelArgs) => {
+      const { logits } = args.inputs;
+      const dim = ((args.attrs ?? {}).dim as number | undefined) ?? -1;
+      const r = logits.shape.length;
+      if (!allFloat32(logits) || r === 0 || (dim !== -1 && dim !== r - 1)) return fallback(args);
+      const cols = logits.shape[r - 1], n = sizeOf(logits.shape);
+      if (n === 0) return fallback(args);
+      const backend = cpuBackend(args);
+      const out = softmaxValues(f32(backend, logits), n / cols, cols);
+      return backend.makeTensorInfo([...logits.shape], "float32", out);
     },
   };
 };
@@ -476,6 +615,8 @@ export const elementwiseKernels = (): NativeKernel[] => [
   binaryKernel("Add"),
   binaryKernel("Sub"),
   binaryKernel("Multiply"),
+  binaryKernel("RealDiv"),
+  addNKernel(),
   compareKernel("Greater"),
   compareKernel("GreaterEqual"),
   compareKernel("Less"),
@@ -486,6 +627,8 @@ export const elementwiseKernels = (): NativeKernel[] => [
   unaryKernel("Square"),
   unaryKernel("Tanh"),
   unaryKernel("Softplus"),
+  unaryKernel("Sigmoid"),
+  softmaxKernel(),
   castKernel(),
   reduceKernel("Sum"),
   reduceKernel("Mean"),

@@ -1,5 +1,6 @@
 /**
- * `Slice`, `PadV2`, `Tile` and `Pack` as strided block copies, for every numeric dtype.
+ * `Slice`, `PadV2`, `Tile`, `Pack`, `Unpack` and `SplitV` as strided block copies, for every numeric
+ * dtype.
  *
  * Why: the stock cpu `Slice` copies a non-contiguous slice element by element through
  * `TensorBuffer.get` (profiled: 34 slices of a 16×20×20×64 tensor took 14.7 s), and its `PadV2`
@@ -10,7 +11,9 @@
  * `TypedArray.set` (or a short loop). Contiguous slices, empty tensors and strings use the cpu
  * kernels (the cpu contiguous slice is already a zero-copy view). `Tile` (every `tf.broadcastTo`,
  * e.g. in batch norm's gradient; profiled at 1.6 s of a 6.3 s ResNet-20 step) and `Pack` (the
- * max-pool masks stack their patches) are per-element index arithmetic on cpu.
+ * max-pool masks stack their patches) are per-element index arithmetic on cpu. The cpu `Unpack`
+ * (the gradient of `Pack`: the meta-networks' stacked [N, 3] inputs, profiled at 30 ms a call, 40 %
+ * of a meta-iteration) and `SplitV` call the cpu `Slice` directly, so they get their own.
  * @module
  */
 import { tf } from "../../../_deps.ts";
@@ -156,12 +159,61 @@ export const packValues = (
   }
 };
 
+/**
+ * `Unpack` (unstack) along `axis` into `outs` (one per index of that axis): the inverse of
+ * {@link packValues}, strided loads instead of stores.
+ */
+export const unpackValues = (
+  x: Numeric,
+  shape: readonly number[],
+  axis: number,
+  outs: readonly Numeric[],
+): void => {
+  const outer = sizeOf(shape.slice(0, axis)), inner = sizeOf(shape.slice(axis + 1));
+  const n = shape[axis];
+  if (inner === 1) { // columns of a matrix (the gradient of the meta-networks' stacked inputs)
+    for (let k = 0; k < n; k++) {
+      const out = outs[k];
+      for (let o = 0, s = k; o < outer; o++, s += n) out[o] = x[s];
+    }
+    return;
+  }
+  for (let k = 0; k < n; k++) {
+    const out = outs[k];
+    for (let o = 0; o < outer; o++) {
+      const s = (o * n + k) * inner, d = o * inner;
+      if (inner >= 64) out.set(x.subarray(s, s + inner), d);
+      else for (let j = 0; j < inner; j++) out[d + j] = x[s + j];
+    }
+  }
+};
+
 /** The shape kernels. */
 export const shapeKernels = (): NativeKernel[] => {
   const cpuSlice = cpuKernel("Slice");
   const cpuPad = cpuKernel("PadV2");
   const cpuTile = cpuKernel("Tile");
   const cpuPack = cpuKernel("Pack");
+  const cpuUnpack = cpuKernel("Unpack");
+  const cpuSplitV = cpuKernel("SplitV");
+  const slice = (args: KernelArgs): tf.TensorInfo => {
+    const { x } = args.inputs;
+    const xv = numericValues(args, x);
+    if (!xv) return cpuSlice(args) as tf.TensorInfo;
+    const at = args.attrs as { begin: number | number[]; size?: number | number[] };
+    const [begin, size] = tf.slice_util.parseSliceParams(
+      x as unknown as tf.Tensor,
+      at.begin,
+      at.size,
+    );
+    tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, begin, size);
+    if (sizeOf(size) === 0 || tf.slice_util.isSliceContinous(x.shape, begin, size)) {
+      return cpuSlice(args) as tf.TensorInfo;
+    }
+    const out = sameType(xv, sizeOf(size));
+    copyBox(xv, x.shape, begin, out, size, size.map(() => 0), size);
+    return cpuBackend(args).makeTensorInfo(size, x.dtype, out as Float32Array);
+  };
   return [
     {
       kernelName: "Tile",
@@ -200,26 +252,48 @@ export const shapeKernels = (): NativeKernel[] => {
       },
     },
     {
-      kernelName: "Slice",
+      kernelName: "Unpack",
       kernelFunc: (args) => {
-        const { x } = args.inputs;
-        const xv = numericValues(args, x);
-        if (!xv) return cpuSlice(args);
-        const at = args.attrs as { begin: number | number[]; size?: number | number[] };
-        const [begin, size] = tf.slice_util.parseSliceParams(
-          x as unknown as tf.Tensor,
-          at.begin,
-          at.size,
-        );
-        tf.slice_util.assertParamsValid(x as unknown as tf.Tensor, begin, size);
-        if (sizeOf(size) === 0 || tf.slice_util.isSliceContinous(x.shape, begin, size)) {
-          return cpuSlice(args);
-        }
-        const out = sameType(xv, sizeOf(size));
-        copyBox(xv, x.shape, begin, out, size, size.map(() => 0), size);
-        return cpuBackend(args).makeTensorInfo(size, x.dtype, out as Float32Array);
+        const { value } = args.inputs;
+        const xv = numericValues(args, value);
+        const shape = value.shape, r = shape.length;
+        const axis0 = (args.attrs as { axis: number }).axis;
+        const axis = axis0 < 0 ? axis0 + r : axis0;
+        // Along the first axis every part is contiguous: the cpu kernel's views copy nothing.
+        if (!xv || axis <= 0 || axis >= r || sizeOf(shape) === 0) return cpuUnpack(args);
+        const outShape = shape.filter((_, i) => i !== axis);
+        const len = sizeOf(outShape);
+        const outs = Array.from({ length: shape[axis] }, () => sameType(xv, len));
+        unpackValues(xv, shape, axis, outs);
+        const be = cpuBackend(args);
+        return outs.map((o) => be.makeTensorInfo([...outShape], value.dtype, o as Float32Array));
       },
     },
+    {
+      kernelName: "SplitV",
+      kernelFunc: (args) => {
+        // The cpu kernel's split, with this backend's block-copy Slice for each part (the cpu
+        // kernel calls its own element-by-element one).
+        const { x } = args.inputs;
+        if (!numericValues(args, x)) return cpuSplitV(args);
+        const at = args.attrs as { numOrSizeSplits: number | number[]; axis: number | number[] };
+        const axis = tf.util.parseAxisParam(at.axis, x.shape)[0];
+        const sizes = tf.backend_util.prepareSplitSize(
+          x as unknown as tf.Tensor,
+          at.numOrSizeSplits,
+          axis,
+        );
+        const begin = x.shape.map(() => 0);
+        return sizes.map((s) => {
+          const size = [...x.shape];
+          size[axis] = s;
+          const part = slice({ ...args, attrs: { begin: [...begin], size } });
+          begin[axis] += s;
+          return part;
+        });
+      },
+    },
+    { kernelName: "Slice", kernelFunc: slice },
     {
       kernelName: "PadV2",
       kernelFunc: (args) => {
