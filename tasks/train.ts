@@ -28,6 +28,7 @@ import {
   UnitIntervalFlag,
 } from "../lib/cli/flags.ts";
 import { META_TRAIN_DEFAULTS } from "../lib/meta/meta_train.ts";
+import { META_LOSSES, type MetaLossKind } from "../lib/meta/meta_loss.ts";
 import { metaTrainRun } from "../lib/train/meta_run.ts";
 import { mlp } from "../models/mlp.ts";
 import type { Model } from "../models/types.ts";
@@ -90,6 +91,12 @@ export const SPECS = {
     "raw" as "raw" | "rms",
     "meta-network inputs: raw (the original's tanh of g, r, x) or divided by each tensor's " +
       "running RMS (scale-free)",
+  ),
+  "meta-loss": flag(
+    oneOf(META_LOSSES),
+    "raw" as MetaLossKind,
+    "the λ networks' per-step score (docs/algorithm.md#meta-losses): raw (the original's loss " +
+      "difference) or relative (that difference over the pre-update loss: scale-free)",
   ),
   "mlp-hidden": flag(PositiveIntFlag, 20, "hidden units of the MLP problem (the original's: 20)"),
   dataset: flag(
@@ -253,6 +260,7 @@ if (import.meta.main) {
           replayMode: c["replay-mode"],
           coordinateFraction: c["coordinate-fraction"],
           ...(c["feature-norm"] !== "raw" ? { featureNorm: c["feature-norm"] } : {}),
+          ...(c["meta-loss"] !== "raw" ? { metaLoss: c["meta-loss"] } : {}),
         };
         const command = `deno task train ${Deno.args.join(" ")}`.trim();
         if (tasksMode) {

@@ -3,12 +3,14 @@
  * other settings exit 2 with one line naming the flag (and each differing setting with both
  * values); --epochs caps the run. A batch larger than the meta-training split (the embedded MNIST's
  * 30 000 images, or a small CIFAR-10 folder) exits 2 at once naming the split, its size and the
- * batch size, and leaves no --out directory (it used to spin at 100 % CPU, silently).
+ * batch size, and leaves no --out directory (it used to spin at 100 % CPU, silently). A bad
+ * --meta-loss is named; the chosen one is in the weights file's header and a resume may not change it.
  */
 import { assert } from "./_util/deps.ts";
 import { errorLine, runTask } from "./_util/cli.ts";
 import { join } from "node:path";
 import { writeCifar10 } from "./data_fixtures.ts";
+import { loadMetaWeights } from "../lib/meta/meta_weights_file.ts";
 
 const TINY = ["--backend", "cpu", "--mlp-hidden", "2", "--meta-roll-back", "1"];
 
@@ -66,6 +68,29 @@ Deno.test("train CLI: --epochs takes an integer", async () => {
     errorLine(r.stderr),
     'error: --epochs: invalid value "1.5": expected a non-negative integer',
   );
+});
+
+Deno.test("train CLI: --meta-loss names a bad value, is recorded in the weights and fixed on --resume", async () => {
+  const bad = await run("--backend", "cpu", "--meta-loss", "log");
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.equal(
+    errorLine(bad.stderr),
+    'error: --meta-loss: invalid value "log": expected a raw | relative',
+  );
+  await inTempDir(async (dir) => {
+    const out = join(dir, "run");
+    const args = [...TINY, "--batch-size", "16", "--iterations", "1", "--out", out];
+    const first = await run(...args, "--meta-loss", "relative");
+    assert.equal(first.code, 0, first.stderr);
+    const file = await loadMetaWeights(join(out, "meta-weights.mlhf"));
+    assert.equal(file.header.training?.metaLoss, "relative");
+    const r = await run(...args, "--resume");
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      errorLine(r.stderr),
+      /other settings: options\.metaLoss: checkpoint "relative", now \(absent\)$/,
+    );
+  });
 });
 
 Deno.test("train CLI: an --out that cannot be written exits 2 naming --out, the path and why", async () => {

@@ -6,7 +6,8 @@
  * docs/algorithm.md#gradient-of-h); λ_i, P_i, x_i, r_i from `mlhfDirection`;
  * h_i = −⟨g_i, x_i⟩ / √⟨x_i, g_i − r_i⟩;
  * x̃_i = x_i·min(1, 0.25‖sg θ_i‖/(η‖x_i‖)); θ_{i+1} = sg(θ_i) − η·(u ⊙ x̃_i), u ~ U[0.98, 1.02];
- * ℓ′_i = L(θ_{i+1}; B_i). Then m_i = ½(ℓ′_i + ℓ_{i+1}) − sg(ℓ_i) (i < T−1), M = Σ softmax(sg m)ᵢ mᵢ,
+ * ℓ′_i = L(θ_{i+1}; B_i). Then m_i = ½(ℓ′_i + ℓ_{i+1}) − sg(ℓ_i) (i < T−1; divided by sg(ℓ_i) with
+ * `metaLoss: "relative"`, lib/meta/meta_loss.ts), M = Σ softmax(sg m)ᵢ mᵢ,
  * H = mean h_i, R = 2e-7·½‖φ‖². The λ networks get ∇(10·M + R), the preconditioner networks
  * ∇(H + R); the cross terms are discarded (docs/algorithm.md#cross-terms-discarded), so the window
  * is differentiated twice, once per loss. LSTM states carry gradient through the window and are
@@ -53,6 +54,10 @@ import {
   type TapedCoordinates,
 } from "../optim/mlhf/direction.ts";
 import { groupByKind, PARAM_KINDS, type ParamKind } from "../param_kinds.ts";
+import { detach } from "./detach.ts";
+import { type MetaLossKind, windowMetaLoss } from "./meta_loss.ts";
+
+export { detach };
 
 /**
  * Meta-training settings (docs/algorithm.md#meta-training-settings; defaults in
@@ -78,6 +83,12 @@ export interface MetaTrainOptions extends MlhfOptions {
   readonly replaySize: number;
   /** Weight of the meta-loss for the λ networks (10 in the original). */
   readonly metaLossScale: number;
+  /**
+   * The λ networks' per-step score (docs/algorithm.md#meta-losses): `raw`, the original's loss
+   * difference, or `relative`, that difference over the pre-update loss (scale-free). Absent:
+   * `raw` (so the settings of runs made before the option, and their checkpoints, are unchanged).
+   */
+  readonly metaLoss?: MetaLossKind;
   /** L2 coefficient on the meta-weights (2e-7). */
   readonly l2: number;
   /** Clip ‖ηx‖ to this fraction of ‖θ‖ (0.25). */
@@ -246,22 +257,6 @@ export interface MetaProblem<P extends Params> {
   readonly kinds: readonly ParamKind[];
 }
 
-/**
- * A copy with no autodiff history: `tf.clone` run with the gradient tape paused (the engine's
- * `gradientDepth`, which decides whether an op is recorded, set to 0 for the one op), so
- * `tf.grads` sees no path through it. A stop-gradient without a host read (webgpu under Deno has
- * no synchronous read).
- */
-export const detach = <T extends tf.Tensor>(t: T): T => {
-  const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
-  const depth = state.gradientDepth;
-  state.gradientDepth = 0;
-  try {
-    return tf.clone(t);
-  } finally {
-    state.gradientDepth = depth;
-  }
-};
 const detachTree = <P extends Params>(p: P): P => mapTree(p, detach);
 /** The multiplicative noise u ~ U[1 − w, 1 + w] for each inner step and leaf, from a key. */
 export const windowNoise = <P extends Params>(key: Key, like: P, steps: number, w: number): P[] =>
@@ -390,15 +385,8 @@ export const unrollWindow = <P extends Params>(
       throw e;
     }
   }
-  // m_i = ½(ℓ′_i + ℓ_{i+1}) − sg(ℓ_i) for i < T−1; M = Σ softmax(sg m)_i m_i.
-  let metaLoss = tf.scalar(0) as tf.Scalar;
-  if (T > 1) {
-    const m = tf.stack(
-      ellNext.map((ln, i) => tf.sub(tf.mul(0.5, tf.add(ellPrime[i], ln)), ell[i])),
-    );
-    const w = tf.softmax(detach(m));
-    metaLoss = tf.sum(tf.mul(w, m)) as tf.Scalar;
-  }
+  // m_i (docs/algorithm.md#meta-losses) for i < T−1; M = Σ softmax(sg m)_i m_i.
+  const metaLoss = windowMetaLoss(o.metaLoss ?? "raw", ell, ellPrime, ellNext);
   const hessianLoss = tf.mean(tf.stack(h)) as tf.Scalar;
   const readings = detach(
     tf.concat([...ell, ...ellNext, ...ellPrime, ...rNorms].map((t) => tf.reshape(t, [1]))),

@@ -26,6 +26,7 @@ import {
   windowGradient,
   windowNoise,
 } from "./meta_train.ts";
+import { windowMetaLoss } from "./meta_loss.ts";
 import { initMlhfState, type MetaWeights, type TapedCoordinates } from "../optim/mlhf/direction.ts";
 import type { ParamKind } from "../param_kinds.ts";
 import type { Batch } from "../curvature/gauss_newton.ts";
@@ -178,6 +179,43 @@ Deno.test("meta-gradient of the Hessian loss (T = 1) w.r.t. the preconditioner n
 
 Deno.test("meta-gradient of 10·M (T = 2) w.r.t. the damping net matches finite differences", () => {
   checkAgainstFd(2, "lambda", "meta");
+});
+
+Deno.test("meta-gradient of 10·M with the relative meta-loss (T = 2) matches finite differences", () => {
+  checkAgainstFd(2, "lambda", "meta", 1, { metaLoss: "relative" });
+});
+
+Deno.test("metaLoss option: the window's M is the raw or relative meta-loss of its own losses", () => {
+  // The window's readings hold ℓ_i, ℓ_{i+1}, ℓ′_i; M must be windowMetaLoss of them, per option,
+  // and the two options must differ (the losses here are not 1).
+  const T = 3;
+  const values: Record<string, number> = {};
+  for (const kind of ["raw", "relative"] as const) {
+    const s = setup(5, T, 1, { metaLoss: kind });
+    try {
+      tidyValue(() => {
+        const noise = windowNoise(keyFromSeed(3), s.net.params, T, s.o.noise);
+        const inner = initMlhfState(s.net.params, kinds, s.o);
+        const w = unrollWindow(s.pr, s.o, s.meta, s.net.params, inner, s.batches, noise);
+        w.release();
+        const r = Array.from(w.readings.dataSync());
+        const sc = (xs: number[]) => xs.map((v) => tf.scalar(v));
+        const want = windowMetaLoss(
+          kind,
+          sc(r.slice(0, T)),
+          sc(r.slice(2 * T - 1, 3 * T - 1)),
+          sc(r.slice(T, 2 * T - 1)),
+        ).dataSync()[0];
+        values[kind] = w.metaLoss.dataSync()[0];
+        if (!(Math.abs(values[kind] - want) <= 1e-5 * Math.max(1, Math.abs(want)))) {
+          throw new Error(`${kind}: window M ${values[kind]}, from its losses ${want}`);
+        }
+      });
+    } finally {
+      s.dispose();
+    }
+  }
+  if (values.raw === values.relative) throw new Error(`raw and relative M equal: ${values.raw}`);
 });
 
 Deno.test("gradient routing: λ nets get only the meta-loss pass, preconditioner nets only the Hessian-loss pass", () => {

@@ -348,6 +348,7 @@ export const metaTrainRun = async (c: MetaRunConfig): Promise<MetaRunResult> => 
       keepProb: o.keepProb,
       metaLr: o.metaLr,
       lr: o.lr,
+      metaLoss: o.metaLoss ?? "raw",
       replayMode: o.replayMode,
       coordinateFraction: o.coordinateFraction,
       iterations: state.iteration,

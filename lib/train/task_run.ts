@@ -321,6 +321,7 @@ export const taskTrainRun = async (c: TaskRunConfig): Promise<TaskRunResult> => 
       keepProb: o.keepProb,
       metaLr: o.metaLr,
       lr: o.lr,
+      metaLoss: o.metaLoss ?? "raw",
       coordinateFraction: o.coordinateFraction,
       iterations: state.iteration,
       tasksDrawn: state.drawn,
