@@ -16,7 +16,8 @@
  * arrays right before each execute, in the same synchronous turn.
  * @module
  */
-import { ARG, type Dnnl, type MemoryDesc, TAG } from "../dnnl.ts";
+import { ARG, type Dnnl, TAG } from "../dnnl.ts";
+import { primitiveCache } from "./primitive_cache.ts";
 
 type Ptr = Deno.PointerObject;
 
@@ -69,19 +70,41 @@ interface Entry {
   readonly impl: string;
   readonly main: Ptr;
   readonly args: Uint8Array<ArrayBuffer>;
-  /** Memories in the order of the pass's arrays (forward: x, γ, β, y, mean, variance). */
+  /** Memories in the order of the pass's arrays ({@link PASS_ARGS}). */
   readonly bound: readonly Ptr[];
-  readonly memories: readonly Ptr[];
 }
+
+/**
+ * Each pass's arguments in the order of its arrays: the DNNL_ARG_* id, and whether it is a [C]
+ * vector (else shaped like x).
+ */
+const PASS_ARGS: Record<BatchNormPass, ReadonlyArray<readonly [number, boolean]>> = {
+  forward: [
+    [ARG.src, false],
+    [ARG.scale, true],
+    [ARG.shift, true],
+    [ARG.dst, false],
+    [ARG.mean, true],
+    [ARG.variance, true],
+  ],
+  backward: [
+    [ARG.diffDst, false],
+    [ARG.src, false],
+    [ARG.mean, true],
+    [ARG.variance, true],
+    [ARG.scale, true],
+    [ARG.diffSrc, false],
+    [ARG.diffScale, true],
+    [ARG.diffShift, true],
+  ],
+};
 
 /** Builds train-mode batch norm on a loaded oneDNN (one primitive cache per call). */
 export const dnnlBatchNorm = (dnnl: Dnnl): DnnlBatchNorm => {
-  const cache = new Map<string, Entry | null>();
-
-  const destroy = (e: Pick<Entry, "main" | "memories">) => {
+  const cached = primitiveCache<Entry>(BNORM_CACHE_ENTRIES, (e) => {
     dnnl.destroyPrimitive(e.main);
-    e.memories.forEach((m) => dnnl.destroyMemory(m));
-  };
+    e.bound.forEach((m) => dnnl.destroyMemory(m));
+  });
 
   const create = (pass: BatchNormPass, shape: readonly number[], epsilon: number) => {
     const dims = bnormDims(shape);
@@ -98,41 +121,20 @@ export const dnnlBatchNorm = (dnnl: Dnnl): DnnlBatchNorm => {
       }
       if (!pd) return null;
     }
-    const memories: Ptr[] = [];
-    const mem = (md: MemoryDesc) => {
-      const m = dnnl.memory(md, false);
-      memories.push(m);
-      return m;
-    };
+    const bound: Ptr[] = [];
     try {
+      for (const [, vector] of PASS_ARGS[pass]) {
+        bound.push(dnnl.memory(vector ? vecMd : dataMd, false));
+      }
+      const pairs = PASS_ARGS[pass].map(([id], i): [number, Ptr] => [id, bound[i]]);
+      // oneDNN 2.6's backward pass also takes β (status invalid_arguments without it) though none
+      // of its outputs depends on it: γ's memory stands in (read only).
+      if (pass === "backward") pairs.push([ARG.shift, bound[4]]);
       const impl = dnnl.implInfo(pd);
-      const [pairs, bound]: [Array<[number, Ptr]>, Ptr[]] = pass === "forward"
-        ? (() => {
-          const m = [dataMd, vecMd, vecMd, dataMd, vecMd, vecMd].map(mem);
-          const ids = [ARG.src, ARG.scale, ARG.shift, ARG.dst, ARG.mean, ARG.variance];
-          return [ids.map((id, i): [number, Ptr] => [id, m[i]]), m];
-        })()
-        : (() => {
-          const m = [dataMd, dataMd, vecMd, vecMd, vecMd, dataMd, vecMd, vecMd].map(mem);
-          const ids = [
-            ARG.diffDst,
-            ARG.src,
-            ARG.mean,
-            ARG.variance,
-            ARG.scale,
-            ARG.diffSrc,
-            ARG.diffScale,
-            ARG.diffShift,
-          ];
-          // oneDNN 2.6's backward pass also takes β (status invalid_arguments without it) though
-          // none of its outputs depends on it: γ's memory stands in (read only).
-          const pairs = ids.map((id, i): [number, Ptr] => [id, m[i]]);
-          return [[...pairs, [ARG.shift, m[4]]], m];
-        })();
       const main = dnnl.primitive(pd);
-      return { impl, main, args: dnnl.execArgs(pairs), bound, memories };
+      return { impl, main, args: dnnl.execArgs(pairs), bound };
     } catch (e) {
-      memories.forEach((m) => dnnl.destroyMemory(m));
+      bound.forEach((m) => dnnl.destroyMemory(m));
       throw e;
     } finally {
       dnnl.destroyPd(pd);
@@ -141,18 +143,7 @@ export const dnnlBatchNorm = (dnnl: Dnnl): DnnlBatchNorm => {
 
   const entry = (pass: BatchNormPass, shape: readonly number[], epsilon: number) => {
     if (shape.length < 2 || shape.some((d) => d <= 0)) return null;
-    const key = `${pass}|${shape.join(",")}|${epsilon}`;
-    let e = cache.get(key);
-    if (e === undefined) {
-      e = create(pass, shape, epsilon);
-      if (cache.size >= BNORM_CACHE_ENTRIES) {
-        const [oldKey, old] = cache.entries().next().value!;
-        cache.delete(oldKey);
-        if (old) destroy(old);
-      }
-    } else cache.delete(key); // re-inserted below: most recently used last
-    cache.set(key, e);
-    return e;
+    return cached(`${pass}|${shape.join(",")}|${epsilon}`, () => create(pass, shape, epsilon));
   };
 
   /** Binds the arrays (checking their lengths: oneDNN reads and writes them by raw pointer). */
@@ -161,13 +152,12 @@ export const dnnlBatchNorm = (dnnl: Dnnl): DnnlBatchNorm => {
     shape: readonly number[],
     epsilon: number,
     arrays: readonly Float32Array[],
-    perChannel: readonly boolean[],
   ): boolean => {
     const e = entry(pass, shape, epsilon);
     if (!e) return false;
     const n = shape.reduce((p, d) => p * d, 1), c = shape[shape.length - 1];
     arrays.forEach((a, i) => {
-      const want = perChannel[i] ? c : n;
+      const want = PASS_ARGS[pass][i][1] ? c : n;
       if (a.length < want) {
         throw new RangeError(
           `oneDNN batch norm ${pass}: argument ${i} has ${a.length} floats, expected ${want}`,
@@ -181,22 +171,18 @@ export const dnnlBatchNorm = (dnnl: Dnnl): DnnlBatchNorm => {
 
   return {
     forward: (shape, epsilon, a) =>
-      run("forward", shape, epsilon, [a.x, a.gamma, a.beta, a.y, a.mean, a.variance], [
-        false,
-        true,
-        true,
-        false,
-        true,
-        true,
-      ]),
+      run("forward", shape, epsilon, [a.x, a.gamma, a.beta, a.y, a.mean, a.variance]),
     backward: (shape, epsilon, a) =>
-      run(
-        "backward",
-        shape,
-        epsilon,
-        [a.dy, a.x, a.mean, a.variance, a.gamma, a.dx, a.dGamma, a.dBeta],
-        [false, false, true, true, true, false, true, true],
-      ),
+      run("backward", shape, epsilon, [
+        a.dy,
+        a.x,
+        a.mean,
+        a.variance,
+        a.gamma,
+        a.dx,
+        a.dGamma,
+        a.dBeta,
+      ]),
     impl: (pass, shape, epsilon) => entry(pass, shape, epsilon)?.impl ?? null,
   };
 };

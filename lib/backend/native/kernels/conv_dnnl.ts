@@ -19,6 +19,7 @@
  */
 import type { tf } from "../../../_deps.ts";
 import { ARG, type ConvSpatial, type Dnnl, type MemoryDesc, QUERY, TAG } from "../dnnl.ts";
+import { primitiveCache } from "./primitive_cache.ts";
 
 type Info = tf.backend_util.Conv2DInfo;
 type Ptr = Deno.PointerObject;
@@ -126,12 +127,11 @@ const keyOf = (pass: ConvPass, g: Info, s: ConvSpatial): string =>
 
 /** Builds the convolutions on a loaded oneDNN (one primitive cache per call). */
 export const dnnlConv = (dnnl: Dnnl): DnnlConv => {
-  const cache = new Map<string, Entry | null>();
-
   const destroy = (e: Pick<Entry, "primitives" | "memories">) => {
     e.primitives.forEach((p) => dnnl.destroyPrimitive(p));
     e.memories.forEach((m) => dnnl.destroyMemory(m));
   };
+  const cached = primitiveCache<Entry>(CACHE_ENTRIES, destroy);
 
   /** The pass's primitive descriptor (a forward one is created as its hint and destroyed). */
   const passPd = (
@@ -216,18 +216,7 @@ export const dnnlConv = (dnnl: Dnnl): DnnlConv => {
   const entry = (pass: ConvPass, g: Info): Entry | null => {
     const s = dnnlSpatial(g);
     if (!s || !dnnlTakesPass(pass, g)) return null;
-    const key = keyOf(pass, g, s);
-    let e = cache.get(key);
-    if (e === undefined) {
-      e = create(pass, g, s);
-      if (cache.size >= CACHE_ENTRIES) {
-        const [oldKey, old] = cache.entries().next().value!;
-        cache.delete(oldKey);
-        if (old) destroy(old);
-      }
-    } else cache.delete(key); // re-inserted below: most recently used last
-    cache.set(key, e);
-    return e;
+    return cached(keyOf(pass, g, s), () => create(pass, g, s));
   };
 
   const run = (

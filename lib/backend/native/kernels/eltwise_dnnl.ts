@@ -17,6 +17,7 @@
  * @module
  */
 import { ALG, ARG, type Dnnl, TAG } from "../dnnl.ts";
+import { primitiveCache } from "./primitive_cache.ts";
 
 type Ptr = Deno.PointerObject;
 
@@ -57,12 +58,10 @@ const ZERO = new Float32Array(1);
 
 /** Builds the element-wise ops on a loaded oneDNN (one primitive cache per call). */
 export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
-  const cache = new Map<string, Entry | null>();
-
-  const destroy = (e: Entry) => {
+  const cached = primitiveCache<Entry>(ELTWISE_CACHE_ENTRIES, (e) => {
     dnnl.destroyPrimitive(e.main);
     [...e.bound, ...e.fixed].forEach((m) => dnnl.destroyMemory(m));
-  };
+  });
 
   const create = (op: EltwiseOp, n: number, m: number): Entry | null => {
     const md = dnnl.memoryDesc([n], TAG.a);
@@ -108,18 +107,7 @@ export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
 
   const entry = (op: EltwiseOp, n: number, m: number): Entry | null => {
     if (!(n > 0) || (m !== n && m !== 1)) return null;
-    const key = `${op}|${n}|${m}`;
-    let e = cache.get(key);
-    if (e === undefined) {
-      e = create(op, n, m);
-      if (cache.size >= ELTWISE_CACHE_ENTRIES) {
-        const [oldKey, old] = cache.entries().next().value!;
-        cache.delete(oldKey);
-        if (old) destroy(old);
-      }
-    } else cache.delete(key); // re-inserted below: most recently used last
-    cache.set(key, e);
-    return e;
+    return cached(`${op}|${n}|${m}`, () => create(op, n, m));
   };
 
   /**
