@@ -73,6 +73,15 @@ const cellKernel = (): NativeKernel => ({
   },
 });
 
+/** The L layers' weights and carried state of a network-step kernel's inputs, as arrays. */
+const netLayers = (be: ReturnType<typeof cpuBackend>, ins: KernelArgs["inputs"], L: number) =>
+  Array.from({ length: L }, (_, l) => ({
+    w: f32(be, ins[`kernel${l}`]),
+    b: f32(be, ins[`bias${l}`]),
+    c: f32(be, ins[`c${l}`]),
+    h: f32(be, ins[`h${l}`]),
+  }));
+
 const netKernel = (): NativeKernel => ({
   kernelName: LSTM_NET_KERNEL,
   kernelFunc: (args: KernelArgs) => {
@@ -80,12 +89,7 @@ const netKernel = (): NativeKernel => ({
     const L = (args.attrs as { layers: number }).layers;
     const be = cpuBackend(args);
     const [n, inW] = ins.x.shape;
-    const layers = Array.from({ length: L }, (_, l) => ({
-      w: f32(be, ins[`kernel${l}`]),
-      b: f32(be, ins[`bias${l}`]),
-      c: f32(be, ins[`c${l}`]),
-      h: f32(be, ins[`h${l}`]),
-    }));
+    const layers = netLayers(be, ins, L);
     const head = { w: f32(be, ins.headKernel), b: f32(be, ins.headBias)[0] };
     const packed = runLstmRows(
       n,
@@ -107,12 +111,7 @@ const netGradKernel = (blas: Blas): NativeKernel => ({
     const L = (args.attrs as { layers: number }).layers;
     const be = cpuBackend(args);
     const [n, inW] = ins.x.shape;
-    const layers = Array.from({ length: L }, (_, l) => ({
-      w: f32(be, ins[`kernel${l}`]),
-      b: f32(be, ins[`bias${l}`]),
-      c: f32(be, ins[`c${l}`]),
-      h: f32(be, ins[`h${l}`]),
-    }));
+    const layers = netLayers(be, ins, L);
     const g = lstmNetGradRows(
       blas,
       n,
