@@ -193,6 +193,45 @@ export const addStatisticsCotangent = (
   }
 };
 
+/** y, mean and variance: by oneDNN when it is active and takes the shape, else the JS loops. */
+const forwardAny = (
+  shape: readonly number[],
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  epsilon: number,
+) => {
+  const d = active(), c = gamma.length;
+  if (d) {
+    const r = { y: allocF32(x.length), mean: new Float32Array(c), variance: new Float32Array(c) };
+    if (d.forward(shape, epsilon, { x, gamma, beta, ...r })) return r;
+  }
+  return batchNormTrainValues(x, c, gamma, beta, epsilon);
+};
+
+/** dx, dγ and dβ: by oneDNN (plus the statistics' cotangent) when active, else the JS loops. */
+const gradAny = (
+  shape: readonly number[],
+  dy: Float32Array,
+  x: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  gamma: Float32Array,
+  dMean: Float32Array,
+  dVariance: Float32Array,
+  epsilon: number,
+) => {
+  const d = active(), c = gamma.length;
+  if (d) {
+    const r = { dx: allocF32(x.length), dGamma: new Float32Array(c), dBeta: new Float32Array(c) };
+    if (d.backward(shape, epsilon, { dy, x, mean, variance, gamma, ...r })) {
+      addStatisticsCotangent(r.dx, x, mean, dMean, dVariance);
+      return r;
+    }
+  }
+  return batchNormTrainGradValues(dy, x, mean, variance, gamma, dMean, dVariance, epsilon);
+};
+
 /** True when `t` holds exactly `c` values (a per-channel vector, any shape). */
 const perChannel = (t: tf.TensorInfo, c: number) => sizeOf(t.shape) === c;
 
@@ -215,29 +254,9 @@ export const batchNormKernels = (): NativeKernel[] => [
       );
       const { epsilon } = args.attrs as { epsilon: number };
       const backend = cpuBackend(args);
-      const d = active();
-      if (d) {
-        const y = allocF32(sizeOf(x.shape));
-        const mean = new Float32Array(c), variance = new Float32Array(c);
-        const arrays = {
-          x: f32(backend, x),
-          gamma: f32(backend, gamma),
-          beta: f32(backend, beta),
-          y,
-          mean,
-          variance,
-        };
-        if (d.forward(x.shape, epsilon, arrays)) {
-          return [
-            backend.makeTensorInfo([...x.shape], "float32", y),
-            backend.makeTensorInfo([c], "float32", mean),
-            backend.makeTensorInfo([c], "float32", variance),
-          ];
-        }
-      }
-      const r = batchNormTrainValues(
+      const r = forwardAny(
+        x.shape,
         f32(backend, x),
-        c,
         f32(backend, gamma),
         f32(backend, beta),
         epsilon,
@@ -263,31 +282,8 @@ export const batchNormKernels = (): NativeKernel[] => [
       );
       const { epsilon } = args.attrs as { epsilon: number };
       const backend = cpuBackend(args);
-      const d = active();
-      if (d) {
-        const dx = allocF32(sizeOf(x.shape));
-        const dGamma = new Float32Array(c), dBeta = new Float32Array(c);
-        const xs = f32(backend, x), means = f32(backend, mean);
-        const arrays = {
-          dy: f32(backend, dy),
-          x: xs,
-          mean: means,
-          variance: f32(backend, variance),
-          gamma: f32(backend, gamma),
-          dx,
-          dGamma,
-          dBeta,
-        };
-        if (d.backward(x.shape, epsilon, arrays)) {
-          addStatisticsCotangent(dx, xs, means, f32(backend, dMean), f32(backend, dVariance));
-          return [
-            backend.makeTensorInfo([...x.shape], "float32", dx),
-            backend.makeTensorInfo([c], "float32", dGamma),
-            backend.makeTensorInfo([c], "float32", dBeta),
-          ];
-        }
-      }
-      const r = batchNormTrainGradValues(
+      const r = gradAny(
+        x.shape,
         f32(backend, dy),
         f32(backend, x),
         f32(backend, mean),
