@@ -2,7 +2,8 @@
  * `deno task suite` as CI runs it (issue 16, point 7): two held-out tasks, one seed, a few steps,
  * four optimizer families (Adam, which sets the target, SGD and two MLHF rows). The run is killed
  * with SIGKILL after its tenth finished run, then resumed: every run finished before the kill is
- * reused (its log untouched), the rest run, and the report, CSVs and profile cover all of them.
+ * reused (its log untouched), the rest run, and the report, CSVs and profile cover all of them;
+ * with every checkpoint removed it resumes again from the runs' outcomes and logs, training nothing.
  * Also: an existing suite is refused without --resume, and a family list without Adam is refused.
  * @module
  */
@@ -68,6 +69,20 @@ const runUntil = async (out: string, n: number): Promise<string> => {
   return text;
 };
 
+/** Removes every `checkpoint` folder under `dir`; returns how many there were. */
+const removeCheckpoints = async (dir: string): Promise<number> => {
+  let n = 0;
+  for await (const e of Deno.readDir(dir)) {
+    if (!e.isDirectory) continue;
+    const path = join(dir, e.name);
+    if (e.name === "checkpoint") {
+      await Deno.remove(path, { recursive: true });
+      n++;
+    } else n += await removeCheckpoints(path);
+  }
+  return n;
+};
+
 Deno.test("suite CLI: a killed two-task suite resumes without redoing finished runs and reports all", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mlhf-suite-cli-" });
   const out = join(dir, "suite");
@@ -113,6 +128,21 @@ Deno.test("suite CLI: a killed two-task suite resumes without redoing finished r
     assert.ok(svg.startsWith("<svg") || svg.startsWith("<?xml"), svg.slice(0, 40));
     assert.match(svg, /Steps to target/);
     assert.match(svg, /mlhf-no-precond/);
+
+    // Kept without its parameters (every checkpoint folder removed, as when a long suite's results
+    // move to another machine), the suite resumes from the runs' outcomes and logs: nothing trains.
+    const removed = await removeCheckpoints(out);
+    assert.equal(removed, 2 * PER_TASK);
+    const kept = await runTask("suite", args(out, ["--resume"]));
+    assert.equal(kept.code, 0, kept.stderr);
+    const keptLines = doneLines(kept.stderr);
+    assert.equal(keptLines.length, 2 * PER_TASK);
+    assert.ok(keptLines.every((d) => d.status === "reused (already finished)"), kept.stderr);
+    assert.equal(
+      (await Deno.readTextFile(join(out, "runs.csv"))).trim().split("\n").length,
+      csv.length,
+    );
+    assert.equal(await removeCheckpoints(out), 0);
 
     const noAdam = await runTask("suite", args(join(dir, "x"), [], "sgd,mlhf"));
     assert.equal(noAdam.code, 2);

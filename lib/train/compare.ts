@@ -3,8 +3,9 @@
  * initialization and data order), one after the other in `<out>/<label>/`, then `report.md` and
  * `report.svg` in `<out>`. A run that diverges is reported as such and the others go on.
  *
- * Nothing is lost: the report covers every run in `<out>` that has a checkpoint, also those an
- * earlier command left there with other optimizers (a folder is one comparison: a run there of
+ * Nothing is lost: the report covers every run in `<out>` that has a checkpoint or an outcome
+ * (`outcome.ts`: how an ended run ended, so a resumed comparison reuses it from its logs even when
+ * its checkpoint was removed), also those an earlier command left there with other optimizers (a folder is one comparison: a run there of
  * another model, data, batch size, seed or shuffle buffer is refused before anything runs, so no
  * report mixes incomparable runs). A batch larger than the training split is refused up front
  * (`batchTooLarge`), and `resume` needs an existing `out`.
@@ -19,6 +20,7 @@ import { TooFewExamplesError } from "../data/errors.ts";
 import { batchTooLarge } from "./batch_fit.ts";
 import { checkpointDir, readRunRecord, type RunRecord } from "./checkpoint.ts";
 import { readRunLogs } from "./logs.ts";
+import { readRunOutcome, reusableOutcome, type RunOutcome, writeRunOutcome } from "./outcome.ts";
 import {
   buildOptimizer,
   type MetaWeightsSource,
@@ -86,10 +88,10 @@ export interface CompareResult {
 const checkFresh = async (o: CompareOptions): Promise<void> => {
   if (o.resume) return;
   for (const spec of o.optimizers) {
-    const dir = checkpointDir(join(o.out, spec.label));
-    if (await exists(dir)) {
+    const dir = join(o.out, spec.label);
+    if ((await exists(checkpointDir(dir))) || (await readRunOutcome(dir))) {
       throw new FlagError(
-        `--out: ${join(o.out, spec.label)} already holds a run: pass --resume to continue it, ` +
+        `--out: ${dir} already holds a run: pass --resume to continue it, ` +
           `or choose another --out`,
       );
     }
@@ -104,6 +106,23 @@ const sharedIdentity = (o: CompareOptions) => ({
   seed: o.seed,
   shuffleBuffer: o.shuffleBuffer ?? 0,
 });
+
+/** What an outcome says about its run, as a checkpoint's record says it (null: no outcome). */
+const outcomeRecord = (o: RunOutcome | null): RunRecord | null =>
+  o && { identity: o.identity, step: o.step, finished: o.status === "finished" };
+
+/** A run's identity, as its checkpoint and outcome hold it (JSON, so absent fields drop out). */
+const runIdentity = (
+  o: CompareOptions,
+  spec: OptimizerSpec,
+  settings: Settings,
+): Record<string, unknown> =>
+  JSON.parse(JSON.stringify({
+    ...sharedIdentity(o),
+    optimizer: spec.name,
+    settings,
+    meta: spec.name === "mlhf" ? o.meta?.description ?? null : null,
+  }));
 
 /** A run an earlier command left in `out` that this comparison does not run. */
 interface EarlierRun {
@@ -127,7 +146,7 @@ const earlierRuns = async (o: CompareOptions): Promise<EarlierRun[]> => {
   const found: EarlierRun[] = [];
   for (const label of labels.sort()) {
     const dir = join(o.out, label);
-    const record = await readRunRecord(dir);
+    const record = (await readRunRecord(dir)) ?? outcomeRecord(await readRunOutcome(dir));
     if (!record) continue;
     const differ = shared
       .filter(([k, v]) => JSON.stringify(record.identity[k]) !== JSON.stringify(v))
@@ -169,6 +188,34 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
   for (const spec of o.optimizers) {
     const dir = join(o.out, spec.label);
     const settings = resolveSettings(spec, { weightDecay: p.weightDecay, meta: o.meta });
+    const identity = runIdentity(o, spec, settings);
+    // An ended run is reused from its outcome and logs (data-parallel runs always go through
+    // trainRun, where every rank resumes together from rank 0's checkpoint).
+    const ended = o.resume && !o.distributed
+      ? await reusableOutcome(dir, identity, o.steps ?? 0)
+      : null;
+    if (ended) {
+      if (ended.status === "finished") {
+        log(`${spec.label}: already finished at step ${ended.step}; reusing its logs`);
+        summaries.push({
+          label: spec.label,
+          settings,
+          status: "finished",
+          ...await readRunLogs(dir),
+        });
+      } else {
+        const message = ended.message ?? `${spec.label}: step ${ended.step}: diverged`;
+        log(`${spec.label}: diverged at step ${ended.step} before; reusing its logs`);
+        diverged.push(new DivergedError(ended.step, null, message));
+        summaries.push({
+          label: spec.label,
+          settings,
+          status: `diverged at step ${ended.step}`,
+          ...await readRunLogs(dir),
+        });
+      }
+      continue;
+    }
     let status = "finished";
     try {
       const r = await trainRun({
@@ -189,24 +236,30 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
         evalExamples: o.evalExamples,
         evalBatchSize: o.evalBatchSize,
         resume: o.resume,
-        identity: {
-          ...sharedIdentity(o),
-          optimizer: spec.name,
-          settings,
-          meta: spec.name === "mlhf" ? o.meta?.description ?? null : null,
-        },
+        identity,
         examplesPerEpoch: p.examplesPerEpoch,
         progressSink: o.progressSink,
         distributed: o.distributed,
       });
       if (r.reused) log(`${spec.label}: already finished at step ${r.steps}; reusing its logs`);
       if (r.status === "stopped") status = `stopped at step ${r.steps}`;
+      else if (writes) {
+        await writeRunOutcome(dir, { identity, status: "finished", step: r.steps });
+      }
     } catch (e) {
       if (e instanceof TooFewExamplesError) throw tooLarge(e.examples);
       if (!(e instanceof DivergedError)) throw e;
       log(`warning: ${e.message}`);
       diverged.push(e);
       status = `diverged at step ${e.step}`;
+      if (writes) {
+        await writeRunOutcome(dir, {
+          identity,
+          status: "diverged",
+          step: e.step,
+          message: e.message,
+        });
+      }
     }
     if (writes) summaries.push({ label: spec.label, settings, status, ...await readRunLogs(dir) });
   }

@@ -11,6 +11,8 @@ import { labelSpecs } from "./optimizers.ts";
 import { binSteps, runStats } from "./report.ts";
 import { tempDir, tinyProblem } from "./_testing.ts";
 import { exists } from "../run/files.ts";
+import { checkpointDir } from "./checkpoint.ts";
+import { readRunOutcome } from "./outcome.ts";
 import { FlagError } from "../cli/flags.ts";
 import { TooFewExamplesError } from "../data/errors.ts";
 
@@ -130,6 +132,87 @@ Deno.test("compare: the report covers every run in the folder, also an earlier c
         `${out} covers all its runs, so choose another --out`,
     );
     assert.equal(await exists(`${out}/rmsprop`), false);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("compare: an ended run is reused from its outcome and logs once its checkpoint is gone", async () => {
+  const out = await tempDir();
+  try {
+    const first = await compareOptimizers(compareIn(out));
+    const outcome = await readRunOutcome(`${out}/adam`);
+    assert.equal(outcome?.status, "finished");
+    assert.equal(outcome?.step, 5);
+    assert.equal(outcome?.identity.optimizer, "adam");
+    assert.deepEqual(outcome?.identity.settings, first.runs[0].settings);
+    const logsBefore = await Deno.readTextFile(`${out}/adam/log.jsonl`);
+    for (const label of ["adam", "hf-fixed"]) {
+      await Deno.remove(checkpointDir(`${out}/${label}`), { recursive: true });
+    }
+    // Without --resume the folder is still refused; with it, nothing trains again.
+    await assert.rejects(() => compareOptimizers(compareIn(out)), /already holds a run/);
+    const lines: string[] = [];
+    const again = await withNoLeaks(() =>
+      compareOptimizers(compareIn(out, { resume: true, log: (l) => lines.push(l) }))
+    );
+    assert.deepEqual(again.runs.map((r) => [r.label, r.status, r.steps.length]), [
+      ["adam", "finished", 5],
+      ["hf-fixed", "finished", 5],
+    ]);
+    assert.deepEqual(again.runs[0].steps, first.runs[0].steps);
+    assert.deepEqual(lines, [
+      "adam: already finished at step 5; reusing its logs",
+      "hf-fixed: already finished at step 5; reusing its logs",
+    ]);
+    assert.equal(await Deno.readTextFile(`${out}/adam/log.jsonl`), logsBefore);
+    assert.equal(await exists(checkpointDir(`${out}/adam`)), false);
+    // A longer cap trains the run again (its checkpoint is gone, so from the start; one epoch of
+    // 96 examples in batches of 16 is 6 steps).
+    const adam = labelSpecs([{ name: "adam", settings: { lr: 0.02 } }]);
+    const longer = await compareOptimizers(
+      compareIn(out, { optimizers: adam, steps: 6, resume: true }),
+    );
+    assert.equal(longer.runs[0].steps.length, 6);
+    const losses = (r: { steps: readonly { loss: number }[] }) => r.steps.map((x) => x.loss);
+    assert.deepEqual(losses(longer.runs[0]).slice(0, 5), losses(first.runs[0]));
+    assert.equal((await readRunOutcome(`${out}/adam`))?.step, 6);
+    // An outcome of other settings is refused, naming the field.
+    const other = labelSpecs([{ name: "adam", settings: { lr: 0.03 } }]);
+    await assert.rejects(
+      () => compareOptimizers(compareIn(out, { optimizers: other, resume: true })),
+      FlagError,
+      `--resume: ${out}/adam/outcome.json is from a run with other settings: settings.lr: ` +
+        "checkpoint 0.02, now 0.03",
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("compare: a diverged run is not trained again on resume; its message is kept", async () => {
+  const out = await tempDir();
+  try {
+    const opts = compareIn(out, {
+      optimizers: labelSpecs([{ name: "sgd", settings: { lr: 0.5 } }]),
+      problem: tinyProblem({ nanAt: 40 }),
+      shuffleBuffer: 1,
+      checkpointEvery: 2,
+    });
+    const first = await compareOptimizers(opts);
+    assert.equal(first.diverged.length, 1);
+    const outcome = await readRunOutcome(`${out}/sgd`);
+    assert.equal(outcome?.status, "diverged");
+    assert.equal(outcome?.step, 3);
+    assert.equal(outcome?.message, first.diverged[0].message);
+    await Deno.remove(checkpointDir(`${out}/sgd`), { recursive: true });
+    const lines: string[] = [];
+    const again = await compareOptimizers({ ...opts, resume: true, log: (l) => lines.push(l) });
+    assert.deepEqual(lines, ["sgd: diverged at step 3 before; reusing its logs"]);
+    assert.deepEqual(again.runs.map((r) => r.status), ["diverged at step 3"]);
+    assert.equal(again.diverged[0].message, first.diverged[0].message);
+    assert.deepEqual(again.runs[0].steps, first.runs[0].steps);
+    assert.equal(await exists(checkpointDir(`${out}/sgd`)), false);
   } finally {
     await Deno.remove(out, { recursive: true });
   }
