@@ -189,9 +189,10 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
     const dir = join(o.out, spec.label);
     const settings = resolveSettings(spec, { weightDecay: p.weightDecay, meta: o.meta });
     const identity = runIdentity(o, spec, settings);
-    // An ended run is reused from its outcome and logs (data-parallel runs always go through
-    // trainRun, where every rank resumes together from rank 0's checkpoint).
-    const ended = o.resume && !o.distributed
+    // An ended run whose checkpoint is gone is reused from its outcome and logs. With its
+    // checkpoint, trainRun resumes (or reuses, or refuses) it from that; data-parallel runs always
+    // go through trainRun, where every rank resumes together from rank 0's checkpoint.
+    const ended = o.resume && !o.distributed && !(await exists(checkpointDir(dir)))
       ? await reusableOutcome(dir, identity, o.steps ?? 0)
       : null;
     if (ended) {
