@@ -196,25 +196,22 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
       ? await reusableOutcome(dir, identity, o.steps ?? 0)
       : null;
     if (ended) {
-      if (ended.status === "finished") {
-        log(`${spec.label}: already finished at step ${ended.step}; reusing its logs`);
-        summaries.push({
-          label: spec.label,
-          settings,
-          status: "finished",
-          ...await readRunLogs(dir),
-        });
-      } else {
+      const finished = ended.status === "finished";
+      log(
+        finished
+          ? `${spec.label}: already finished at step ${ended.step}; reusing its logs`
+          : `${spec.label}: diverged at step ${ended.step} before; reusing its logs`,
+      );
+      if (!finished) {
         const message = ended.message ?? `${spec.label}: step ${ended.step}: diverged`;
-        log(`${spec.label}: diverged at step ${ended.step} before; reusing its logs`);
         diverged.push(new DivergedError(ended.step, null, message));
-        summaries.push({
-          label: spec.label,
-          settings,
-          status: `diverged at step ${ended.step}`,
-          ...await readRunLogs(dir),
-        });
       }
+      summaries.push({
+        label: spec.label,
+        settings,
+        status: finished ? "finished" : `diverged at step ${ended.step}`,
+        ...await readRunLogs(dir),
+      });
       continue;
     }
     let status = "finished";
