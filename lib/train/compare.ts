@@ -4,10 +4,10 @@
  * `report.svg` in `<out>`. A run that diverges is reported as such and the others go on.
  *
  * Nothing is lost: the report covers every run in `<out>` that has a checkpoint or an outcome
- * (`outcome.ts`: how an ended run ended, so a resumed comparison reuses it from its logs even when
- * its checkpoint was removed), also those an earlier command left there with other optimizers (a folder is one comparison: a run there of
- * another model, data, batch size, seed or shuffle buffer is refused before anything runs, so no
- * report mixes incomparable runs). A batch larger than the training split is refused up front
+ * (`outcome.ts`: how an ended run ended, so a resumed comparison reuses it from its logs once its
+ * checkpoint was removed), also those an earlier command left there with other optimizers (a
+ * folder is one comparison: a run there of another model, data, batch size, seed or shuffle buffer
+ * is refused before anything runs, so no report mixes incomparable runs). A batch larger than the training split is refused up front
  * (`batchTooLarge`), and `resume` needs an existing `out`.
  * @module
  */
