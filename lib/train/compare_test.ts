@@ -183,7 +183,7 @@ Deno.test("compare: an ended run is reused from its outcome and logs once its ch
       () => compareOptimizers(compareIn(out, { optimizers: other, resume: true })),
       FlagError,
       `--resume: ${out}/adam/outcome.json is from a run with other settings: settings.lr: ` +
-        "checkpoint 0.02, now 0.03",
+        "recorded 0.02, now 0.03",
     );
   } finally {
     await Deno.remove(out, { recursive: true });

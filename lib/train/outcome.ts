@@ -69,7 +69,7 @@ export const reusableOutcome = async (
 ): Promise<RunOutcome | null> => {
   const o = await readRunOutcome(runDir);
   if (!o) return null;
-  const differ = differences(o.identity, identity);
+  const differ = differences(o.identity, identity, "", "recorded");
   if (differ.length) {
     throw new FlagError(
       `--resume: ${outcomePath(runDir)} is from a run with other settings: ${differ.join("; ")}`,
