@@ -35,7 +35,7 @@ const ENGINE_CPU = 1;
 const STREAM_DEFAULT_FLAGS = 1;
 const F32 = 3;
 /** Format tags (dnnl_format_tag_t). */
-export const TAG = { any: 1, a: 2, nhwc: 20, hwio: 30 } as const;
+export const TAG = { any: 1, a: 2, ab: 3, nhwc: 20, hwio: 30 } as const;
 /** Propagation kinds (dnnl_prop_kind_t). */
 const PROP_FORWARD_TRAINING = 64;
 const PROP_BACKWARD = 128;

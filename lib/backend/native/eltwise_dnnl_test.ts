@@ -4,7 +4,7 @@
  * written here, with NaN, ±∞, ±0 and denormals mixed
  * in; lengths are checked; and the native `Add` and `MlhfReluGrad` kernels, which take them from
  * `DNNL_ELTWISE_MIN` floats on, equal the cpu backend's results bit for bit at that size (Add,
- * Multiply by an array and by a scalar). Skipped
+ * Multiply by an array, by a scalar and by a vector repeated along it, as a bias). Skipped
  * (reported ignored, with the reason) when the native backend or oneDNN cannot be loaded.
  * @module
  */
@@ -67,7 +67,20 @@ Deno.test({
         assertSameBits(got, want[k], `${["reluGrad", "add", "mul", "add s", "mul s"][k]}, n = ${n}`)
       );
     }
+    // A vector repeated along the array (a bias over channels), at sizes either side of the
+    // threshold, and a length that does not divide the array's.
+    for (const [n, m] of [[12, 3], [DNNL_ELTWISE_MIN * 2, 64], [13 * 5042, 13]]) {
+      const a = withSpecials(n, 3), b = withSpecials(m, 4);
+      assert.ok(e.impl("add", n, m) && e.impl("mul", n, m), `n = ${n}, m = ${m}`);
+      for (const op of ["add", "mul"] as const) {
+        const got = new Float32Array(n).fill(NaN), want = new Float32Array(n);
+        assert.ok(e.binary(op, a, b, got));
+        for (let i = 0; i < n; i++) want[i] = op === "add" ? a[i] + b[i % m] : a[i] * b[i % m];
+        assertSameBits(got, want, `${op} of a repeated ${m}, n = ${n}`);
+      }
+    }
     const [four, three] = [new Float32Array(4), new Float32Array(3)];
+    assert.equal(e.impl("add", 4, 3), null);
     assert.throws(() => e.binary("add", four, three, four), RangeError);
     assert.throws(() => e.reluGrad(four, four, three), RangeError);
   },
@@ -91,6 +104,8 @@ Deno.test({
         tf.sub(ta, tb),
         tf.div(ta, tb),
         tf.div(ta, 3),
+        tf.add(ta, tb.slice([0, 0], [1, shape[1]]).reshape([shape[1]])),
+        tf.mul(ta, tb.slice([1, 0], [1, shape[1]]).reshape([shape[1]])),
       ];
     };
     // cpu: the DSL's composition dy·cast(y > 0); native: the kernel that replaces it.
@@ -99,7 +114,7 @@ Deno.test({
     const kernel = (dy: tf.Tensor, y: tf.Tensor) =>
       tf.engine().runKernel(RELU_GRAD_KERNEL, { dy, y }) as tf.Tensor;
     const cpu = await runOn("cpu", ops(masked)), native = await runOn("native", ops(kernel));
-    for (let o = 0; o < 7; o++) {
+    for (let o = 0; o < 9; o++) {
       assertSameBits(Float32Array.from(native[o]), Float32Array.from(cpu[o]), `output ${o}`);
     }
   },

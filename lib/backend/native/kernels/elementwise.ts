@@ -88,7 +88,7 @@ const binaryValues = (
   if (inner !== 1 && small.length !== 1) return columnValues(op, big, small, swapped, n, inner);
   const out = allocF32(n);
   const m = small.length;
-  if ((op === "Add" || op === "Multiply") && (m === n || m === 1) && n >= DNNL_ELTWISE_MIN) {
+  if ((op === "Add" || op === "Multiply") && n % m === 0 && n >= DNNL_ELTWISE_MIN) {
     if (onednn()?.binary(op === "Add" ? "add" : "mul", big, small, out)) return out;
   }
   if (m === n) { // same shapes

@@ -4,12 +4,13 @@
  * on one thread; ≈ 3× slower at 2 M floats): ReLU's cotangent from its output, dx = 1[y > 0]·dy
  * (one binary primitive: `lt` of −y against a zero, with a binary `mul` by dy as its post-op; not
  * `gt` of y, whose unordered compare gives 1 for NaN; −y < 0 is false for NaN as y > 0 is), and the
- * sum and product of two arrays of one length or of an array and one float (an SGD update's
- * −η·g and θ + …). All give the JS loops' bits, NaN, ±∞ and ±0 included. Not oneDNN's
+ * sum and product of two arrays of one length, of an array and one float (an SGD update's
+ * −η·g and θ + …), or of an array and a vector repeated along it (a bias over the channels of an
+ * NHWC activation: [n/m, m] plus [1, m]). All give the JS loops' bits, NaN, ±∞ and ±0 included. Not oneDNN's
  * own ReLU passes: its forward maps NaN to 0 (a vector max) where TF.js keeps it, and its backward
  * passes dy through where y is NaN (the DSL's rule, like TF.js's mask, gives dy·0).
- * Every array is described as one flat vector of n floats, so one primitive per op and length
- * serves every shape.
+ * Every array is described as one flat vector of n floats (a bias sum as [n/m, m]), so one
+ * primitive per op and lengths serves every shape.
  *
  * Primitives are created once per op and length and cached ({@link ELTWISE_CACHE_ENTRIES}, least
  * recently used evicted); their memory objects have no buffer of their own and are pointed at the
@@ -34,11 +35,14 @@ export type EltwiseOp = "reluGrad" | "add" | "mul";
 export interface DnnlEltwise {
   /** dx = dy·1[y > 0]. */
   reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): boolean;
-  /** out = a + b or a·b (`b` as long as `a`, or one float applied to every element). */
+  /**
+   * out = a + b or a·b (`b` as long as `a`, one float applied to every element, or m floats
+   * repeated along `a`: out[i] = a[i] op b[i mod m], m dividing a's length).
+   */
   binary(op: "add" | "mul", a: Float32Array, b: Float32Array, out: Float32Array): boolean;
   /**
-   * The implementation oneDNN uses for `op` on n floats (second operand of `m`: n or 1), or null
-   * when it takes none.
+   * The implementation oneDNN uses for `op` on n floats (second operand of `m`: n, 1 or a divisor
+   * of n), or null when it takes none.
    */
   impl(op: EltwiseOp, n: number, m?: number): string | null;
 }
@@ -64,9 +68,11 @@ export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
   });
 
   const create = (op: EltwiseOp, n: number, m: number): Entry | null => {
-    const md = dnnl.memoryDesc([n], TAG.a);
+    // A repeated vector: the arrays as [n/m, m] rows, the vector as one row broadcast over them.
+    const rows = m !== 1 && m !== n;
+    const md = rows ? dnnl.memoryDesc([n / m, m], TAG.ab) : dnnl.memoryDesc([n], TAG.a);
     const one = dnnl.memoryDesc([1], TAG.a);
-    const second = m === 1 ? one : md;
+    const second = m === 1 ? one : rows ? dnnl.memoryDesc([1, m], TAG.ab) : md;
     const attr = op === "reluGrad" ? dnnl.binaryAttr(-1, { alg: ALG.binaryMul, src1: md }) : null;
     let pd: Ptr | null;
     try {
@@ -106,22 +112,25 @@ export const dnnlEltwise = (dnnl: Dnnl): DnnlEltwise => {
   };
 
   const entry = (op: EltwiseOp, n: number, m: number): Entry | null => {
-    if (!(n > 0) || (m !== n && m !== 1)) return null;
+    if (!(n > 0) || !(m > 0) || n % m !== 0 || (op === "reluGrad" && m !== n)) return null;
     return cached(`${op}|${n}|${m}`, () => create(op, n, m));
   };
 
   /**
-   * Runs `op` on arrays of one length, but a binary op's second operand may be one float (checked:
-   * oneDNN uses them by raw pointer).
+   * Runs `op` on arrays of one length, but a binary op's second operand may be shorter, of a length
+   * dividing the others' (checked: oneDNN uses them by raw pointer).
    */
   const run = (op: EltwiseOp, arrays: readonly Float32Array[]): boolean => {
     const n = arrays[arrays.length - 1].length;
     const m = op === "reluGrad" ? n : arrays[1].length;
-    if (arrays.some((a, i) => a.length !== n && !(i === 1 && a.length === m && m === 1))) {
+    const repeats = m > 0 && n % m === 0;
+    if (arrays.some((a, i) => a.length !== n && !(i === 1 && op !== "reluGrad" && repeats))) {
       throw new RangeError(
         `oneDNN ${op}: arrays of ${
           arrays.map((a) => a.length).join("/")
-        } floats, expected ${n} each${op === "reluGrad" ? "" : " (or 1 for the second)"}`,
+        } floats, expected ${n} each${
+          op === "reluGrad" ? "" : " (or a divisor of it for the second)"
+        }`,
       );
     }
     const e = entry(op, n, m);
