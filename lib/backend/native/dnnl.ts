@@ -28,6 +28,10 @@ const CONV_DESC_BYTES = 6144;
 const BNORM_DESC_BYTES = 4096;
 /** sizeof(dnnl_binary_desc_t) (2096), rounded up. */
 const BINARY_DESC_BYTES = 3072;
+/** sizeof(dnnl_pooling_v2_desc_t) (3288), rounded up. */
+const POOL_DESC_BYTES = 4096;
+/** sizeof(dnnl_reduction_desc_t) (1408), rounded up. */
+const REDUCTION_DESC_BYTES = 2048;
 /** sizeof(dnnl_exec_arg_t): { int arg; dnnl_memory_t memory; } with memory at offset 8. */
 const EXEC_ARG_BYTES = 16;
 
@@ -42,8 +46,16 @@ const PROP_BACKWARD = 128;
 /** Batch-normalization flags (dnnl_normalization_flags_t): separate scale (γ) and shift (β). */
 const BNORM_USE_SCALE = 0x8, BNORM_USE_SHIFT = 0x10;
 const CONVOLUTION_DIRECT = 1;
-/** Algorithm kinds (dnnl_alg_kind_t) of the binary primitive. */
-export const ALG = { binaryAdd: 0x1fff0, binaryMul: 0x1fff1, binaryLt: 0x1fff9 } as const;
+/** Algorithm kinds (dnnl_alg_kind_t) of the binary, eltwise, reduction and pooling primitives. */
+export const ALG = {
+  binaryAdd: 0x1fff0,
+  binaryMul: 0x1fff1,
+  binaryMax: 0x1fff2,
+  binaryLt: 0x1fff9,
+  eltwiseLinear: 0x7f,
+  reductionSum: 0x2fff4,
+  poolingMax: 0x1ff,
+} as const;
 /** Execution argument ids (DNNL_ARG_*). */
 export const ARG = {
   src: 1,
@@ -59,8 +71,11 @@ export const ARG = {
   shift: 52,
   diffScale: 255,
   diffShift: 256,
+  workspace: 64,
   /** DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1: the first post-op's second operand. */
   postOp0Src1: 16386,
+  /** DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1: the second post-op's second operand. */
+  postOp1Src1: 32770,
   from: 1,
   to: 17,
 } as const;
@@ -72,6 +87,7 @@ export const QUERY = {
   diffWeightsMd: 132,
   dstMd: 133,
   diffDstMd: 134,
+  workspaceMd: 135,
 } as const;
 const QUERY_IMPL_INFO_STR = 8;
 const RUNTIME_OMP = 2;
@@ -161,6 +177,47 @@ const SYMBOLS = {
   dnnl_post_ops_create: { parameters: ["buffer"], result: "i32" },
   dnnl_post_ops_destroy: { parameters: ["pointer"], result: "i32" },
   dnnl_post_ops_append_binary: { parameters: ["pointer", "i32", "buffer"], result: "i32" },
+  dnnl_post_ops_append_eltwise: {
+    // post_ops, scale, alg, alpha, beta
+    parameters: ["pointer", "f32", "i32", "f32", "f32"],
+    result: "i32",
+  },
+  dnnl_pooling_v2_forward_desc_init: {
+    // desc, prop, alg, src, dst, strides, kernel, dilation, padding_l, padding_r
+    parameters: [
+      "buffer",
+      "i32",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_pooling_v2_backward_desc_init: {
+    // desc, alg, diff_src, diff_dst, strides, kernel, dilation, padding_l, padding_r
+    parameters: [
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
+  dnnl_reduction_desc_init: {
+    // desc, alg, src, dst, p, eps
+    parameters: ["buffer", "i32", "buffer", "buffer", "f32", "f32"],
+    result: "i32",
+  },
   dnnl_primitive_attr_set_scales: {
     // attr, arg, count, mask, scales
     parameters: ["pointer", "i32", "i64", "i32", "buffer"],
@@ -193,6 +250,11 @@ export interface ConvSpatial {
   readonly padL: readonly [number, number];
   readonly padR: readonly [number, number];
 }
+
+/** A post-op of a binary primitive (see {@link Dnnl.binaryAttr}). */
+export type PostOp =
+  | { readonly alg: number; readonly src1: MemoryDesc }
+  | { readonly eltwise: number; readonly alpha: number; readonly beta: number };
 
 /** A loaded oneDNN with a CPU engine and stream. */
 export interface Dnnl {
@@ -237,10 +299,27 @@ export interface Dnnl {
   primitiveDesc(op: OpDesc, hint: Ptr | null, attr?: Ptr | null): Ptr | null;
   /**
    * Primitive attributes of a binary primitive: its first operand scaled by `src0Scale` before the
-   * operation, and one binary post-op (dst = dst `postOp.alg` src1, src1 bound as
-   * {@link ARG}.postOp0Src1). Destroy them with {@link destroyAttr}.
+   * operation, then the post-ops in order, each on the result so far: a binary one (dst = dst `alg`
+   * src1, the i-th post-op's src1 bound as {@link ARG}.postOp0Src1, postOp1Src1, …) or an
+   * element-wise one (dst = `eltwise`(dst; alpha, beta)). Destroy them with {@link destroyAttr}.
    */
-  binaryAttr(src0Scale: number, postOp: { alg: number; src1: MemoryDesc }): Ptr;
+  binaryAttr(src0Scale: number, postOps: readonly PostOp[]): Ptr;
+  /** A max-pooling descriptor, forward training (with a workspace of the arg-max), no dilation. */
+  poolForwardDesc(
+    src: MemoryDesc,
+    dst: MemoryDesc,
+    kernel: readonly [number, number],
+    s: ConvSpatial,
+  ): OpDesc;
+  /** The max-pooling backward descriptor (it takes the forward's workspace). */
+  poolBackwardDesc(
+    dSrc: MemoryDesc,
+    dDst: MemoryDesc,
+    kernel: readonly [number, number],
+    s: ConvSpatial,
+  ): OpDesc;
+  /** A reduction descriptor (`alg` an {@link ALG} reduction kind) from `src` to `dst`'s shape. */
+  reductionDesc(alg: number, src: MemoryDesc, dst: MemoryDesc): OpDesc;
   destroyAttr(attr: Ptr): void;
   /** A reorder primitive descriptor from `src`'s layout to `dst`'s. */
   reorderDesc(src: MemoryDesc, dst: MemoryDesc): Ptr;
@@ -520,6 +599,48 @@ const open = (path: string): Dnnl => {
       );
       return d;
     },
+    poolForwardDesc(src, dst, kernel, s) {
+      const d = new Uint8Array(POOL_DESC_BYTES);
+      check(
+        "dnnl_pooling_v2_forward_desc_init",
+        sym.dnnl_pooling_v2_forward_desc_init(
+          d,
+          PROP_FORWARD_TRAINING,
+          ALG.poolingMax,
+          src,
+          dst,
+          dims(s.strides),
+          dims(kernel),
+          dims([0, 0]),
+          dims(s.padL),
+          dims(s.padR),
+        ),
+      );
+      return d;
+    },
+    poolBackwardDesc(dSrc, dDst, kernel, s) {
+      const d = new Uint8Array(POOL_DESC_BYTES);
+      check(
+        "dnnl_pooling_v2_backward_desc_init",
+        sym.dnnl_pooling_v2_backward_desc_init(
+          d,
+          ALG.poolingMax,
+          dSrc,
+          dDst,
+          dims(s.strides),
+          dims(kernel),
+          dims([0, 0]),
+          dims(s.padL),
+          dims(s.padR),
+        ),
+      );
+      return d;
+    },
+    reductionDesc(alg, src, dst) {
+      const d = new Uint8Array(REDUCTION_DESC_BYTES);
+      check("dnnl_reduction_desc_init", sym.dnnl_reduction_desc_init(d, alg, src, dst, 0, 0));
+      return d;
+    },
     binaryDesc(alg, src0, src1, dst) {
       const d = new Uint8Array(BINARY_DESC_BYTES);
       check("dnnl_binary_desc_init", sym.dnnl_binary_desc_init(d, alg, src0, src1, dst));
@@ -552,14 +673,23 @@ const open = (path: string): Dnnl => {
       );
       return Deno.UnsafePointerView.getCString(outPtr(slot, "impl_info_str"));
     },
-    binaryAttr(src0Scale, postOp) {
+    binaryAttr(src0Scale, postOps) {
       check("dnnl_post_ops_create", sym.dnnl_post_ops_create(slotBytes(slot)));
       const ops = outPtr(slot, "dnnl_post_ops_create");
       try {
-        check(
-          "dnnl_post_ops_append_binary",
-          sym.dnnl_post_ops_append_binary(ops, postOp.alg, postOp.src1),
-        );
+        for (const op of postOps) {
+          if ("src1" in op) {
+            check(
+              "dnnl_post_ops_append_binary",
+              sym.dnnl_post_ops_append_binary(ops, op.alg, op.src1),
+            );
+          } else {
+            check(
+              "dnnl_post_ops_append_eltwise",
+              sym.dnnl_post_ops_append_eltwise(ops, 1, op.eltwise, op.alpha, op.beta),
+            );
+          }
+        }
         check("dnnl_primitive_attr_create", sym.dnnl_primitive_attr_create(slotBytes(slot)));
         const attr = outPtr(slot, "dnnl_primitive_attr_create");
         try {

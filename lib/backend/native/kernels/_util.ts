@@ -178,10 +178,33 @@ const poolOf = (shared: boolean, ctor: PooledCtor, n: number): Pooled[] => {
   return list;
 };
 
+/**
+ * What a kernel proved about the values it wrote into an array, for the kernels that read it next:
+ * - `noNaN`: no element is NaN;
+ * - `noNegative`: no element is negative, −0 or −∞ (NaN is allowed unless `noNaN` says otherwise).
+ * A fact lives with the array object: tensors never change their values, and {@link alloc} clears
+ * an array's facts before handing it out again. (A ReLU output proves both where its input had no
+ * NaN; max-pooling takes oneDNN's path only for such inputs, `pool.ts`.)
+ */
+export interface ArrayFacts {
+  readonly noNaN?: true;
+  readonly noNegative?: true;
+}
+const facts = new WeakMap<object, ArrayFacts>();
+
+/** Records facts of `a`'s values, added to those known. */
+export const noteFacts = (a: Float32Array, f: ArrayFacts): void => {
+  facts.set(a, { ...facts.get(a), ...f });
+};
+
+/** The facts recorded of `a`'s values ({} when none). */
+export const factsOf = (a: Float32Array): ArrayFacts => facts.get(a) ?? {};
+
 const allocIn = <C extends PooledCtor>(ctor: C, n: number, shared: boolean): InstanceType<C> => {
   if (n >= RECYCLE_MIN_ELEMENTS) {
     const a = free.get(shared)?.get(ctor)?.get(n)?.pop();
     if (a) {
+      facts.delete(a);
       stats.reused++;
       freeBytes -= a.byteLength;
       isFree.delete(a.buffer);

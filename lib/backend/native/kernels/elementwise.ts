@@ -16,8 +16,10 @@
  * the float bits): on random signs a branch mispredicts about every other element. Outputs come from
  * the recycled arrays of `_util.ts`. Native only: `MlhfReluGrad` (`lib/kernels.ts`), ReLU's
  * tangent and cotangent from its output without a mask. From {@link DNNL_ELTWISE_MIN} elements on,
- * ReLU's cotangent, and `Add` and `Multiply` of same shapes or with a scalar, run on oneDNN
- * (`eltwise_dnnl.ts`: vectorized, threaded, the same bits) where it loads.
+ * `Relu`, `Step` (α = 0, on an input proven free of NaN), ReLU's cotangent, and `Add` and
+ * `Multiply` of same shapes, with a scalar or a repeated vector, run on oneDNN (`eltwise_dnnl.ts`:
+ * vectorized, threaded, the same bits) where it loads; `Relu` records what it proved of its input
+ * and output (array facts, `_util.ts`) for the step and max-pooling (`pool.ts`).
  * Every other case falls back to the cpu kernel. Sums accumulate in float64 like the cpu kernel.
  * @module
  */
@@ -30,9 +32,11 @@ import {
   cpuBackend,
   cpuKernel,
   f32,
+  factsOf,
   floatKey,
   type KernelArgs,
   type NativeKernel,
+  noteFacts,
   sizeOf,
   zerosF32,
 } from "./_util.ts";
@@ -258,10 +262,31 @@ type UnaryOp = "Relu" | "Step" | "Neg" | "Square" | "Tanh" | "Softplus" | "Sigmo
 /** The cpu kernel's softplus cut-offs (tf.nn.softplus): log of float32's epsilon, plus 2. */
 const SOFTPLUS_THRESHOLD = Math.log(1.1920928955078125e-7) + 2;
 
+/**
+ * ReLU or the step (α = 0) by oneDNN, with the JS loops' bits; false when oneDNN cannot (then `out`
+ * is untouched). ReLU proves its output has no negative value and, when a guard sum over x is not
+ * NaN, that x and the output hold no NaN (array facts, `_util.ts`): its input is the step's in the
+ * gradient, its output max-pooling's input. oneDNN's step gives +0 for NaN where the kernel gives
+ * NaN, so it runs only on an x proven free of NaN (by ReLU, or by its own guard sum).
+ */
+const stepOrReluByDnnl = (op: "Relu" | "Step", x: Float32Array, out: Float32Array): boolean => {
+  const e = onednn();
+  if (!e) return false;
+  const noNaN = factsOf(x).noNaN || e.noNaN(x);
+  if (op === "Step") return noNaN && e.stepIgnoringNaN(x, out);
+  if (!e.relu(x, out)) return false;
+  if (noNaN) noteFacts(x, { noNaN });
+  noteFacts(out, noNaN ? { noNaN, noNegative: true } : { noNegative: true });
+  return true;
+};
+
 /** The element-wise unary ops, branch-free where the data decide (random signs). */
 export const unaryValues = (op: UnaryOp, x: Float32Array, alpha: number): Float32Array => {
   const n = x.length;
   const out = allocF32(n);
+  if ((op === "Relu" || (op === "Step" && alpha === 0)) && n >= DNNL_ELTWISE_MIN) {
+    if (stepOrReluByDnnl(op, x, out)) return out;
+  }
   if (op === "Relu") {
     // On the bits: a negative float (sign bit set) becomes +0 unless it is a NaN (kept, like
     // Math.max(0, NaN)); the rare NaN branch predicts well.

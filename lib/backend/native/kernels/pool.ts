@@ -10,6 +10,10 @@
  * - AvgPool divides by the number of in-bounds elements (TF and the cpu kernel); AvgPoolGrad is its
  *   exact adjoint, so it divides by the same count. (The stock cpu AvgPoolGrad divides by the full
  *   window size, which differs from the gradient of its own forward at SAME-padded borders.)
+ * - From {@link DNNL_POOL_MIN} floats on, MaxPool and MaxPoolGrad run on oneDNN (`pool_dnnl.ts`)
+ *   where it gives these bits: on an input that the kernel which wrote it proved free of NaN and of
+ *   negative numbers (a ReLU output, array facts in `_util.ts`), and for the gradient only where
+ *   windows do not overlap. [128,32,32,64] 2×2/2: ≈ 6 ms and ≈ 12 ms against ≈ 25 and ≈ 55.
  * Geometry comes from `backend_util.computePool2DInfo` (any stride, SAME/VALID/explicit padding).
  * Non-float32 inputs fall back to the cpu kernels.
  *
@@ -36,6 +40,8 @@ import {
   SCATTER_ADD_FLAT_KERNEL,
 } from "../../../kernels.ts";
 import { gatherFlat, scatterAddFlat } from "../../../../ops/window_kernels.ts";
+import { onDnnl } from "../dnnl.ts";
+import { dnnlMaxPool } from "./pool_dnnl.ts";
 import {
   allFloat32,
   alloc,
@@ -43,6 +49,7 @@ import {
   cpuBackend,
   cpuKernel,
   f32,
+  factsOf,
   floatKey,
   i32,
   type KernelArgs,
@@ -433,6 +440,45 @@ export const avgPoolGradValues = (dy: Float32Array, g: Info): Float32Array => {
 };
 
 /** The pooling kernels. */
+/** oneDNN's max pooling, made on first use (null when oneDNN does not load). */
+const onednn = onDnnl(dnnlMaxPool, "max pooling by JS loops");
+
+/**
+ * Inputs of at least this many floats take oneDNN's max pooling (where `pool_dnnl.ts` allows it):
+ * below it waking oneDNN's threads costs more than the loop.
+ */
+export const DNNL_POOL_MIN = 1 << 16;
+
+/**
+ * Whether oneDNN's max pooling gives this kernel's bits on `x` (`pool_dnnl.ts`): large enough, and
+ * proven free of NaN and of negative numbers (−0, −∞) by the kernel that wrote it (ReLU).
+ */
+const dnnlExact = (x: Float32Array): boolean => {
+  const f = factsOf(x);
+  return x.length >= DNNL_POOL_MIN && f.noNaN === true && f.noNegative === true;
+};
+
+/** {@link maxPoolValues}, by oneDNN where it gives the same bits. */
+export const maxPoolAny = (x: Float32Array, g: Info): Float32Array => {
+  const e = dnnlExact(x) ? onednn() : null;
+  if (e) {
+    const y = allocF32(g.batchSize * g.outHeight * g.outWidth * g.inChannels);
+    if (e.forward(x, g, y)) return y;
+  }
+  return maxPoolValues(x, g);
+};
+
+/** {@link maxPoolGradValues}, by oneDNN where it gives the same bits (windows not overlapping). */
+export const maxPoolGradAny = (dy: Float32Array, x: Float32Array, g: Info): Float32Array => {
+  const apart = g.strideHeight >= g.filterHeight && g.strideWidth >= g.filterWidth;
+  const e = apart && dnnlExact(x) ? onednn() : null;
+  if (e) {
+    const dx = allocF32(x.length);
+    if (e.grad(dy, x, g, dx)) return dx;
+  }
+  return maxPoolGradValues(dy, x, g);
+};
+
 export const poolKernels = (): NativeKernel[] => {
   const fallback = {
     MaxPool: cpuKernel("MaxPool"),
@@ -446,7 +492,7 @@ export const poolKernels = (): NativeKernel[] => {
     if (!allFloat32(dy, input)) return fallback.MaxPoolGrad(args);
     const backend = cpuBackend(args);
     const g = poolInfo(input.shape, args.attrs);
-    const dx = maxPoolGradValues(f32(backend, dy), f32(backend, input), g);
+    const dx = maxPoolGradAny(f32(backend, dy), f32(backend, input), g);
     return backend.makeTensorInfo([...input.shape], "float32", dx);
   };
   const forward = (name: "MaxPool" | "AvgPool", values: typeof maxPoolValues) => ({
@@ -460,7 +506,7 @@ export const poolKernels = (): NativeKernel[] => {
     },
   });
   return [
-    forward("MaxPool", maxPoolValues),
+    forward("MaxPool", maxPoolAny),
     forward("AvgPool", avgPoolValues),
     { kernelName: "MaxPoolGrad", kernelFunc: maxPoolGrad },
     { kernelName: MAX_POOL_GRAD_KERNEL, kernelFunc: maxPoolGrad },
