@@ -337,7 +337,7 @@ export interface Dnnl {
    * Points a memory object at `a`'s elements. Call it in the same synchronous turn as the execute
    * that uses it: the pointer is valid while `a` is alive and JS does not run.
    */
-  setData(m: Ptr, a: Float32Array): void;
+  setData(m: Ptr, a: Float32Array | Int32Array | Uint8Array): void;
   /** Execution arguments: (DNNL_ARG_*, memory) pairs as a dnnl_exec_arg_t array. */
   execArgs(pairs: ReadonlyArray<readonly [number, Ptr]>): Uint8Array<ArrayBuffer>;
   /** Runs a primitive on the stream and waits for it. */
@@ -731,7 +731,7 @@ const open = (path: string): Dnnl => {
       // move them) into a backing store that stays put for the array's lifetime.
       void a.buffer;
       const p = Deno.UnsafePointer.of(a as Float32Array<ArrayBuffer>);
-      if (!p) throw new Error(`oneDNN: no pointer to an array of ${a.length} floats`);
+      if (!p) throw new Error(`oneDNN: no pointer to an array of ${a.length} elements`);
       check("dnnl_memory_set_data_handle", sym.dnnl_memory_set_data_handle(m, p));
     },
     execArgs(pairs) {

@@ -10,8 +10,16 @@
 import { tf } from "../../_deps.ts";
 import { assert } from "../../../tests/_util/deps.ts";
 import { loadDnnl } from "./dnnl.ts";
-import { dnnlMaxPool } from "./kernels/pool_dnnl.ts";
-import { DNNL_POOL_MIN, maxPoolGradValues, maxPoolValues } from "./kernels/pool.ts";
+import { argMaxFromWorkspace, dnnlMaxPool } from "./kernels/pool_dnnl.ts";
+import {
+  DNNL_POOL_MIN,
+  maxPoolArgMaxValues,
+  maxPoolGradValues,
+  maxPoolValues,
+  maxPoolWithArgMaxValues,
+  scatterAddFlatValues,
+} from "./kernels/pool.ts";
+import { maxPoolWithArgMax, scatterAddFlat } from "../../../ops/window_kernels.ts";
 import { nativeAvailable, nativeUnavailable, randArray, runOn } from "./_test_util.ts";
 
 const dnnl = nativeAvailable ? loadDnnl() : null;
@@ -20,6 +28,9 @@ const name = (n: string) =>
   `native oneDNN max-pool: ${n}${skip ? ` (skipped: ${skip.slice(0, 90)})` : ""}`;
 
 type Shape = [number, number, number, number];
+
+/** Cotangents that must keep the loops' bits too: 0 + (−0) = +0, NaN, ±∞. */
+const SPECIALS = [-0, NaN, Infinity, -Infinity];
 
 /** Bitwise equality (NaN equals NaN, −0 differs from +0). */
 const assertSameBits = (got: Float32Array, want: Float32Array, what: string) => {
@@ -60,14 +71,20 @@ Deno.test({
       const what = `[${shape}] ${k}/${s} ${pad}`;
       const x = clean(shape.reduce((a, b) => a * b), c + 1);
       const ny = g.batchSize * g.outHeight * g.outWidth * g.inChannels;
-      const y = new Float32Array(ny).fill(NaN);
-      assert.ok(pool.forward(x, g, y), `${what}: ${pool.impl(g)}`);
+      const y = new Float32Array(ny).fill(NaN), ws = new Uint8Array(ny).fill(255);
+      assert.ok(pool.forward(x, g, y, ws), `${what}: ${pool.impl(g)}`);
       assertSameBits(y, maxPoolValues(x, g), `y ${what}`);
+      const idx = new Int32Array(ny).fill(-1);
+      argMaxFromWorkspace(ws, g, idx);
+      assert.deepEqual(idx, maxPoolArgMaxValues(x, g), `arg-max ${what}`);
       if (g.strideHeight < g.filterHeight || g.strideWidth < g.filterWidth) return;
-      const dy = randArray(ny, c + 20);
+      const dy = randArray(ny, c + 20).map((v, i) => i % 7 === 3 ? SPECIALS[i % 4] : v);
       const dx = new Float32Array(x.length).fill(NaN);
       assert.ok(pool.grad(dy, x, g, dx), what);
       assertSameBits(dx, maxPoolGradValues(dy, x, g), `dx ${what}`);
+      dx.fill(NaN);
+      assert.ok(pool.backward(dy, ws, g, dx), what);
+      assertSameBits(dx, scatterAddFlatValues(dy, idx, x.length), `dx from the workspace ${what}`);
     });
     const g = info([1, 4, 4, 1], 2, 2, "valid");
     assert.throws(() => pool.forward(new Float32Array(15), g, new Float32Array(4)), RangeError);
@@ -92,14 +109,24 @@ Deno.test({
       for (const [k, s] of [[2, 2], [3, 2]]) {
         const g = info(shape, k, s, "same");
         const dy = randArray(g.batchSize * g.outHeight * g.outWidth * g.inChannels, 31);
-        const [rv, y, dx] = await runOn("native", () => {
-          const r = tf.relu(tf.tensor(zv, shape));
+        const [rv, y, dx, yArg, idx, scattered] = await runOn("native", () => {
+          const r = tf.relu(tf.tensor(zv, shape)) as tf.Tensor4D;
           const pool = (t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, k, s, "same");
-          return [r, pool(r), tf.grad(pool)(r, tf.tensor(dy, g.outShape))];
+          const [yArg, idx] = maxPoolWithArgMax(r, [k, k], [s, s], "same");
+          const scattered = scatterAddFlat(tf.tensor(dy, g.outShape), idx, shape);
+          return [r, pool(r), tf.grad(pool)(r, tf.tensor(dy, g.outShape)), yArg, idx, scattered];
         });
         const case_ = `${what}, ${k}/${s}`;
         assertSameBits(y, maxPoolValues(rv, g), `y, ${case_}`);
         assertSameBits(dx, maxPoolGradValues(dy, rv, g), `dx, ${case_}`);
+        const [wantY, wantIdx] = maxPoolWithArgMaxValues(rv, g);
+        assertSameBits(yArg, wantY, `MlhfMaxPoolWithArgMax's y, ${case_}`);
+        assert.deepEqual(
+          Int32Array.from(idx),
+          wantIdx,
+          `MlhfMaxPoolWithArgMax's indices, ${case_}`,
+        );
+        assertSameBits(scattered, scatterAddFlatValues(dy, wantIdx, n), `scatter, ${case_}`);
         if (what !== "no NaN" && k === 2) assert.equal(y[0], -Infinity, case_);
       }
     }

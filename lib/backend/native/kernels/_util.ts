@@ -189,16 +189,22 @@ const poolOf = (shared: boolean, ctor: PooledCtor, n: number): Pooled[] => {
 export interface ArrayFacts {
   readonly noNaN?: true;
   readonly noNegative?: true;
+  /**
+   * Int32 arg-max indices that oneDNN's max-pooling of geometry `g` computed (`pool.ts`), with the
+   * workspace it recorded them in (one byte per window: the position in the window), from which its
+   * backward pass can scatter.
+   */
+  readonly maxPoolWorkspace?: { readonly g: tf.backend_util.Conv2DInfo; readonly ws: Uint8Array };
 }
 const facts = new WeakMap<object, ArrayFacts>();
 
 /** Records facts of `a`'s values, added to those known. */
-export const noteFacts = (a: Float32Array, f: ArrayFacts): void => {
+export const noteFacts = (a: ArrayBufferView, f: ArrayFacts): void => {
   facts.set(a, { ...facts.get(a), ...f });
 };
 
 /** The facts recorded of `a`'s values ({} when none). */
-export const factsOf = (a: Float32Array): ArrayFacts => facts.get(a) ?? {};
+export const factsOf = (a: ArrayBufferView): ArrayFacts => facts.get(a) ?? {};
 
 const allocIn = <C extends PooledCtor>(ctor: C, n: number, shared: boolean): InstanceType<C> => {
   if (n >= RECYCLE_MIN_ELEMENTS) {

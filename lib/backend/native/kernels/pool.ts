@@ -41,7 +41,7 @@ import {
 } from "../../../kernels.ts";
 import { gatherFlat, scatterAddFlat } from "../../../../ops/window_kernels.ts";
 import { onDnnl } from "../dnnl.ts";
-import { dnnlMaxPool } from "./pool_dnnl.ts";
+import { argMaxFromWorkspace, dnnlMaxPool } from "./pool_dnnl.ts";
 import {
   allFloat32,
   alloc,
@@ -55,6 +55,7 @@ import {
   type KernelArgs,
   keyBits,
   type NativeKernel,
+  noteFacts,
   scratch,
   sizeOf,
   zerosF32,
@@ -479,6 +480,52 @@ export const maxPoolGradAny = (dy: Float32Array, x: Float32Array, g: Info): Floa
   return maxPoolGradValues(dy, x, g);
 };
 
+/**
+ * {@link maxPoolWithArgMaxValues}, by oneDNN where it gives the same bits: its maxima, and its
+ * workspace turned into flat indices, which keep the workspace as a fact for
+ * {@link scatterAddFlatAny}.
+ */
+export const maxPoolWithArgMaxAny = (x: Float32Array, g: Info): [Float32Array, Int32Array] => {
+  const e = dnnlExact(x) ? onednn() : null;
+  if (e) {
+    const n = g.batchSize * g.outHeight * g.outWidth * g.inChannels;
+    const y = allocF32(n), ws = new Uint8Array(n);
+    if (e.forward(x, g, y, ws)) {
+      const idx = alloc(Int32Array, n);
+      argMaxFromWorkspace(ws, g, idx);
+      noteFacts(idx, { maxPoolWorkspace: { g, ws } });
+      return [y, idx];
+    }
+  }
+  return maxPoolWithArgMaxValues(x, g);
+};
+
+/**
+ * {@link scatterAddFlatValues} into `size` floats, by oneDNN's max-pooling backward pass where the
+ * indices are a max-pooling's arg-maxes that oneDNN recorded (their fact), of an input of `size`
+ * floats, from windows that do not overlap: each element then gets at most one update, 0 + u, the
+ * bits of the JS loop.
+ */
+export const scatterAddFlatAny = (
+  updates: Float32Array,
+  idx: Int32Array,
+  size: number,
+): Float32Array => {
+  const w = factsOf(idx).maxPoolWorkspace;
+  const g = w?.g;
+  const apart = g !== undefined && g.strideHeight >= g.filterHeight &&
+    g.strideWidth >= g.filterWidth;
+  const e = apart && g.batchSize * g.inHeight * g.inWidth * g.inChannels === size &&
+      updates.length === idx.length
+    ? onednn()
+    : null;
+  if (e) {
+    const out = allocF32(size);
+    if (e.backward(updates, w!.ws, g!, out)) return out;
+  }
+  return scatterAddFlatValues(updates, idx, size);
+};
+
 export const poolKernels = (): NativeKernel[] => {
   const fallback = {
     MaxPool: cpuKernel("MaxPool"),
@@ -532,7 +579,7 @@ export const poolKernels = (): NativeKernel[] => {
         }
         const backend = cpuBackend(args);
         const g = poolInfo(x.shape, args.attrs);
-        const [y, idx] = maxPoolWithArgMaxValues(f32(backend, x), g);
+        const [y, idx] = maxPoolWithArgMaxAny(f32(backend, x), g);
         return [
           backend.makeTensorInfo([...g.outShape], "float32", y),
           backend.makeTensorInfo([...g.outShape], "int32", idx),
@@ -559,11 +606,7 @@ export const poolKernels = (): NativeKernel[] => {
         }
         const backend = cpuBackend(args);
         const shape = [...(args.attrs as unknown as { shape: number[] }).shape];
-        const out = scatterAddFlatValues(
-          f32(backend, updates),
-          i32(backend, indices),
-          sizeOf(shape),
-        );
+        const out = scatterAddFlatAny(f32(backend, updates), i32(backend, indices), sizeOf(shape));
         return backend.makeTensorInfo(shape, "float32", out);
       },
     },

@@ -34,13 +34,39 @@ export const POOL_CACHE_ENTRIES = 16;
 
 /** Max pooling on a loaded oneDNN; each call returns false when oneDNN takes no implementation. */
 export interface DnnlMaxPool {
-  /** y = the window maxima of x (NHWC, geometry `g`). */
-  forward(x: Float32Array, g: Info, y: Float32Array): boolean;
+  /**
+   * y = the window maxima of x (NHWC, geometry `g`); with `ws` (one byte per output element), each
+   * window's arg-max is recorded there as its position in the window, row-major (false when the
+   * window has more than 256 positions: oneDNN then records int32s).
+   */
+  forward(x: Float32Array, g: Info, y: Float32Array, ws?: Uint8Array): boolean;
   /** dx = each dy sent to its window's arg-max in x (overwritten; zero elsewhere). */
   grad(dy: Float32Array, x: Float32Array, g: Info, dx: Float32Array): boolean;
+  /** dx = each dy sent to the arg-max a forward pass recorded in `ws` (zero elsewhere). */
+  backward(dy: Float32Array, ws: Uint8Array, g: Info, dx: Float32Array): boolean;
   /** "forward/backward" implementations oneDNN picks for `g`, or null when it takes none. */
   impl(g: Info): string | null;
 }
+
+/**
+ * The flat indices into x (NHWC) of the arg-maxes a workspace records (its byte k for a window at
+ * (row r0, column c0) of image b: row r0 + ⌊k / kw⌋, column c0 + k mod kw, in the output's channel).
+ */
+export const argMaxFromWorkspace = (ws: Uint8Array, g: Info, idx: Int32Array): void => {
+  const { inHeight: H, inWidth: W, inChannels: C, filterWidth: KW } = g;
+  const offset = new Int32Array(g.filterHeight * KW);
+  for (let k = 0; k < offset.length; k++) offset[k] = (Math.floor(k / KW) * W + (k % KW)) * C;
+  let o = 0;
+  for (let b = 0; b < g.batchSize; b++) {
+    for (let p = 0; p < g.outHeight; p++) {
+      const r0 = p * g.strideHeight - g.padInfo.top;
+      for (let q = 0; q < g.outWidth; q++) {
+        const base = ((b * H + r0) * W + q * g.strideWidth - g.padInfo.left) * C;
+        for (let c = 0; c < C; c++, o++) idx[o] = base + c + offset[ws[o]];
+      }
+    }
+  }
+};
 
 interface Entry {
   readonly impl: string;
@@ -53,9 +79,18 @@ interface Entry {
   readonly y: Ptr;
   readonly dx: Ptr;
   readonly dy: Ptr;
-  /** The workspace (oneDNN's buffer): the forward writes each window's arg-max, backward reads it. */
+  /** The workspace: the forward writes each window's arg-max there, the backward reads it. */
   readonly ws: Ptr;
+  /** Its size in bytes (one per output element, or four where windows exceed 256 positions). */
+  readonly wsBytes: number;
 }
+
+/** The workspace of `grad` (grown as needed; kernels run synchronously, one at a time). */
+let wsScratch = new Uint8Array(0);
+const wsScratchOf = (n: number): Uint8Array => {
+  if (wsScratch.length < n) wsScratch = new Uint8Array(n);
+  return wsScratch.subarray(0, n);
+};
 
 /** oneDNN's spatial parameters for `g`, or null when its output-size rule gives another size. */
 const spatial = (g: Info): ConvSpatial | null => {
@@ -100,7 +135,8 @@ export const dnnlMaxPool = (dnnl: Dnnl): DnnlMaxPool => {
         return mems[mems.length - 1];
       };
       const [x, y, dx, dy] = [mem(src, false), mem(dst, false), mem(src, false), mem(dst, false)];
-      const ws = mem(dnnl.queryMd(fpd, QUERY.workspaceMd), true);
+      const wsMd = dnnl.queryMd(fpd, QUERY.workspaceMd);
+      const ws = mem(wsMd, false);
       prims.push(dnnl.primitive(fpd));
       prims.push(dnnl.primitive(bpd));
       const [forward, backward] = prims;
@@ -115,6 +151,7 @@ export const dnnlMaxPool = (dnnl: Dnnl): DnnlMaxPool => {
         dx,
         dy,
         ws,
+        wsBytes: dnnl.mdSize(wsMd),
       };
     } catch (e) {
       prims.forEach((p) => dnnl.destroyPrimitive(p));
@@ -143,9 +180,9 @@ export const dnnlMaxPool = (dnnl: Dnnl): DnnlMaxPool => {
     return cached(key, () => create(g, s));
   };
 
-  const check = (what: string, a: Float32Array, n: number) => {
+  const check = (what: string, a: { length: number }, n: number) => {
     if (a.length !== n) {
-      throw new RangeError(`oneDNN max-pool: ${what} has ${a.length} floats, expected ${n}`);
+      throw new RangeError(`oneDNN max-pool: ${what} has ${a.length} elements, expected ${n}`);
     }
   };
   const sizes = (g: Info) => [
@@ -153,20 +190,28 @@ export const dnnlMaxPool = (dnnl: Dnnl): DnnlMaxPool => {
     g.batchSize * g.outHeight * g.outWidth * g.inChannels,
   ];
 
-  const forwardInto = (e: Entry, x: Float32Array, y: Float32Array) => {
+  const forwardInto = (e: Entry, x: Float32Array, y: Float32Array, ws: Uint8Array) => {
     dnnl.setData(e.x, x);
     dnnl.setData(e.y, y);
+    dnnl.setData(e.ws, ws);
     dnnl.execute(e.forward, e.forwardArgs);
+  };
+  const backwardFrom = (e: Entry, dy: Float32Array, ws: Uint8Array, dx: Float32Array) => {
+    dnnl.setData(e.dx, dx);
+    dnnl.setData(e.dy, dy);
+    dnnl.setData(e.ws, ws);
+    dnnl.execute(e.backward, e.backwardArgs);
   };
 
   return {
-    forward(x, g, y) {
+    forward(x, g, y, ws) {
       const [nx, ny] = sizes(g);
       check("x", x, nx);
       check("y", y, ny);
       const e = entry(g);
-      if (!e) return false;
-      forwardInto(e, x, y);
+      if (ws) check("the workspace", ws, ny);
+      if (!e || (ws && e.wsBytes !== ny)) return false;
+      forwardInto(e, x, y, ws ?? wsScratchOf(e.wsBytes));
       return true;
     },
     grad(dy, x, g, dx) {
@@ -176,10 +221,19 @@ export const dnnlMaxPool = (dnnl: Dnnl): DnnlMaxPool => {
       check("dy", dy, ny);
       const e = entry(g);
       if (!e) return false;
-      forwardInto(e, x, scratch(ny)); // for the workspace; the maxima are not needed
-      dnnl.setData(e.dx, dx);
-      dnnl.setData(e.dy, dy);
-      dnnl.execute(e.backward, e.backwardArgs);
+      const ws = wsScratchOf(e.wsBytes);
+      forwardInto(e, x, scratch(ny), ws); // for the workspace; the maxima are not needed
+      backwardFrom(e, dy, ws, dx);
+      return true;
+    },
+    backward(dy, ws, g, dx) {
+      const [nx, ny] = sizes(g);
+      check("dx", dx, nx);
+      check("dy", dy, ny);
+      const e = entry(g);
+      check("the workspace", ws, ny);
+      if (!e || e.wsBytes !== ny) return false;
+      backwardFrom(e, dy, ws, dx);
       return true;
     },
     impl: (g) => entry(g)?.impl ?? null,
