@@ -5,8 +5,10 @@
  * @module
  */
 import { tf } from "../../_deps.ts";
+import { assert } from "../../../tests/_util/deps.ts";
 import { installGradientFixes } from "../gradient_fixes.ts";
 import { tryRegisterNative } from "./register.ts";
+import { type Dnnl, loadDnnl } from "./dnnl.ts";
 
 /** Why the native backend cannot be used here, or null when it can. */
 export const nativeUnavailable: string | null = tryRegisterNative();
@@ -71,3 +73,30 @@ export const randArray = (n: number, seed: number): Float32Array => {
 /** Small integers in [-3, 3] (ties and all-negative windows for max-pool), seeded. */
 export const randInts = (n: number, seed: number): Float32Array =>
   randArray(n, seed).map((v) => Math.round(v * 3));
+
+/** Bitwise equality (NaN equals NaN, −0 differs from +0). */
+export const assertSameBits = (got: Float32Array, want: Float32Array, what: string) => {
+  assert.equal(got.length, want.length, what);
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < g.length; i++) {
+    const nan = Number.isNaN(got[i]) && Number.isNaN(want[i]);
+    if (!nan && g[i] !== w[i]) assert.fail(`${what}: element ${i}: ${got[i]} vs ${want[i]}`);
+  }
+};
+
+/**
+ * oneDNN for a test file: the loaded library (null when it or the native backend is unavailable),
+ * why the file's tests are skipped (or null), and test names with that reason appended.
+ */
+export const dnnlTests = (
+  prefix: string,
+): { dnnl: Dnnl | null; skip: string | null; name: (n: string) => string } => {
+  const r = nativeAvailable ? loadDnnl() : null;
+  const skip = !nativeAvailable ? nativeUnavailable! : r && !r.ok ? r.reason : null;
+  return {
+    dnnl: r?.ok ? r.dnnl : null,
+    skip,
+    name: (n) => `${prefix}: ${n}${skip ? ` (skipped: ${skip.slice(0, 90)})` : ""}`,
+  };
+};

@@ -22,13 +22,8 @@ import {
   onednnImpl,
   setConvEngine,
 } from "./kernels/conv.ts";
-import {
-  CACHE_ENTRIES,
-  type ConvPass,
-  dnnlConv,
-  dnnlSpatial,
-  dnnlTakesPass,
-} from "./kernels/conv_dnnl.ts";
+import { CACHE_ENTRIES, type ConvPass, dnnlConv, dnnlTakesPass } from "./kernels/conv_dnnl.ts";
+import { dnnlSpatial } from "./kernels/dnnl_spatial.ts";
 import { nativeAvailable, nativeUnavailable, randArray, runOn } from "./_test_util.ts";
 
 const dnnl = nativeAvailable ? loadDnnl() : null;

@@ -14,17 +14,13 @@
  */
 import { tf } from "../../_deps.ts";
 import { assert } from "../../../tests/_util/deps.ts";
-import { loadDnnl } from "./dnnl.ts";
 import { dnnlEltwise } from "./kernels/eltwise_dnnl.ts";
 import { DNNL_ELTWISE_MIN, unaryValues } from "./kernels/elementwise.ts";
 import { factsOf, recycleStats } from "./kernels/_util.ts";
 import { RELU_GRAD_KERNEL } from "../../kernels.ts";
-import { nativeAvailable, nativeUnavailable, randArray, runOn } from "./_test_util.ts";
+import { assertSameBits, dnnlTests, randArray, runOn } from "./_test_util.ts";
 
-const dnnl = nativeAvailable ? loadDnnl() : null;
-const skip = !nativeAvailable ? nativeUnavailable! : dnnl && !dnnl.ok ? dnnl.reason : null;
-const name = (n: string) =>
-  `native oneDNN eltwise: ${n}${skip ? ` (skipped: ${skip.slice(0, 90)})` : ""}`;
+const { dnnl, skip, name } = dnnlTests("native oneDNN eltwise");
 
 const SPECIALS = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -1e-45, 3.5, -2];
 
@@ -35,22 +31,11 @@ const withSpecials = (n: number, seed: number): Float32Array => {
   return a;
 };
 
-/** Bitwise equality (NaN equals NaN, −0 differs from +0). */
-const assertSameBits = (got: Float32Array, want: Float32Array, what: string) => {
-  assert.equal(got.length, want.length, what);
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < g.length; i++) {
-    const nan = Number.isNaN(got[i]) && Number.isNaN(want[i]);
-    if (!nan && g[i] !== w[i]) assert.fail(`${what}: element ${i}: ${got[i]} vs ${want[i]}`);
-  }
-};
-
 Deno.test({
   name: name("ReLU's cotangent and the sum are the plain loops' bits"),
   ignore: skip !== null,
   fn: () => {
-    const e = dnnlEltwise((dnnl as { ok: true; dnnl: import("./dnnl.ts").Dnnl }).dnnl);
+    const e = dnnlEltwise(dnnl!);
     for (const n of [1, 17, 1000, DNNL_ELTWISE_MIN + 5]) {
       const dy = withSpecials(n, 1), y = withSpecials(n, 2);
       assert.ok(e.impl("reluGrad", n) && e.impl("add", n) && e.impl("mul", n, 1), `n = ${n}`);
@@ -125,13 +110,11 @@ Deno.test({
   },
 });
 
-const loaded = () => (dnnl as { ok: true; dnnl: import("./dnnl.ts").Dnnl }).dnnl;
-
 Deno.test({
   name: name("ReLU and the step are the plain loops' bits; the NaN guard finds every NaN"),
   ignore: skip !== null,
   fn: () => {
-    const e = dnnlEltwise(loaded());
+    const e = dnnlEltwise(dnnl!);
     for (const n of [1, 17, 1000, DNNL_ELTWISE_MIN + 5, DNNL_ELTWISE_MIN * 2]) {
       const x = withSpecials(n, 7);
       const relu = new Float32Array(n).fill(NaN), step = new Float32Array(n).fill(NaN);

@@ -9,7 +9,6 @@
  */
 import { tf } from "../../_deps.ts";
 import { assert } from "../../../tests/_util/deps.ts";
-import { loadDnnl } from "./dnnl.ts";
 import { argMaxFromWorkspace, dnnlMaxPool } from "./kernels/pool_dnnl.ts";
 import {
   DNNL_POOL_MIN,
@@ -20,28 +19,14 @@ import {
   scatterAddFlatValues,
 } from "./kernels/pool.ts";
 import { maxPoolWithArgMax, scatterAddFlat } from "../../../ops/window_kernels.ts";
-import { nativeAvailable, nativeUnavailable, randArray, runOn } from "./_test_util.ts";
+import { assertSameBits, dnnlTests, randArray, runOn } from "./_test_util.ts";
 
-const dnnl = nativeAvailable ? loadDnnl() : null;
-const skip = !nativeAvailable ? nativeUnavailable! : dnnl && !dnnl.ok ? dnnl.reason : null;
-const name = (n: string) =>
-  `native oneDNN max-pool: ${n}${skip ? ` (skipped: ${skip.slice(0, 90)})` : ""}`;
+const { dnnl, skip, name } = dnnlTests("native oneDNN max-pool");
 
 type Shape = [number, number, number, number];
 
 /** Cotangents that must keep the loops' bits too: 0 + (−0) = +0, NaN, ±∞. */
 const SPECIALS = [-0, NaN, Infinity, -Infinity];
-
-/** Bitwise equality (NaN equals NaN, −0 differs from +0). */
-const assertSameBits = (got: Float32Array, want: Float32Array, what: string) => {
-  assert.equal(got.length, want.length, what);
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < g.length; i++) {
-    const nan = Number.isNaN(got[i]) && Number.isNaN(want[i]);
-    if (!nan && g[i] !== w[i]) assert.fail(`${what}: element ${i}: ${got[i]} vs ${want[i]}`);
-  }
-};
 
 /** Non-negative values with many ties of +0 and of small integers, a few +∞ and denormals. */
 const clean = (n: number, seed: number): Float32Array =>
@@ -56,7 +41,7 @@ Deno.test({
   name: name("forward and gradient are the JS loops' bits on inputs without NaN or negatives"),
   ignore: skip !== null,
   fn: () => {
-    const pool = dnnlMaxPool((dnnl as { ok: true; dnnl: import("./dnnl.ts").Dnnl }).dnnl);
+    const pool = dnnlMaxPool(dnnl!);
     const cases: [Shape, number | [number, number], number, "same" | "valid"][] = [
       [[2, 6, 6, 16], 2, 2, "same"],
       [[3, 9, 9, 5], 2, 2, "same"], // odd: one more row and column of padding

@@ -18,7 +18,8 @@ import { tf } from "../../../_deps.ts";
 import { CONV2D_FILTER_GRAD_KERNEL } from "../../../kernels.ts";
 import type { Blas } from "../blas.ts";
 import { onDnnl } from "../dnnl.ts";
-import { type ConvPass, type DnnlConv, dnnlConv, dnnlSpatial, dnnlTakesPass } from "./conv_dnnl.ts";
+import { type ConvPass, type DnnlConv, dnnlConv, dnnlTakesPass } from "./conv_dnnl.ts";
+import { dnnlSpatial } from "./dnnl_spatial.ts";
 import { epilogue } from "./matmul.ts";
 import {
   allFloat32,

@@ -20,6 +20,7 @@
 import type { tf } from "../../../_deps.ts";
 import { ARG, type ConvSpatial, type Dnnl, type MemoryDesc, QUERY, TAG } from "../dnnl.ts";
 import { primitiveCache } from "./primitive_cache.ts";
+import { dnnlSpatial, spatialKey } from "./dnnl_spatial.ts";
 
 type Info = tf.backend_util.Conv2DInfo;
 type Ptr = Deno.PointerObject;
@@ -77,53 +78,6 @@ export interface DnnlConv {
   /** The implementation oneDNN uses for a pass at this geometry, or null when it takes none. */
   impl(pass: ConvPass, g: Info): string | null;
 }
-
-/**
- * oneDNN's spatial parameters for a TF.js geometry, or null when oneDNN cannot express it (empty
- * dims, negative padding, or an output size oneDNN's rule ⌊(in − k + pl + pr) / s⌋ + 1 misses).
- */
-export const dnnlSpatial = (g: Info): ConvSpatial | null => {
-  const p = g.padInfo;
-  const dimsOk = [
-    g.batchSize,
-    g.inHeight,
-    g.inWidth,
-    g.inChannels,
-    g.outChannels,
-    g.outHeight,
-    g.outWidth,
-    g.filterHeight,
-    g.filterWidth,
-  ].every((d) => d > 0);
-  if (!dimsOk || p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) return null;
-  if (g.dilationHeight !== 1 || g.dilationWidth !== 1) return null;
-  const out = (i: number, k: number, a: number, b: number, s: number) =>
-    Math.floor((i - k + a + b) / s) + 1;
-  if (
-    out(g.inHeight, g.filterHeight, p.top, p.bottom, g.strideHeight) !== g.outHeight ||
-    out(g.inWidth, g.filterWidth, p.left, p.right, g.strideWidth) !== g.outWidth
-  ) return null;
-  return {
-    strides: [g.strideHeight, g.strideWidth],
-    padL: [p.top, p.left],
-    padR: [p.bottom, p.right],
-  };
-};
-
-const keyOf = (pass: ConvPass, g: Info, s: ConvSpatial): string =>
-  [
-    pass,
-    g.batchSize,
-    g.inHeight,
-    g.inWidth,
-    g.inChannels,
-    g.filterHeight,
-    g.filterWidth,
-    g.outChannels,
-    ...s.strides,
-    ...s.padL,
-    ...s.padR,
-  ].join(",");
 
 /** Builds the convolutions on a loaded oneDNN (one primitive cache per call). */
 export const dnnlConv = (dnnl: Dnnl): DnnlConv => {
@@ -216,7 +170,7 @@ export const dnnlConv = (dnnl: Dnnl): DnnlConv => {
   const entry = (pass: ConvPass, g: Info): Entry | null => {
     const s = dnnlSpatial(g);
     if (!s || !dnnlTakesPass(pass, g)) return null;
-    return cached(keyOf(pass, g, s), () => create(pass, g, s));
+    return cached(`${pass},${spatialKey(g, s)}`, () => create(pass, g, s));
   };
 
   const run = (

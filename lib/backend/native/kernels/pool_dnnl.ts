@@ -25,6 +25,7 @@ import type { tf } from "../../../_deps.ts";
 import { ARG, type ConvSpatial, type Dnnl, QUERY, TAG } from "../dnnl.ts";
 import { primitiveCache } from "./primitive_cache.ts";
 import { scratch } from "./_util.ts";
+import { dnnlSpatial, spatialKey } from "./dnnl_spatial.ts";
 
 type Info = tf.backend_util.Conv2DInfo;
 type Ptr = Deno.PointerObject;
@@ -92,23 +93,16 @@ const wsScratchOf = (n: number): Uint8Array => {
   return wsScratch.subarray(0, n);
 };
 
-/** oneDNN's spatial parameters for `g`, or null when its output-size rule gives another size. */
+/**
+ * oneDNN's spatial parameters for `g` ({@link dnnlSpatial}), or null also when a window can lie
+ * entirely in the padding (a padding as wide as the window).
+ */
 const spatial = (g: Info): ConvSpatial | null => {
   const p = g.padInfo;
-  const out = (size: number, lo: number, hi: number, k: number, s: number) =>
-    Math.floor((size + lo + hi - k) / s) + 1;
-  if (
-    g.dilationHeight !== 1 || g.dilationWidth !== 1 ||
-    out(g.inHeight, p.top, p.bottom, g.filterHeight, g.strideHeight) !== g.outHeight ||
-    out(g.inWidth, p.left, p.right, g.filterWidth, g.strideWidth) !== g.outWidth ||
-    [p.top, p.bottom].some((v) => v < 0 || v >= g.filterHeight) ||
-    [p.left, p.right].some((v) => v < 0 || v >= g.filterWidth) // (no window all padding)
-  ) return null;
-  return {
-    strides: [g.strideHeight, g.strideWidth],
-    padL: [p.top, p.left],
-    padR: [p.bottom, p.right],
-  };
+  if (Math.max(p.top, p.bottom) >= g.filterHeight || Math.max(p.left, p.right) >= g.filterWidth) {
+    return null;
+  }
+  return dnnlSpatial(g);
 };
 
 /** Builds max pooling on a loaded oneDNN (one primitive cache per call). */
@@ -166,17 +160,7 @@ export const dnnlMaxPool = (dnnl: Dnnl): DnnlMaxPool => {
   const entry = (g: Info): Entry | null => {
     const s = spatial(g);
     if (!s) return null;
-    const key = [
-      g.batchSize,
-      g.inHeight,
-      g.inWidth,
-      g.inChannels,
-      g.filterHeight,
-      g.filterWidth,
-      ...s.strides,
-      ...s.padL,
-      ...s.padR,
-    ].join(",");
+    const key = spatialKey(g, s);
     return cached(key, () => create(g, s));
   };
 
