@@ -1,7 +1,8 @@
 /**
- * Max pooling by oneDNN (`../dnnl.ts`) on the tensors' own NHWC arrays: the forward pass, and the
- * gradient as oneDNN computes it, a forward pass that records each window's arg-max (its workspace)
- * and the backward pass that sends each cotangent there. Vectorized and on oneDNN's threads:
+ * Max pooling by oneDNN (`../dnnl.ts`) on the tensors' own NHWC arrays: the forward pass, which can
+ * record each window's arg-max (its workspace, one byte per window; {@link argMaxFromWorkspace}
+ * turns it into flat indices), the backward pass that sends each cotangent to the arg-max a
+ * workspace records, and the gradient from x as both in turn. Vectorized and on oneDNN's threads:
  * [128,32,32,64] 2×2/2 takes ≈ 6 ms forward and ≈ 12 ms for the gradient, against ≈ 25 and ≈ 55 ms
  * for the JS loops of `pool.ts` (`tools/profile_convnet_step.ts`).
  *
@@ -15,8 +16,9 @@
  * windows do not overlap.
  *
  * Primitives are created once per geometry and cached ({@link POOL_CACHE_ENTRIES}, least recently
- * used evicted), each with its workspace; the other memory objects have no buffer of their own and
- * are pointed at the arrays right before each execute, in the same synchronous turn. A geometry
+ * used evicted); their memory objects have no buffer of their own and are pointed at the arrays (and
+ * at the caller's workspace, or a scratch one) right before each execute, in the same synchronous
+ * turn. A geometry
  * whose output size oneDNN's rule does not reproduce (TF.js's explicit padding with `ceil`
  * rounding) gets false, and the caller uses its JS loops.
  * @module
