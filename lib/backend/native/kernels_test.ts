@@ -13,6 +13,7 @@ import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from ".
 import { COL_CHUNK_FLOATS, type ConvEngine, setConvEngine } from "./kernels/conv.ts";
 import { RECYCLE_MIN_ELEMENTS, recycleStats, setRecycleLimits } from "./kernels/_util.ts";
 import { NATIVE_BACKEND, OVERRIDDEN_KERNELS } from "./backend.ts";
+import { sumValues } from "./kernels/elementwise.ts";
 
 const ignore = !nativeAvailable;
 const TOL = { rtol: 1e-4, atol: 1e-4 };
@@ -384,6 +385,36 @@ Deno.test({
 
 // ---------------------------------------------------------------------------------------------
 // element-wise and Sum
+
+Deno.test({
+  name: testName("Sum's loops add in row order in float64, bit for bit, where the order matters"),
+  ignore,
+  fn: () => {
+    // Magnitudes from 1e-20 to 1e20, and rows that cancel (1, 1e20, −1e20, 1, …: in row order
+    // the first 1 is lost and the last kept; any other grouping loses another): float64 sums
+    // round, so another order gives other bits.
+    const cases = [[1, 1, 64], [2, 3, 5], [3, 4, 7], [1, 9, 64], [2, 131, 3]];
+    for (
+      const [[outer, red, inner], cancel] of cases.flatMap((c) => [[c, false], [c, true]] as const)
+    ) {
+      const n = outer * red * inner;
+      const x = randArray(n, red).map((v, i) =>
+        cancel
+          ? [1, 1e20, -1e20, 1][Math.floor(i / inner) % 4] * (1 + (i % inner) / 8)
+          : v * 10 ** (((i * 7919) % 41) - 20)
+      );
+      const got = sumValues(x, outer, red, inner);
+      for (let o = 0; o < outer; o++) {
+        for (let i = 0; i < inner; i++) {
+          let sum = 0;
+          for (let r = 0; r < red; r++) sum += x[(o * red + r) * inner + i];
+          const at = `[${outer}, ${red}, ${inner}] at (${o}, ${i})`;
+          assert.ok(Object.is(got[o * inner + i], Math.fround(sum)), at);
+        }
+      }
+    }
+  },
+});
 
 const shapeArb = fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 0, maxLength: 4 });
 
