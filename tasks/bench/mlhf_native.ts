@@ -6,7 +6,8 @@
  * into one kept output, these two in alternation;
  * stacking its three input columns; and max-pool's linearization at the convnet's first pool
  * ([128, 32, 32, 64], 2×2 stride 2 SAME) as kh·kw masks (every other backend) against arg-max
- * indices: the residual, J·v and Jᵀ·u.
+ * indices: the residual, J·v and Jᵀ·u; the same pooling by the JS loops (random input) and by
+ * oneDNN (a ReLU's output: `lib/backend/native/kernels/pool_dnnl.ts`); the ReLU and its step.
  * @module
  */
 import { tf } from "../../lib/_deps.ts";
@@ -21,6 +22,7 @@ import {
   gatherFlat,
   maxPoolArgMax,
   maxPoolGradKernel,
+  maxPoolWithArgMax,
   scatterAddFlat,
 } from "../../ops/window_kernels.ts";
 import { lstmRowsOneThread, packedLength, U } from "../../lib/backend/native/lstm_rows.ts";
@@ -90,6 +92,10 @@ const poolRows = async (opts: { runs: number; warmup: number }, want: (n: string
   const g = windowGeometry(32, 32, fs, st, "same");
   const masks = firstArgMaxMasks(x, g);
   const idx = maxPoolArgMax(x, fs, st, "same");
+  // A ReLU's output: the kernels take oneDNN's pooling on it (array facts), the JS loops on x.
+  const r = tf.relu(x) as tf.Tensor4D;
+  const [ry, rIdx] = maxPoolWithArgMax(r, fs, st, "same");
+  const relu = `${P}ReLU [${shape}]`;
   const cases: Array<[string, () => tf.TensorContainer]> = [
     [`${tag}: residual, masks`, () => firstArgMaxMasks(x, g)],
     [`${tag}: residual, indices`, () => maxPoolArgMax(x, fs, st, "same")],
@@ -97,6 +103,13 @@ const poolRows = async (opts: { runs: number; warmup: number }, want: (n: string
     [`${tag}: J·v, gather`, () => gatherFlat(v, idx)],
     [`${tag}: Jᵀ·u, MaxPoolGrad`, () => maxPoolGradKernel(u, x, fs, st, "same")],
     [`${tag}: Jᵀ·u, scatter-add`, () => scatterAddFlat(u, idx, shape)],
+    [`${tag}: MaxPool (JS loops)`, () => tf.maxPool(x, 2, 2, "same")],
+    [`${tag} of a ReLU: MaxPool (oneDNN)`, () => tf.maxPool(r, 2, 2, "same")],
+    [`${tag} of a ReLU: values and indices (oneDNN)`, () => maxPoolWithArgMax(r, fs, st, "same")],
+    [`${tag} of a ReLU: Jᵀ·u, MaxPoolGrad (oneDNN)`, () => maxPoolGradKernel(u, r, fs, st, "same")],
+    [`${tag} of a ReLU: Jᵀ·u, scatter-add (oneDNN)`, () => scatterAddFlat(u, rIdx, shape)],
+    [`${relu} (oneDNN, with the NaN guard)`, () => tf.relu(v)],
+    [`${relu}: its step (oneDNN, with the NaN guard)`, () => tf.step(v)],
   ];
   try {
     for (const [name, fn] of cases) if (want(name)) rows.push(await measure(name, fn, opts));
@@ -107,7 +120,7 @@ const poolRows = async (opts: { runs: number; warmup: number }, want: (n: string
       tf.dispose(cols);
     }
   } finally {
-    tf.dispose([x, v, u, idx, ...masks]);
+    tf.dispose([x, v, u, idx, r, ry, rIdx, ...masks]);
   }
   return rows;
 };
