@@ -74,6 +74,7 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
   "AddN",
   "Unpack",
   "SplitV",
+  "Transpose",
 ];
 
 /**

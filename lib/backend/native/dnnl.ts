@@ -38,6 +38,7 @@ const EXEC_ARG_BYTES = 16;
 const ENGINE_CPU = 1;
 const STREAM_DEFAULT_FLAGS = 1;
 const F32 = 3;
+const S32 = 4;
 /** Format tags (dnnl_format_tag_t). */
 export const TAG = { any: 1, a: 2, ab: 3, nhwc: 20, hwio: 30 } as const;
 /** Propagation kinds (dnnl_prop_kind_t). */
@@ -111,6 +112,11 @@ const SYMBOLS = {
   dnnl_stream_wait: { parameters: ["pointer"], result: "i32" },
   dnnl_memory_desc_init_by_tag: {
     parameters: ["buffer", "i32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
+  dnnl_memory_desc_init_by_strides: {
+    // md, ndims, dims, data type, strides
+    parameters: ["buffer", "i32", "buffer", "i32", "buffer"],
     result: "i32",
   },
   dnnl_memory_desc_equal: { parameters: ["buffer", "buffer"], result: "i32" },
@@ -268,6 +274,15 @@ export interface Dnnl {
   readonly waitPolicy: string | null;
   /** A f32 memory descriptor of logical dims (oneDNN order: N,C,H,W / O,I,H,W) in `tag`'s layout. */
   memoryDesc(dims: readonly number[], tag: number): MemoryDesc;
+  /**
+   * A memory descriptor of logical dims laid out by element strides (f32, or s32 with `int32`):
+   * any permutation of a dense array's axes is such a layout.
+   */
+  memoryDescStrides(
+    dims: readonly number[],
+    strides: readonly number[],
+    int32?: boolean,
+  ): MemoryDesc;
   /** Bytes of a memory described by `md`. */
   mdSize(md: MemoryDesc): number;
   /** True when two memory descriptors describe the same layout. */
@@ -520,6 +535,14 @@ const open = (path: string): Dnnl => {
     threads: omp?.threads ?? null,
     waitPolicy: cpuRuntime === RUNTIME_OMP ? waitPolicy : null,
     memoryDesc,
+    memoryDescStrides(d, st, int32 = false) {
+      const md = new Uint8Array(MD_BYTES);
+      check(
+        `dnnl_memory_desc_init_by_strides(dims [${d}], strides [${st}])`,
+        sym.dnnl_memory_desc_init_by_strides(md, d.length, dims(d), int32 ? S32 : F32, dims(st)),
+      );
+      return md;
+    },
     mdSize: (md) => Number(sym.dnnl_memory_desc_get_size(md)),
     mdEqual: (a, b) => sym.dnnl_memory_desc_equal(a, b) !== 0,
     convForwardDesc(src, w, dst, s) {

@@ -1,6 +1,7 @@
 /**
  * `Slice`, `PadV2`, `Tile`, `Pack`, `Unpack` and `SplitV` as strided block copies, for every numeric
- * dtype.
+ * dtype, and large float32 or int32 `Transpose`s by oneDNN (`transpose_dnnl.ts`; K-FAC's factor
+ * products transpose [32768, 1601] activations, ≈ 2 s a step in the cpu kernel's loop).
  *
  * Why: the stock cpu `Slice` copies a non-contiguous slice element by element through
  * `TensorBuffer.get` (profiled: 34 slices of a 16×20×20×64 tensor took 14.7 s), and its `PadV2`
@@ -25,6 +26,8 @@ import {
   type NativeKernel,
   sizeOf,
 } from "./_util.ts";
+import { onDnnl } from "../dnnl.ts";
+import { dnnlTranspose } from "./transpose_dnnl.ts";
 
 type Numeric = Float32Array | Int32Array | Uint8Array;
 
@@ -189,7 +192,31 @@ export const unpackValues = (
 };
 
 /** The shape kernels. */
+/** oneDNN's transposes, made on first use (null when oneDNN does not load). */
+const onednn = onDnnl(dnnlTranspose, "transposes by the cpu kernel");
+
+/** Transposes of at least this many elements take oneDNN's reorder (below it: the cpu kernel). */
+export const DNNL_TRANSPOSE_MIN = 1 << 16;
+
+/**
+ * `Transpose` of float32 or int32 by a oneDNN reorder (`transpose_dnnl.ts`: the values' bits,
+ * threaded) from {@link DNNL_TRANSPOSE_MIN} elements on; else null (the caller uses the cpu kernel).
+ */
+export const transposeAny = (
+  xv: Numeric,
+  shape: readonly number[],
+  perm: readonly number[],
+): Float32Array | Int32Array | null => {
+  if (xv instanceof Uint8Array || xv.length < DNNL_TRANSPOSE_MIN) return null;
+  if (perm.every((p, i) => p === i)) return null;
+  const e = onednn();
+  if (!e) return null;
+  const out = sameType(xv, xv.length) as Float32Array | Int32Array;
+  return e.transpose(xv, shape, perm, out) ? out : null;
+};
+
 export const shapeKernels = (): NativeKernel[] => {
+  const cpuTranspose = cpuKernel("Transpose");
   const cpuSlice = cpuKernel("Slice");
   const cpuPad = cpuKernel("PadV2");
   const cpuTile = cpuKernel("Tile");
@@ -215,6 +242,18 @@ export const shapeKernels = (): NativeKernel[] => {
     return cpuBackend(args).makeTensorInfo(size, x.dtype, out as Float32Array);
   };
   return [
+    {
+      kernelName: "Transpose",
+      kernelFunc: (args) => {
+        const { x } = args.inputs;
+        const xv = numericValues(args, x);
+        const perm = (args.attrs as { perm: number[] }).perm;
+        const out = xv && transposeAny(xv, x.shape, perm);
+        if (!out) return cpuTranspose(args);
+        const shape = perm.map((p) => x.shape[p]);
+        return cpuBackend(args).makeTensorInfo(shape, x.dtype, out as Float32Array);
+      },
+    },
     {
       kernelName: "Tile",
       kernelFunc: (args) => {
