@@ -1,11 +1,12 @@
 /**
  * Where a step of the `optim/cudaConvnet b128` bench rows spends its time, kernel by kernel: the
- * models' CUDA-convnet (through `ops/` and the project's kernels) with SGD or MLHF K = 4 as the
- * bench builds them (random meta-weights, batch 128, 32×32×3), under `tf.profile` on the native
- * backend. Prints the wall time per step, then the kernels' time per step by name and by name and
- * input shapes (nested scopes, "unnamed", repeat their kernels' time).
+ * models' CUDA-convnet (through `ops/` and the project's kernels) with SGD, MLHF K = 4, HF with a
+ * fixed λ (K = 20) or K-FAC as the bench builds them (random meta-weights, batch 128, 32×32×3; the
+ * first steps untimed), under `tf.profile` on the native backend. Prints the wall time per step, then
+ * the kernels' time per step by name and by name and input shapes (nested scopes, "unnamed", repeat
+ * their kernels' time).
  *
- * Usage: deno run -A --frozen tools/profile_optim_step.ts [sgd|mlhf] [steps=2]
+ * Usage: deno run -A --frozen tools/profile_optim_step.ts [sgd|mlhf|hf-fixed|kfac] [steps=2]
  * @module
  */
 import { selectBackend } from "../mod.ts";
@@ -19,12 +20,17 @@ import { kindLeaves, type Model } from "../models/types.ts";
 import { disposeState, type GradientTransformation } from "../lib/optim/base.ts";
 import { sgd } from "../lib/optim/alias.ts";
 import { mlhf } from "../lib/optim/mlhf/optimizer.ts";
+import { hessianFree } from "../lib/optim/hessian_free.ts";
+import { kfac } from "../lib/optim/kfac.ts";
 import { initMetaWeights } from "../lib/optim/mlhf/meta_weights.ts";
 import { trainStep } from "../lib/train/step.ts";
 
-const which = Deno.args[0] ?? "mlhf";
+const OPTIMIZERS = ["sgd", "mlhf", "hf-fixed", "kfac"] as const;
+const which = (Deno.args[0] ?? "mlhf") as (typeof OPTIMIZERS)[number];
 const steps = Number(Deno.args[1] ?? 2);
-if (which !== "sgd" && which !== "mlhf") throw new Error(`optimizer: sgd or mlhf, got '${which}'`);
+if (!OPTIMIZERS.includes(which)) {
+  throw new Error(`optimizer: one of ${OPTIMIZERS.join(", ")}, got '${which}'`);
+}
 await selectBackend("native");
 // The bench's setup (tasks/bench/optim.ts).
 const model = cudaConvnet() as unknown as Model<Params, Params>;
@@ -40,7 +46,11 @@ const batch = randomBatch(kx, 128, [32, 32, 3], 10);
 // deno-lint-ignore no-explicit-any
 const opt: GradientTransformation<any, Params> = which === "sgd"
   ? sgd({ learningRate: 0.1 })
-  : mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4 });
+  : which === "mlhf"
+  ? mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4 })
+  : which === "hf-fixed"
+  ? hessianFree({ learningRate: 1e-2, damping: 5e-3, cgIterations: 20 })
+  : kfac({});
 const state = opt.init(init.params);
 const step = async () => {
   const r = await trainStep({

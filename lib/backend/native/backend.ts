@@ -75,6 +75,7 @@ export const OVERRIDDEN_KERNELS: readonly string[] = [
   "Unpack",
   "SplitV",
   "Transpose",
+  "Concat",
 ];
 
 /**

@@ -522,6 +522,42 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: testName("Concat equals cpu (float32, int32, bool; any axis; empty inputs; long blocks)"),
+  ignore,
+  fn: async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 }),
+        fc.array(fc.integer({ min: 0, max: 70 }), { minLength: 1, maxLength: 4 }),
+        fc.nat(),
+        fc.constantFrom("float32", "int32", "bool"),
+        fc.integer({ min: 0, max: 1e6 }),
+        async (shape, lengths, axisPick, dtype, seed) => {
+          const axis = axisPick % shape.length;
+          // Inputs differ along the axis (zero-length ones included); the last axis makes blocks
+          // of up to 70 elements, either side of the copy's `set` length.
+          const shapes = lengths.map((l) => shape.map((d, i) => (i === axis ? l : d)));
+          const r = await onBoth(() => {
+            const xs = shapes.map((sh, k) => {
+              const vals = randInts(sh.reduce((a, b) => a * b, 1), seed + k);
+              return tf.tensor(dtype === "bool" ? vals.map((v) => +(v > 0)) : vals, sh, dtype);
+            });
+            return [
+              tf.cast(tf.concat(xs, axis), "float32"),
+              tf.cast(tf.concat(xs, axis - shape.length), "float32"),
+            ];
+          });
+          r.cpu.forEach((c, i) =>
+            sameValues(r.native[i], c, `concat ${JSON.stringify(shapes)} axis ${axis} ${dtype}`)
+          );
+        },
+      ),
+      { numRuns: 80 },
+    );
+  },
+});
+
 /** Exact equality that treats NaN as equal to NaN (and −0 as +0), with the first mismatch named. */
 const sameValues = (got: Float32Array, want: Float32Array, what: string) => {
   assert.equal(got.length, want.length, `${what}: length`);
