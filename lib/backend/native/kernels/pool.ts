@@ -10,10 +10,12 @@
  * - AvgPool divides by the number of in-bounds elements (TF and the cpu kernel); AvgPoolGrad is its
  *   exact adjoint, so it divides by the same count. (The stock cpu AvgPoolGrad divides by the full
  *   window size, which differs from the gradient of its own forward at SAME-padded borders.)
- * - From {@link DNNL_POOL_MIN} floats on, MaxPool and MaxPoolGrad run on oneDNN (`pool_dnnl.ts`)
- *   where it gives these bits: on an input that the kernel which wrote it proved free of NaN and of
- *   negative numbers (a ReLU output, array facts in `_util.ts`), and for the gradient only where
- *   windows do not overlap. [128,32,32,64] 2×2/2: ≈ 6 ms and ≈ 12 ms against ≈ 25 and ≈ 55.
+ * - From {@link DNNL_POOL_MIN} floats on, MaxPool, MaxPoolGrad, MlhfMaxPoolWithArgMax and
+ *   MlhfScatterAddFlat run on oneDNN (`pool_dnnl.ts`) where it gives these bits: on an input that
+ *   the kernel which wrote it proved free of NaN and of negative numbers (a ReLU output, array facts
+ *   in `_util.ts`), and backward only where windows do not overlap (the scatter: for indices that
+ *   oneDNN's arg-max made, which carry its workspace). Timed against the JS loops by
+ *   `deno task bench --backend native --filter mlhf-native/max-pool`.
  * Geometry comes from `backend_util.computePool2DInfo` (any stride, SAME/VALID/explicit padding).
  * Non-float32 inputs fall back to the cpu kernels.
  *
@@ -440,7 +442,6 @@ export const avgPoolGradValues = (dy: Float32Array, g: Info): Float32Array => {
   return dx;
 };
 
-/** The pooling kernels. */
 /** oneDNN's max pooling, made on first use (null when oneDNN does not load). */
 const onednn = onDnnl(dnnlMaxPool, "max pooling by JS loops");
 
@@ -469,10 +470,13 @@ export const maxPoolAny = (x: Float32Array, g: Info): Float32Array => {
   return maxPoolValues(x, g);
 };
 
+/** Whether no two windows share an element (oneDNN's backward pass then adds nothing twice). */
+const windowsApart = (g: Info): boolean =>
+  g.strideHeight >= g.filterHeight && g.strideWidth >= g.filterWidth;
+
 /** {@link maxPoolGradValues}, by oneDNN where it gives the same bits (windows not overlapping). */
 export const maxPoolGradAny = (dy: Float32Array, x: Float32Array, g: Info): Float32Array => {
-  const apart = g.strideHeight >= g.filterHeight && g.strideWidth >= g.filterWidth;
-  const e = apart && dnnlExact(x) ? onednn() : null;
+  const e = windowsApart(g) && dnnlExact(x) ? onednn() : null;
   if (e) {
     const dx = allocF32(x.length);
     if (e.grad(dy, x, g, dx)) return dx;
@@ -512,20 +516,17 @@ export const scatterAddFlatAny = (
   size: number,
 ): Float32Array => {
   const w = factsOf(idx).maxPoolWorkspace;
-  const g = w?.g;
-  const apart = g !== undefined && g.strideHeight >= g.filterHeight &&
-    g.strideWidth >= g.filterWidth;
-  const e = apart && g.batchSize * g.inHeight * g.inWidth * g.inChannels === size &&
-      updates.length === idx.length
-    ? onednn()
-    : null;
+  const fits = w !== undefined && windowsApart(w.g) && updates.length === idx.length &&
+    w.g.batchSize * w.g.inHeight * w.g.inWidth * w.g.inChannels === size;
+  const e = fits ? onednn() : null;
   if (e) {
     const out = allocF32(size);
-    if (e.backward(updates, w!.ws, g!, out)) return out;
+    if (e.backward(updates, w!.ws, w!.g, out)) return out;
   }
   return scatterAddFlatValues(updates, idx, size);
 };
 
+/** The pooling kernels. */
 export const poolKernels = (): NativeKernel[] => {
   const fallback = {
     MaxPool: cpuKernel("MaxPool"),
