@@ -102,7 +102,7 @@ Deno.test("suite CLI: a killed two-task suite resumes without redoing finished r
     assert.equal(resumed.code, 0, resumed.stderr);
     const lines = doneLines(resumed.stderr);
     assert.equal(lines.length, 2 * PER_TASK);
-    const reused = lines.filter((d) => d.status === "reused (already finished)").map((d) => d.run);
+    const reused = lines.filter((d) => d.status === "reused (finished)").map((d) => d.run);
     assert.deepEqual(reused, killed.map((d) => d.run));
     for (const d of lines.filter((x) => !reused.includes(x.run))) {
       assert.equal(d.status, "finished", d.run);
@@ -137,7 +137,7 @@ Deno.test("suite CLI: a killed two-task suite resumes without redoing finished r
     assert.equal(kept.code, 0, kept.stderr);
     const keptLines = doneLines(kept.stderr);
     assert.equal(keptLines.length, 2 * PER_TASK);
-    assert.ok(keptLines.every((d) => d.status === "reused (already finished)"), kept.stderr);
+    assert.ok(keptLines.every((d) => d.status === "reused (finished)"), kept.stderr);
     assert.equal(
       (await Deno.readTextFile(join(out, "runs.csv"))).trim().split("\n").length,
       csv.length,

@@ -129,7 +129,21 @@ interface EarlierRun {
   readonly label: string;
   readonly dir: string;
   readonly record: RunRecord;
+  /** How it stands, for the report: finished, diverged at step N or unfinished. */
+  readonly status: string;
 }
+
+/**
+ * An earlier run's status: its outcome's where it has one that no later checkpoint supersedes (a
+ * run that ended; a diverged one may keep the checkpoint from before it diverged), else its
+ * checkpoint's.
+ */
+const earlierStatus = (checkpoint: RunRecord | null, outcome: RunOutcome | null): string => {
+  if (outcome && (!checkpoint || checkpoint.step <= outcome.step)) {
+    return outcome.status === "finished" ? "finished" : `diverged at step ${outcome.step}`;
+  }
+  return checkpoint?.finished ? "finished" : `unfinished (checkpoint at step ${checkpoint?.step})`;
+};
 
 /**
  * The runs with a checkpoint in `out` besides this comparison's, by label; throws (before
@@ -146,7 +160,8 @@ const earlierRuns = async (o: CompareOptions): Promise<EarlierRun[]> => {
   const found: EarlierRun[] = [];
   for (const label of labels.sort()) {
     const dir = join(o.out, label);
-    const record = (await readRunRecord(dir)) ?? outcomeRecord(await readRunOutcome(dir));
+    const checkpoint = await readRunRecord(dir), outcome = await readRunOutcome(dir);
+    const record = checkpoint ?? outcomeRecord(outcome);
     if (!record) continue;
     const differ = shared
       .filter(([k, v]) => JSON.stringify(record.identity[k]) !== JSON.stringify(v))
@@ -159,7 +174,7 @@ const earlierRuns = async (o: CompareOptions): Promise<EarlierRun[]> => {
           `${o.out} covers all its runs, so choose another --out`,
       );
     }
-    found.push({ label, dir, record });
+    found.push({ label, dir, record, status: earlierStatus(checkpoint, outcome) });
   }
   return found;
 };
@@ -263,11 +278,8 @@ export const compareOptimizers = async (o: CompareOptions): Promise<CompareResul
   }
   if (!writes) return { reportPath: "", plotPath: "", table: "", runs: [], diverged };
   for (const r of earlier) {
-    const status = r.record.finished
-      ? "finished"
-      : `unfinished (checkpoint at step ${r.record.step})`;
     const settings = (r.record.identity.settings ?? {}) as Settings;
-    summaries.push({ label: r.label, settings, status, ...await readRunLogs(r.dir) });
+    summaries.push({ label: r.label, settings, status: r.status, ...await readRunLogs(r.dir) });
   }
   const notes = [
     ...(o.notes ?? []),

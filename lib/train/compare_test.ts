@@ -218,6 +218,32 @@ Deno.test("compare: a diverged run is not trained again on resume; its message i
   }
 });
 
+Deno.test("compare: an earlier command's diverged run is reported diverged, checkpoint or not", async () => {
+  const out = await tempDir();
+  try {
+    const base = { problem: tinyProblem({ nanAt: 40 }), shuffleBuffer: 1, checkpointEvery: 2 };
+    const sgd = labelSpecs([{ name: "sgd", settings: { lr: 0.5 } }]);
+    await compareOptimizers(compareIn(out, { ...base, optimizers: sgd }));
+    // Its checkpoint from before the divergence is still there: the outcome says how it ended.
+    assert.equal(await exists(checkpointDir(`${out}/sgd`)), true);
+    const adam = compareIn(out, {
+      ...base,
+      optimizers: labelSpecs([{ name: "adam", settings: { lr: 0.02 } }]),
+    });
+    const r = await compareOptimizers(adam);
+    assert.equal(r.runs.find((x) => x.label === "sgd")?.status, "diverged at step 3");
+    await Deno.remove(checkpointDir(`${out}/sgd`), { recursive: true });
+    const again = await compareOptimizers({ ...adam, resume: true });
+    assert.equal(again.runs.find((x) => x.label === "sgd")?.status, "diverged at step 3");
+    assert.match(
+      await Deno.readTextFile(again.reportPath),
+      /^\| sgd .*\| diverged at step 3 +\|$/m,
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
 Deno.test("compare: --resume into a missing folder is an error naming --out", async () => {
   const out = await tempDir();
   try {

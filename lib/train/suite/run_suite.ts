@@ -275,7 +275,7 @@ export const runSuite = async (o: SuiteOptions): Promise<SuiteResult> => {
           done++;
           log(
             `suite [${done}/${total}] ${task.name} seed ${seed} ${p.spec.label}: ${
-              reused ? "reused (already finished)" : summary.status
+              reused ? `reused (${summary.status})` : summary.status
             } (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
           );
         }
