@@ -3,8 +3,8 @@
  * record each window's arg-max (its workspace, one byte per window; {@link argMaxFromWorkspace}
  * turns it into flat indices), the backward pass that sends each cotangent to the arg-max a
  * workspace records, and the gradient from x as both in turn. Vectorized and on oneDNN's threads:
- * [128,32,32,64] 2×2/2 takes ≈ 6 ms forward and ≈ 12 ms for the gradient, against ≈ 25 and ≈ 55 ms
- * for the JS loops of `pool.ts` (`tools/profile_convnet_step.ts`).
+ * [128,32,32,64] 2×2/2 takes ≈ 8 ms forward and ≈ 24 ms for the gradient, against ≈ 24 and ≈ 40 ms
+ * for the JS loops of `pool.ts` (`deno task bench --backend native --filter mlhf-native/max-pool`).
  *
  * What oneDNN computes (checked bit for bit against the JS loops in `pool_dnnl_test.ts`): each
  * window's maximum with a strict compare in row-major window order, so the FIRST maximum wins and
