@@ -1,8 +1,8 @@
 /**
  * Large element-wise passes of a conv-net or ResNet step by oneDNN (`../dnnl.ts`) on the tensors'
  * own arrays, vectorized and on its OpenMP threads (the JS loops of `elementwise.ts` run one element
- * at a time on one thread; ≈ 3× slower at 2 M floats; at 8 M, `tools/profile_convnet_step.ts`), each
-one binary primitive:
+ * at a time on one thread; ≈ 3× slower at 2 M floats; at 8 M, see `tools/profile_convnet_step.ts`),
+ * each one binary primitive:
  * - ReLU's cotangent from its output, dx = 1[y > 0]·dy: `lt` of −y against a zero, with a binary
  *   `mul` by dy as its post-op (not `gt` of y, whose unordered compare gives 1 for NaN; −y < 0 is
  *   false for NaN as y > 0 is);
