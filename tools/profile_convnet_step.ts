@@ -10,6 +10,7 @@
 import { selectBackend } from "../mod.ts";
 import { tf } from "../lib/_deps.ts";
 import { convnetLoss, type ConvnetParams, initConvnet } from "../tasks/bench/native.ts";
+import { printLargest, profileSteps } from "./_kernel_profile.ts";
 
 const backend = Deno.args[0] ?? "native";
 const steps = Number(Deno.args[1] ?? 5);
@@ -33,18 +34,6 @@ const step = async () => {
   value.dispose();
 };
 for (let i = 0; i < 3; i++) await step();
-const perKernel = new Map<string, number>();
-let wall = 0;
-for (let r = 0; r < steps; r++) {
-  const t0 = performance.now();
-  const info = await tf.profile(step);
-  wall += performance.now() - t0;
-  for (const k of info.kernels) {
-    const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join("")}`;
-    perKernel.set(key, (perKernel.get(key) ?? 0) + Number(k.kernelTimeMs));
-  }
-}
-console.log(`${backend}: ${(wall / steps).toFixed(1)} ms a step (wall, under tf.profile)`);
-for (const [k, t] of [...perKernel].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
-  console.log(`${(t / steps).toFixed(2).padStart(8)} ms  ${k}`);
-}
+const { wallMs, byShape } = await profileSteps(step, steps);
+console.log(`${backend}: ${wallMs.toFixed(1)} ms a step (wall, under tf.profile)`);
+printLargest(byShape, 25, 2);

@@ -11,19 +11,17 @@
  */
 import { selectBackend } from "../mod.ts";
 import { tf } from "../lib/_deps.ts";
-import { randomBatch } from "../lib/bench/batch.ts";
-import { keyFromSeed, split } from "../lib/prng.ts";
+import { keyFromSeed } from "../lib/prng.ts";
 import type { Params } from "../lib/tree.ts";
 import { softmaxCrossEntropy } from "../ops/losses.ts";
-import { cudaConvnet } from "../models/cuda_convnet.ts";
-import { kindLeaves, type Model } from "../models/types.ts";
 import { disposeState, type GradientTransformation } from "../lib/optim/base.ts";
 import { sgd } from "../lib/optim/alias.ts";
 import { mlhf } from "../lib/optim/mlhf/optimizer.ts";
 import { hessianFree } from "../lib/optim/hessian_free.ts";
 import { kfac } from "../lib/optim/kfac.ts";
-import { initMetaWeights } from "../lib/optim/mlhf/meta_weights.ts";
 import { trainStep } from "../lib/train/step.ts";
+import { cudaConvnetBenchProblem } from "../tasks/bench/optim.ts";
+import { printLargest, profileSteps } from "./_kernel_profile.ts";
 
 const OPTIMIZERS = ["sgd", "mlhf", "hf-fixed", "kfac"] as const;
 const which = (Deno.args[0] ?? "mlhf") as (typeof OPTIMIZERS)[number];
@@ -32,17 +30,7 @@ if (!OPTIMIZERS.includes(which)) {
   throw new Error(`optimizer: one of ${OPTIMIZERS.join(", ")}, got '${which}'`);
 }
 await selectBackend("native");
-// The bench's setup (tasks/bench/optim.ts).
-const model = cudaConvnet() as unknown as Model<Params, Params>;
-const [kp, kx, km] = split(keyFromSeed(5), 3);
-const init = model.init(kp, [32, 32, 3]);
-const kinds = kindLeaves(init.kinds);
-const meta = initMetaWeights(km, {
-  dampingMode: "rnn",
-  preconditioner: "rnn",
-  xInit: "previous",
-}, [...new Set(kinds)]);
-const batch = randomBatch(kx, 128, [32, 32, 3], 10);
+const { model, init, kinds, meta, batch } = cudaConvnetBenchProblem();
 // deno-lint-ignore no-explicit-any
 const opt: GradientTransformation<any, Params> = which === "sgd"
   ? sgd({ learningRate: 0.1 })
@@ -67,25 +55,10 @@ const step = async () => {
   tf.dispose([r.params, r.aux] as unknown as tf.TensorContainer);
 };
 for (let i = 0; i < 2; i++) await step();
-const byShape = new Map<string, number>();
-let wall = 0;
-for (let r = 0; r < steps; r++) {
-  const t0 = performance.now();
-  const info = await tf.profile(step);
-  wall += performance.now() - t0;
-  for (const k of info.kernels) {
-    const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join("")}`;
-    byShape.set(key, (byShape.get(key) ?? 0) + Number(k.kernelTimeMs));
-  }
-}
+const { wallMs, byShape } = await profileSteps(step, steps);
 const byName = new Map<string, number>();
 for (const [k, t] of byShape) byName.set(k.split(" ")[0], (byName.get(k.split(" ")[0]) ?? 0) + t);
-const show = (m: Map<string, number>, n: number) => {
-  for (const [k, t] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) {
-    console.log(`${(t / steps).toFixed(1).padStart(8)} ms  ${k}`);
-  }
-};
-console.log(`${which}: ${(wall / steps).toFixed(1)} ms a step (wall, under tf.profile)`);
-show(byName, 20);
+console.log(`${which}: ${wallMs.toFixed(1)} ms a step (wall, under tf.profile)`);
+printLargest(byName, 20);
 console.log("by input shapes:");
-show(byShape, 25);
+printLargest(byShape, 25);

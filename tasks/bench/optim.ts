@@ -119,21 +119,29 @@ const resnetSgdRow = async (
   }
 };
 
+/**
+ * The `optim/cudaConvnet` rows' problem: the models' CUDA-convnet with its initial parameters,
+ * random MLHF meta-weights (damping and preconditioner networks) for its parameter kinds, and one
+ * random batch of 128 32×32×3 images (also `tools/profile_optim_step.ts`).
+ */
+export const cudaConvnetBenchProblem = () => {
+  const model = cudaConvnet() as unknown as AnyModel;
+  const [kp, kx, km] = split(keyFromSeed(5), 3);
+  const init = model.init(kp, [32, 32, 3]);
+  const kinds = kindLeaves(init.kinds);
+  const meta = initMetaWeights(km, {
+    dampingMode: "rnn",
+    preconditioner: "rnn",
+    xInit: "previous",
+  }, [...new Set(kinds)]);
+  const batch = randomBatch(kx, BATCH, [32, 32, 3], 10);
+  return { model, init, kinds, meta, batch };
+};
+
 export const optimSuite: BenchSuite = {
   name: "optim",
   run: async (opts) => {
-    const model = cudaConvnet() as unknown as AnyModel;
-    const [kp, kx, km] = split(keyFromSeed(5), 3);
-    const init = model.init(kp, [32, 32, 3]);
-    const kinds = kindLeaves(init.kinds);
-    const meta = initMetaWeights(km, {
-      dampingMode: "rnn",
-      preconditioner: "rnn",
-      xInit: "previous",
-    }, [
-      ...new Set(kinds),
-    ]);
-    const batch = randomBatch(kx, BATCH, [32, 32, 3], 10);
+    const { model, init, kinds, meta, batch } = cudaConvnetBenchProblem();
     // deno-lint-ignore no-explicit-any
     const optimizers: Array<[string, GradientTransformation<any, Params>]> = [
       ["sgd", sgd({ learningRate: 0.1 })],
