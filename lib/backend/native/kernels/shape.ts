@@ -137,36 +137,11 @@ export const tileValues = (
   fill(0, 0, 0);
 };
 
-/** `Pack` (stack) of same-shape numeric tensors along `axis`: one block copy per input per row. */
-export const packValues = (
-  xs: readonly Numeric[],
-  shape: readonly number[],
-  axis: number,
-  out: Numeric,
-): void => {
-  const outer = sizeOf(shape.slice(0, axis)), inner = sizeOf(shape.slice(axis));
-  const n = xs.length;
-  if (inner === 1) { // stacking vectors as columns (the meta-networks' inputs): strided stores
-    for (let k = 0; k < n; k++) {
-      const x = xs[k];
-      for (let o = 0, d = k; o < outer; o++, d += n) out[d] = x[o];
-    }
-    return;
-  }
-  for (let k = 0; k < n; k++) {
-    const x = xs[k];
-    for (let o = 0; o < outer; o++) {
-      const d = (o * n + k) * inner, s = o * inner;
-      if (inner >= 64) out.set(x.subarray(s, s + inner), d);
-      else for (let j = 0; j < inner; j++) out[d + j] = x[s + j];
-    }
-  }
-};
-
 /**
  * `Concat` along `axis` of arrays whose shapes agree but on that axis: each input's blocks of
  * `inners[k]` elements (its sizes from `axis` on) copied in turn into each of the `outer` output
- * rows, by `set` where a block is long and a loop where it is short.
+ * rows, by `set` where a block is long, a loop where it is short, and strided stores where it is one
+ * element (stacking vectors as columns: the meta-networks' inputs).
  */
 export const concatValues = (
   xs: readonly Numeric[],
@@ -178,13 +153,31 @@ export const concatValues = (
   let offset = 0;
   xs.forEach((x, k) => {
     const inner = inners[k];
-    for (let o = 0; o < outer; o++) {
-      const d = o * total + offset, s = o * inner;
-      if (inner >= 64) out.set(x.subarray(s, s + inner), d);
-      else for (let j = 0; j < inner; j++) out[d + j] = x[s + j];
+    if (inner === 1) {
+      for (let o = 0, d = offset; o < outer; o++, d += total) out[d] = x[o];
+    } else {
+      for (let o = 0; o < outer; o++) {
+        const d = o * total + offset, s = o * inner;
+        if (inner >= 64) out.set(x.subarray(s, s + inner), d);
+        else for (let j = 0; j < inner; j++) out[d + j] = x[s + j];
+      }
     }
     offset += inner;
   });
+};
+
+/**
+ * `Pack` (stack) of same-shape numeric tensors along `axis`: their {@link concatValues} along a new
+ * axis of size 1 at `axis`.
+ */
+export const packValues = (
+  xs: readonly Numeric[],
+  shape: readonly number[],
+  axis: number,
+  out: Numeric,
+): void => {
+  const inner = sizeOf(shape.slice(axis));
+  concatValues(xs, sizeOf(shape.slice(0, axis)), xs.map(() => inner), out);
 };
 
 /**
@@ -216,7 +209,6 @@ export const unpackValues = (
   }
 };
 
-/** The shape kernels. */
 /** oneDNN's transposes, made on first use (null when oneDNN does not load). */
 const onednn = onDnnl(dnnlTranspose, "transposes by the cpu kernel");
 
@@ -240,6 +232,7 @@ export const transposeAny = (
   return e.transpose(xv, shape, perm, out) ? out : null;
 };
 
+/** The shape kernels. */
 export const shapeKernels = (): NativeKernel[] => {
   const cpuTranspose = cpuKernel("Transpose");
   const cpuConcat = cpuKernel("Concat");
