@@ -1,58 +1,40 @@
 /**
  * Where a step of the `optim/cudaConvnet b128` bench rows spends its time, kernel by kernel: the
- * models' CUDA-convnet (through `ops/` and the project's kernels) with SGD, MLHF K = 4, HF with a
- * fixed λ (K = 20) or K-FAC as the bench builds them (random meta-weights, batch 128, 32×32×3; the
- * first steps untimed), under `tf.profile` on the native backend. Prints the wall time per step, then
- * the kernels' time per step by name and by name and input shapes (nested scopes, "unnamed", repeat
- * their kernels' time).
+ * models' CUDA-convnet (through `ops/` and the project's kernels) with one of the rows' optimizers,
+ * the row's own step as the bench builds and runs it (`tasks/bench/optim.ts`: random meta-weights,
+ * batch 128, 32×32×3; two steps untimed first), under `tf.profile` on the native backend. Prints
+ * the wall time per step, then the kernels' time per step by name and by name and input shapes
+ * (nested scopes, "unnamed", repeat their kernels' time).
  *
- * Usage: deno run -A --frozen tools/profile_optim_step.ts [sgd|mlhf|hf-fixed|kfac] [steps=2]
+ * Usage: deno run -A --frozen tools/profile_optim_step.ts [ROW=mlhf K=4] [steps=2]
+ * (ROW: a row's optimizer name, e.g. sgd, "mlhf K=4", "hf-fixed K=20", kfac)
  * @module
  */
 import { selectBackend } from "../mod.ts";
-import { tf } from "../lib/_deps.ts";
-import { keyFromSeed } from "../lib/prng.ts";
-import type { Params } from "../lib/tree.ts";
-import { softmaxCrossEntropy } from "../ops/losses.ts";
-import { disposeState, type GradientTransformation } from "../lib/optim/base.ts";
-import { sgd } from "../lib/optim/alias.ts";
-import { mlhf } from "../lib/optim/mlhf/optimizer.ts";
-import { hessianFree } from "../lib/optim/hessian_free.ts";
-import { kfac } from "../lib/optim/kfac.ts";
-import { trainStep } from "../lib/train/step.ts";
-import { cudaConvnetBenchProblem } from "../tasks/bench/optim.ts";
+import { timeOnce } from "../lib/bench/harness.ts";
+import {
+  cudaConvnetBenchOptimizers,
+  cudaConvnetBenchProblem,
+  oneStep,
+} from "../tasks/bench/optim.ts";
 import { printLargest, profileSteps } from "./_kernel_profile.ts";
 
-const OPTIMIZERS = ["sgd", "mlhf", "hf-fixed", "kfac"] as const;
-const which = (Deno.args[0] ?? "mlhf") as (typeof OPTIMIZERS)[number];
+const which = Deno.args[0] ?? "mlhf K=4";
 const steps = Number(Deno.args[1] ?? 2);
-if (!OPTIMIZERS.includes(which)) {
-  throw new Error(`optimizer: one of ${OPTIMIZERS.join(", ")}, got '${which}'`);
-}
 await selectBackend("native");
 const { model, init, kinds, meta, batch } = cudaConvnetBenchProblem();
-// deno-lint-ignore no-explicit-any
-const opt: GradientTransformation<any, Params> = which === "sgd"
-  ? sgd({ learningRate: 0.1 })
-  : which === "mlhf"
-  ? mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4 })
-  : which === "hf-fixed"
-  ? hessianFree({ learningRate: 1e-2, damping: 5e-3, cgIterations: 20 })
-  : kfac({});
+const optimizers = cudaConvnetBenchOptimizers(meta, kinds);
+const opt = optimizers.find(([name]) => name === which)?.[1];
+if (!opt) {
+  throw new Error(
+    `optimizer: one of ${optimizers.map(([n]) => `'${n}'`).join(", ")}, got '${which}'`,
+  );
+}
 const state = opt.init(init.params);
+// The row's own step (`oneStep`), run as the bench runs it (`timeOnce`: read back, then freed).
+const row = oneStep(model, init.params, opt, state, batch);
 const step = async () => {
-  const r = await trainStep({
-    model: model.apply,
-    lossFn: softmaxCrossEntropy,
-    optimizer: opt,
-    params: init.params,
-    state,
-    batch,
-    key: keyFromSeed(9),
-    keepPrevious: true,
-  });
-  disposeState(r.state, state);
-  tf.dispose([r.params, r.aux] as unknown as tf.TensorContainer);
+  await timeOnce(row);
 };
 for (let i = 0; i < 2; i++) await step();
 const { wallMs, byShape } = await profileSteps(step, steps);

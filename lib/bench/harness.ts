@@ -67,8 +67,11 @@ export const measure = async (
   return note ? { ...row, note } : row;
 };
 
-/** One timed run of `fn`: tidied (unless untidied), its result read back, then disposed. */
-const timeOnce = async (fn: Timed): Promise<number> => {
+/**
+ * One run of `fn` as the bench times it: tidied (unless untidied), its result read back, then
+ * disposed; returns its milliseconds (also `tools/profile_optim_step.ts`, which profiles a row's run).
+ */
+export const timeOnce = async (fn: Timed): Promise<number> => {
   const t0 = performance.now();
   const out = typeof fn === "function" ? tf.tidy(fn) : await fn.untidied();
   const ts: tf.Tensor[] = [];

@@ -55,7 +55,7 @@ type AnyModel = import("../../models/types.ts").Model<Params, Params>;
  * 47 MB, stayed the caller's, so the native backend could never recycle it: about every other step
  * took ≈13 000 page faults, 350–430 against 520–620 ms.)
  */
-const oneStep = <S>(
+export const oneStep = <S>(
   model: AnyModel,
   params: Params,
   opt: GradientTransformation<S, Params>,
@@ -138,27 +138,36 @@ export const cudaConvnetBenchProblem = () => {
   return { model, init, kinds, meta, batch };
 };
 
+/**
+ * The `optim/cudaConvnet` rows' optimizers by row name, SGD first (every other row is timed against
+ * it), for the problem's meta-weights and parameter kinds.
+ */
+export const cudaConvnetBenchOptimizers = (
+  meta: ReturnType<typeof cudaConvnetBenchProblem>["meta"],
+  kinds: ReturnType<typeof cudaConvnetBenchProblem>["kinds"],
+  // deno-lint-ignore no-explicit-any
+): Array<[string, GradientTransformation<any, Params>]> => [
+  ["sgd", sgd({ learningRate: 0.1 })],
+  ["momentum", momentum({ learningRate: 1e-3 })],
+  ["adam", adam({ learningRate: 1e-3 })],
+  ["rmsprop", rmsprop({ learningRate: 1e-3, decay: 0.99 })],
+  ["mlhf K=2", mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 2 })],
+  ["mlhf K=4", mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4 })],
+  // The safeguard's cost (docs/algorithm.md#safeguard): one more forward pass and a few reductions
+  // and selects.
+  [
+    "mlhf K=4 lm+trust",
+    mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4, safeguard: "lm+trust" }),
+  ],
+  ["hf-fixed K=20", hessianFree({ learningRate: 1e-2, damping: 5e-3, cgIterations: 20 })],
+  ["kfac", kfac({})],
+];
+
 export const optimSuite: BenchSuite = {
   name: "optim",
   run: async (opts) => {
     const { model, init, kinds, meta, batch } = cudaConvnetBenchProblem();
-    // deno-lint-ignore no-explicit-any
-    const optimizers: Array<[string, GradientTransformation<any, Params>]> = [
-      ["sgd", sgd({ learningRate: 0.1 })],
-      ["momentum", momentum({ learningRate: 1e-3 })],
-      ["adam", adam({ learningRate: 1e-3 })],
-      ["rmsprop", rmsprop({ learningRate: 1e-3, decay: 0.99 })],
-      ["mlhf K=2", mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 2 })],
-      ["mlhf K=4", mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4 })],
-      // The safeguard's cost (docs/algorithm.md#safeguard): one more forward pass and a few
-      // reductions and selects.
-      [
-        "mlhf K=4 lm+trust",
-        mlhf({ metaWeights: meta, kinds, learningRate: 2, cgIterations: 4, safeguard: "lm+trust" }),
-      ],
-      ["hf-fixed K=20", hessianFree({ learningRate: 1e-2, damping: 5e-3, cgIterations: 20 })],
-      ["kfac", kfac({})],
-    ];
+    const optimizers = cudaConvnetBenchOptimizers(meta, kinds);
     const rows: BenchRow[] = [];
     try {
       // Each row is timed in alternation with an SGD step (same params, batch and backend), and its
