@@ -7,8 +7,8 @@
  * (`outcome.ts`: how an ended run ended, so a resumed comparison reuses it from its logs once its
  * checkpoint was removed), also those an earlier command left there with other optimizers (a
  * folder is one comparison: a run there of another model, data, batch size, seed or shuffle buffer
- * is refused before anything runs, so no report mixes incomparable runs). A batch larger than the training split is refused up front
- * (`batchTooLarge`), and `resume` needs an existing `out`.
+ * is refused before anything runs, so no report mixes incomparable runs). A batch larger than the
+ * training split is refused up front (`batchTooLarge`), and `resume` needs an existing `out`.
  * @module
  */
 import { join } from "node:path";

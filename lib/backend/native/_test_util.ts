@@ -81,7 +81,9 @@ export const assertSameBits = (got: Float32Array, want: Float32Array, what: stri
   const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
   for (let i = 0; i < g.length; i++) {
     const nan = Number.isNaN(got[i]) && Number.isNaN(want[i]);
-    if (!nan && g[i] !== w[i]) assert.fail(`${what}: element ${i}: ${got[i]} vs ${want[i]}`);
+    if (!nan && g[i] !== w[i]) {
+      assert.fail(`${what}: element ${i}: ${got[i]} (bits ${g[i]}) vs ${want[i]} (bits ${w[i]})`);
+    }
   }
 };
 

@@ -75,8 +75,6 @@ export const ARG = {
   workspace: 64,
   /** DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1: the first post-op's second operand. */
   postOp0Src1: 16386,
-  /** DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1: the second post-op's second operand. */
-  postOp1Src1: 32770,
   from: 1,
   to: 17,
 } as const;
@@ -315,8 +313,9 @@ export interface Dnnl {
   /**
    * Primitive attributes of a binary primitive: its first operand scaled by `src0Scale` before the
    * operation, then the post-ops in order, each on the result so far: a binary one (dst = dst `alg`
-   * src1, the i-th post-op's src1 bound as {@link ARG}.postOp0Src1, postOp1Src1, …) or an
-   * element-wise one (dst = `eltwise`(dst; alpha, beta)). Destroy them with {@link destroyAttr}.
+   * src1, the i-th post-op's src1 bound as DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1:
+   * {@link ARG}.postOp0Src1 for the first) or an element-wise one (dst = `eltwise`(dst; alpha,
+   * beta)). Destroy them with {@link destroyAttr}.
    */
   binaryAttr(src0Scale: number, postOps: readonly PostOp[]): Ptr;
   /** A max-pooling descriptor, forward training (with a workspace of the arg-max), no dilation. */

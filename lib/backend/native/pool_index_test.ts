@@ -34,7 +34,15 @@ import {
 } from "../../kernels.ts";
 import { NATIVE_BACKEND, NATIVE_ONLY_KERNELS } from "./backend.ts";
 import { RECYCLE_MIN_ELEMENTS, recycleStats } from "./kernels/_util.ts";
-import { nativeAvailable, onBoth, randArray, randInts, runOn, testName } from "./_test_util.ts";
+import {
+  assertSameBits,
+  nativeAvailable,
+  onBoth,
+  randArray,
+  randInts,
+  runOn,
+  testName,
+} from "./_test_util.ts";
 
 const ignore = !nativeAvailable;
 const TOL = { rtol: 1e-5, atol: 1e-6 };
@@ -440,18 +448,6 @@ Deno.test({
   },
 });
 
-/** Bit equality (a NaN equals any NaN; −0 and +0 differ). */
-const sameBits = (got: Float32Array, want: Float32Array, what: string) => {
-  assert.equal(got.length, want.length, `${what}: length`);
-  const gi = new Int32Array(got.buffer, got.byteOffset, got.length);
-  const wi = new Int32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < got.length; i++) {
-    if (gi[i] !== wi[i] && !(got[i] !== got[i] && want[i] !== want[i])) {
-      assert.fail(`${what}[${i}] = ${got[i]} (bits ${gi[i]}), expected ${want[i]} (bits ${wi[i]})`);
-    }
-  }
-};
-
 Deno.test({
   name: testName(
     "MlhfMaxPoolWithArgMax: y bit for bit native MaxPool's (= cpu's), indices the arg-max kernel's",
@@ -476,7 +472,7 @@ Deno.test({
           return [fy, tf.cast(fi, "float32"), pool(x), tf.cast(argMaxOf(x, p), "float32")];
         });
         const what = `${JSON.stringify(p)} every ${every}`;
-        sameBits(y, nativeY, `y vs native MaxPool ${what}`);
+        assertSameBits(y, nativeY, `y vs native MaxPool ${what}`);
         sameValues(y, cpuY, `y vs cpu MaxPool ${what}`); // (native orders −0 below +0)
         sameValues(idx, argMax, `indices vs MlhfMaxPoolArgMax ${what}`);
         sameValues(idx, referenceArgMax(xv, p), `indices vs reference ${what}`);
